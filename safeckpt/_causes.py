@@ -1,0 +1,56 @@
+"""The closed vocabulary of likely causes a diagnosis can name."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+
+class Cause(str, Enum):
+    """The single most likely cause of a checkpoint problem.
+
+    The string values are stable: they appear in JSON output and in logs, and scripts may
+    compare against them.
+    """
+
+    HEALTHY = "healthy"
+    NO_CHECKPOINTS = "no_checkpoints"
+    DIRECTORY_MISSING = "directory_missing"
+    NOT_A_DIRECTORY = "not_a_directory"
+    PERMISSION_DENIED = "permission_denied"
+    NAME_MISMATCH = "name_mismatch"
+    STATE_FILE_MISSING = "state_file_missing"
+    STATE_FILE_CORRUPT = "state_file_corrupt"
+    STATE_FILE_STALE = "state_file_stale"
+    STATE_FILE_FOREIGN_PATHS = "state_file_foreign_paths"
+    STEP_NOT_FOUND = "step_not_found"
+    MISSING_INDEX = "missing_index"
+    MISSING_DATA_SHARD = "missing_data_shard"
+    TRUNCATED_DATA = "truncated_data"
+    CORRUPT_INDEX = "corrupt_index"
+    CORRUPT_DATA = "corrupt_data"
+    INCOMPLETE_SAVE = "incomplete_save"
+    FILE_NOT_PREFIX = "file_not_prefix"
+    DIRECTORY_NOT_PREFIX = "directory_not_prefix"
+    SAVED_MODEL = "saved_model"
+    FOREIGN_FORMAT = "foreign_format"
+    GLOB_METACHARACTERS = "glob_metacharacters"
+    UNSUPPORTED_SCHEME = "unsupported_scheme"
+    STORAGE_UNAVAILABLE = "storage_unavailable"
+    UNKNOWN = "unknown"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+#: Causes that describe damage to one checkpoint's own files.
+CHECKPOINT_DAMAGE = frozenset(
+    {
+        Cause.MISSING_INDEX,
+        Cause.MISSING_DATA_SHARD,
+        Cause.TRUNCATED_DATA,
+        Cause.CORRUPT_INDEX,
+        Cause.CORRUPT_DATA,
+        Cause.INCOMPLETE_SAVE,
+        Cause.PERMISSION_DENIED,
+    }
+)

@@ -1,0 +1,108 @@
+"""`Diagnosis`: a likely cause, the evidence for it, and what to do."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from safeckpt._causes import Cause
+from safeckpt._info import CheckpointInfo
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    """A structured explanation of the state of a checkpoint location.
+
+    Attributes:
+        cause: The single most likely cause, the one to fix first.
+        summary: One line saying what is wrong (or that all is well).
+        directory: The checkpoint directory concerned (absolute path or URI), if known.
+        checkpoint: The checkpoint prefix concerned, or None.
+        evidence: Facts observed, each naming the file it is about.
+        suggestions: Concrete actions, with the exact path or code to use.
+        candidates: Checkpoints that could be used instead (newest first).
+        error: The original exception's type and first line, when there was one.
+    """
+
+    cause: Cause
+    summary: str
+    directory: str | None = None
+    checkpoint: str | None = None
+    evidence: tuple[str, ...] = ()
+    suggestions: tuple[str, ...] = ()
+    candidates: tuple[CheckpointInfo, ...] = field(default=())
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True when the location is healthy."""
+        return self.cause is Cause.HEALTHY
+
+    def with_error(self, exc: BaseException) -> Diagnosis:
+        """A copy that records `exc` (type and first line of its message) as `error`."""
+        return replace(self, error=describe_exception(exc))
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serializable dictionary of all fields (and ``ok``)."""
+        return {
+            "cause": self.cause.value,
+            "ok": self.ok,
+            "summary": self.summary,
+            "directory": self.directory,
+            "checkpoint": self.checkpoint,
+            "evidence": list(self.evidence),
+            "suggestions": list(self.suggestions),
+            "candidates": [c.to_dict() for c in self.candidates],
+            "error": self.error,
+        }
+
+    def to_json(self, *, indent: int | None = 2) -> str:
+        """The diagnosis as JSON text (see `to_dict`)."""
+        return json.dumps(self.to_dict(), indent=indent, sort_keys=False)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Diagnosis:
+        """Rebuild a `Diagnosis` from `to_dict` output."""
+        return cls(
+            cause=Cause(data["cause"]),
+            summary=data["summary"],
+            directory=data.get("directory"),
+            checkpoint=data.get("checkpoint"),
+            evidence=tuple(data.get("evidence", ())),
+            suggestions=tuple(data.get("suggestions", ())),
+            candidates=tuple(CheckpointInfo.from_dict(c) for c in data.get("candidates", ())),
+            error=data.get("error"),
+        )
+
+    def __str__(self) -> str:
+        lines = [f"{self.summary} [{self.cause.value}]"]
+        if self.directory:
+            lines.append(f"  directory:  {self.directory}")
+        if self.checkpoint:
+            lines.append(f"  checkpoint: {self.checkpoint}")
+        if self.error:
+            lines.append(f"  error:      {self.error}")
+        if self.evidence:
+            lines.append("  What was found:")
+            lines.extend(f"    - {item}" for item in self.evidence)
+        if self.candidates:
+            lines.append("  Usable checkpoints (newest first):")
+            lines.extend(
+                f"    - {c.prefix}  (step {c.step if c.step is not None else '?'}, "
+                f"written {c.mtime_text()})"
+                for c in self.candidates[:5]
+            )
+            if len(self.candidates) > 5:
+                lines.append(f"    ... and {len(self.candidates) - 5} older")
+        if self.suggestions:
+            lines.append("  What to do:")
+            lines.extend(f"    - {item}" for item in self.suggestions)
+        return "\n".join(lines)
+
+
+def describe_exception(exc: BaseException) -> str:
+    """``"<Type>: <first line of the message>"`` for an exception."""
+    text = str(exc).strip().splitlines()
+    first = text[0] if text else ""
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__

@@ -1,0 +1,178 @@
+"""Directory validation at construction: exists, is a directory, listable, writable."""
+
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+
+from safeckpt import _paths
+from safeckpt._causes import Cause
+from safeckpt._diagnosis import Diagnosis, describe_exception
+from safeckpt._errors import CheckpointDirectoryError
+from safeckpt._layout import STATE_FILE, strip_file_suffix
+from safeckpt._nearmiss import nearest_existing_ancestor, similar_checkpoint_dirs
+from safeckpt._tf import tf
+
+logger = logging.getLogger("safeckpt")
+
+_IO_ERRORS = (tf.errors.OpError, OSError, UnicodeError)
+
+
+def _raise(
+    directory: str,
+    cause: Cause,
+    summary: str,
+    evidence: list[str],
+    suggestions: list[str],
+    exc: BaseException | None = None,
+) -> None:
+    diagnosis = Diagnosis(
+        cause=cause,
+        summary=summary,
+        directory=directory,
+        evidence=tuple(evidence),
+        suggestions=tuple(suggestions),
+        error=describe_exception(exc) if exc is not None else None,
+    )
+    raise CheckpointDirectoryError(
+        f"directory={directory!r} cannot be used: {diagnosis}", diagnosis, directory
+    ) from exc
+
+
+def _unreachable(directory: str, exc: BaseException) -> None:
+    _raise(
+        directory,
+        Cause.STORAGE_UNAVAILABLE,
+        "The storage holding the directory could not be reached.",
+        [f"{directory}: {describe_exception(exc)}"],
+        [
+            "Check network access and credentials for this filesystem, then retry.",
+            "safeckpt refuses to continue rather than treat an unreachable directory as empty.",
+        ],
+        exc,
+    )
+
+
+def describe_missing(directory: str) -> tuple[list[str], list[str]]:
+    """Evidence and suggestions for a directory that does not exist."""
+    evidence = [f"{directory} does not exist."]
+    ancestor = nearest_existing_ancestor(directory)
+    if ancestor is not None:
+        evidence.append(f"The nearest existing ancestor is {ancestor}.")
+    suggestions = [
+        f"did you mean {near.describe()}?" for near in similar_checkpoint_dirs(directory)
+    ]
+    if _paths.scheme_of(directory) is None:
+        evidence.append(f"The working directory is {os.getcwd()} (relative paths resolve there).")
+    suggestions.append(
+        "If this is a first run, create the directory or pass create_directory=True "
+        "(and read_only=False)."
+    )
+    return evidence, suggestions
+
+
+def _not_a_directory(directory: str) -> None:
+    parent = _paths.dirname(directory)
+    base = _paths.basename(directory)
+    evidence = [f"{directory} is a file, not a directory."]
+    prefix = strip_file_suffix(directory)
+    if base == STATE_FILE:
+        evidence.append(f"{base} is the name of TensorFlow's checkpoint state file.")
+    elif prefix is not None:
+        evidence.append(f"{base} is a checkpoint file of the prefix {prefix}.")
+    suggestions = [f"Pass its parent directory instead: directory={parent!r}."]
+    _raise(
+        directory,
+        Cause.NOT_A_DIRECTORY,
+        "The checkpoint directory is a file.",
+        evidence,
+        suggestions,
+    )
+
+
+def validate_directory(directory: str, *, create: bool, read_only: bool) -> bool:
+    """Check that `directory` can hold checkpoints; create it when allowed.
+
+    Args:
+        directory: A normalized directory (see `safeckpt._paths.normalize_directory`).
+        create: Create a missing directory (with parents).
+        read_only: Never create or write; only check that it can be listed.
+
+    Returns:
+        True when the directory was created by this call.
+
+    Raises:
+        CheckpointDirectoryError: with a diagnosis of what is wrong.
+    """
+    try:
+        exists = tf.io.gfile.exists(directory)
+        is_dir = exists and tf.io.gfile.isdir(directory)
+    except _IO_ERRORS as exc:
+        _unreachable(directory, exc)
+    if exists and not is_dir:
+        _not_a_directory(directory)
+    created = False
+    if not exists:
+        if not create or read_only:
+            evidence, suggestions = describe_missing(directory)
+            flag = "read_only=True" if read_only else "create_directory=False"
+            evidence.append(f"It was not created because {flag}.")
+            _raise(
+                directory,
+                Cause.DIRECTORY_MISSING,
+                "The checkpoint directory does not exist.",
+                evidence,
+                suggestions,
+            )
+        try:
+            tf.io.gfile.makedirs(directory)
+        except _IO_ERRORS as exc:
+            _raise(
+                directory,
+                Cause.PERMISSION_DENIED,
+                "The checkpoint directory could not be created.",
+                [f"Creating {directory} failed: {describe_exception(exc)}"],
+                ["Create it yourself with the right owner, or choose a writable location."],
+                exc,
+            )
+        logger.info("Created checkpoint directory %s", directory)
+        created = True
+    try:
+        tf.io.gfile.listdir(directory)
+    except _IO_ERRORS as exc:
+        _raise(
+            directory,
+            Cause.PERMISSION_DENIED,
+            "The checkpoint directory cannot be listed.",
+            [f"Listing {directory} failed: {describe_exception(exc)}"],
+            ["Fix its permissions (it needs read and execute for this user)."],
+            exc,
+        )
+    if not read_only:
+        _probe_write(directory)
+    return created
+
+
+def _probe_write(directory: str) -> None:
+    """Create and remove a small file: the only reliable writability test (root, ACLs, NFS)."""
+    probe = _paths.join(directory, f".safeckpt-probe-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    try:
+        with tf.io.gfile.GFile(probe, "w") as handle:
+            handle.write("safeckpt write probe\n")
+    except _IO_ERRORS as exc:
+        _raise(
+            directory,
+            Cause.PERMISSION_DENIED,
+            "The checkpoint directory is not writable.",
+            [f"Writing a probe file in {directory} failed: {describe_exception(exc)}"],
+            [
+                "Fix its permissions or choose a writable directory.",
+                "For evaluation or inference jobs that only restore, pass read_only=True.",
+            ],
+            exc,
+        )
+    try:
+        tf.io.gfile.remove(probe)
+    except _IO_ERRORS as exc:
+        logger.warning("Could not remove the write probe %s: %s", probe, exc)

@@ -1,0 +1,143 @@
+"""Exceptions raised by safeckpt.
+
+Every error subclasses the exception it stands in for, so code written against plain
+TensorFlow keeps catching it. The tree::
+
+    SafeCheckpointError                   base of everything safeckpt raises
+    ├── CheckpointDirectoryError          (+ ValueError) unusable `directory` at construction
+    ├── SaveError                         (+ tf.errors.OpError) a save was refused or failed
+    │   └── ReadOnlyError                 (+ tf.errors.PermissionDeniedError) save() on read_only
+    └── RestoreError                      (+ tf.errors.OpError) no checkpoint could be restored
+        ├── CheckpointNotFoundError       (+ tf.errors.NotFoundError) nothing to restore there
+        ├── CheckpointCorruptedError      (+ tf.errors.DataLossError) damaged or incomplete files
+        └── CheckpointPermissionError     (+ tf.errors.PermissionDeniedError) files unreadable
+
+Every error carries ``.diagnosis`` (a `Diagnosis`, or None) and its ``str()`` is the full
+readable message. `RestoreError` also carries ``.attempts``: the `Diagnosis` of every
+checkpoint that was tried and rejected, newest first. All errors survive `pickle` and
+`copy.deepcopy` with their attributes.
+
+Bad arguments (wrong type, unknown option value) are plain `TypeError` / `ValueError`.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Sequence
+from typing import Any
+
+from safeckpt._diagnosis import Diagnosis
+from safeckpt._tf import tf
+
+_OpError = tf.errors.OpError
+_UNKNOWN: int = tf.errors.UNKNOWN
+_NOT_FOUND: int = tf.errors.NOT_FOUND
+_DATA_LOSS: int = tf.errors.DATA_LOSS
+_PERMISSION_DENIED: int = tf.errors.PERMISSION_DENIED
+
+
+class SafeCheckpointError(Exception):
+    """Base class of every error raised by safeckpt."""
+
+    def __init__(self, message: str, diagnosis: Diagnosis | None = None) -> None:
+        Exception.__init__(self, message)
+        self._message = message
+        self.diagnosis = diagnosis
+
+    @property
+    def message(self) -> str:
+        """The full readable message (the same as ``str(error)``)."""
+        return self._message
+
+    def __str__(self) -> str:
+        return self._message
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Rebuild from the constructor's arguments, each stored under the same name. This is
+        # also what tf.errors.OpError.__reduce__ assumes, so both agree.
+        names = [
+            p.name
+            for p in inspect.signature(type(self).__init__).parameters.values()
+            if p.name != "self"
+        ]
+        return type(self), tuple(getattr(self, name) for name in names), self.__dict__.copy()
+
+    def __setstate__(self, state: dict[str, Any] | None) -> None:
+        self.__dict__.update(state or {})
+
+
+class CheckpointDirectoryError(SafeCheckpointError, ValueError):
+    """The `directory` given to `SafeCheckpointManager` cannot be used.
+
+    Attributes:
+        directory: The normalized directory (or the raw value when it could not be normalized).
+        diagnosis: What is wrong and what to do, when a diagnosis applies.
+    """
+
+    def __init__(
+        self, message: str, diagnosis: Diagnosis | None = None, directory: str | None = None
+    ) -> None:
+        SafeCheckpointError.__init__(self, message, diagnosis)
+        self.directory = directory
+
+
+class _OpErrorMixin(SafeCheckpointError):
+    """Shared initialization of the errors that are also `tf.errors.OpError`s."""
+
+    _code: int = _UNKNOWN
+
+    def _init_op_error(self, message: str, diagnosis: Diagnosis | None) -> None:
+        SafeCheckpointError.__init__(self, message, diagnosis)
+        # tf.errors.OpError.__init__(node_def, op, message, error_code): no node, no op.
+        _OpError.__init__(self, None, None, message, self._code)
+        # OpError.__init__ resets Exception.args; keep the message there for tracebacks.
+        self.args = (message,)
+
+
+class SaveError(_OpErrorMixin, tf.errors.OpError):  # type: ignore[misc]
+    """A save was refused (or failed) before anything was written."""
+
+    def __init__(self, message: str, diagnosis: Diagnosis | None = None) -> None:
+        self._init_op_error(message, diagnosis)
+
+
+class ReadOnlyError(SaveError, tf.errors.PermissionDeniedError):  # type: ignore[misc]
+    """`save()` was called on a manager constructed with ``read_only=True``."""
+
+    _code = _PERMISSION_DENIED
+
+
+class RestoreError(_OpErrorMixin, tf.errors.OpError):  # type: ignore[misc]
+    """No checkpoint could be restored as requested.
+
+    Attributes:
+        diagnosis: Why the (last) requested checkpoint could not be used.
+        attempts: The `Diagnosis` of every checkpoint tried and rejected, newest first.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        diagnosis: Diagnosis | None = None,
+        attempts: Sequence[Diagnosis] = (),
+    ) -> None:
+        self._init_op_error(message, diagnosis)
+        self.attempts: tuple[Diagnosis, ...] = tuple(attempts)
+
+
+class CheckpointNotFoundError(RestoreError, tf.errors.NotFoundError):  # type: ignore[misc]
+    """There is no checkpoint where one was expected (also a `tf.errors.NotFoundError`)."""
+
+    _code = _NOT_FOUND
+
+
+class CheckpointCorruptedError(RestoreError, tf.errors.DataLossError):  # type: ignore[misc]
+    """Checkpoint files are damaged or incomplete (also a `tf.errors.DataLossError`)."""
+
+    _code = _DATA_LOSS
+
+
+class CheckpointPermissionError(RestoreError, tf.errors.PermissionDeniedError):  # type: ignore[misc]
+    """Checkpoint files exist but cannot be read (also a `tf.errors.PermissionDeniedError`)."""
+
+    _code = _PERMISSION_DENIED

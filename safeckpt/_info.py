@@ -1,0 +1,77 @@
+"""`CheckpointInfo`: what the inventory knows about one checkpoint."""
+
+from __future__ import annotations
+
+import datetime as _dt
+from dataclasses import dataclass
+from typing import Any
+
+from safeckpt._causes import Cause
+
+
+@dataclass(frozen=True)
+class CheckpointInfo:
+    """One checkpoint found in a directory (by the state file, the listing, or both).
+
+    Attributes:
+        prefix: The checkpoint prefix (absolute local path or URI), e.g. ``/runs/a/ckpt-3``.
+        name: The prefix's base name without its ``-N`` step suffix, e.g. ``ckpt``.
+        step: The ``N`` of ``name-N``, or None when the prefix has no step suffix.
+        files: Base names of the files that belong to the checkpoint, sorted.
+        size_bytes: Total size of those files.
+        mtime: Newest modification time of those files (seconds since the epoch), or None.
+        in_state_file: Whether the ``checkpoint`` state file lists this prefix.
+        problems: Causes found by the cheap inventory checks; empty means it looks complete.
+    """
+
+    prefix: str
+    name: str
+    step: int | None
+    files: tuple[str, ...] = ()
+    size_bytes: int = 0
+    mtime: float | None = None
+    in_state_file: bool = False
+    problems: tuple[Cause, ...] = ()
+
+    @property
+    def complete(self) -> bool:
+        """Whether the inventory found no problem with this checkpoint."""
+        return not self.problems
+
+    @property
+    def basename(self) -> str:
+        """The prefix's last path component, e.g. ``ckpt-3``."""
+        return self.prefix.rstrip("/").rsplit("/", 1)[-1]
+
+    def mtime_text(self) -> str:
+        """The modification time as local ISO text (seconds), or ``"?"``."""
+        if self.mtime is None:
+            return "?"
+        return _dt.datetime.fromtimestamp(self.mtime).isoformat(sep=" ", timespec="seconds")
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serializable dictionary of all fields."""
+        return {
+            "prefix": self.prefix,
+            "name": self.name,
+            "step": self.step,
+            "files": list(self.files),
+            "size_bytes": self.size_bytes,
+            "mtime": self.mtime,
+            "in_state_file": self.in_state_file,
+            "problems": [p.value for p in self.problems],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CheckpointInfo:
+        """Rebuild a `CheckpointInfo` from `to_dict` output."""
+        return cls(
+            prefix=data["prefix"],
+            name=data["name"],
+            step=data["step"],
+            files=tuple(data.get("files", ())),
+            size_bytes=int(data.get("size_bytes", 0)),
+            mtime=data.get("mtime"),
+            in_state_file=bool(data.get("in_state_file", False)),
+            problems=tuple(Cause(p) for p in data.get("problems", ())),
+        )

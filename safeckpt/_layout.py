@@ -1,0 +1,121 @@
+"""What the file names in one checkpoint directory listing mean.
+
+Pure name parsing, no I/O: `classify` turns a listing into checkpoint prefixes and the
+leftovers TensorFlow writes (``<prefix>_temp/`` of interrupted saves, ``checkpoint.tmp*``
+state-file temporaries, ``workertemp_*`` of multi-worker training).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+STATE_FILE = "checkpoint"
+INDEX_SUFFIX = ".index"
+META_SUFFIX = ".meta"
+
+_DATA_RE = re.compile(r"^(?P<prefix>.+)\.data-(?P<shard>\d{5})-of-(?P<count>\d{5})$")
+_STEP_RE = re.compile(r"^(?P<name>.*?)-(?P<step>\d+)$")
+_SHARD_SUFFIX_RE = re.compile(r"\.data-\d{5}-of-\d{5}$")
+
+
+def split_step(base: str) -> tuple[str, int | None]:
+    """``"ckpt-12"`` gives ``("ckpt", 12)``; ``"model.ckpt"`` gives ``("model.ckpt", None)``."""
+    match = _STEP_RE.match(base)
+    if match and match.group("name"):
+        return match.group("name"), int(match.group("step"))
+    return base, None
+
+
+def data_shard(name: str) -> tuple[str, int, int] | None:
+    """``(prefix, shard, count)`` for a ``<prefix>.data-0000k-of-0000n`` file name."""
+    match = _DATA_RE.match(name)
+    if not match:
+        return None
+    return match.group("prefix"), int(match.group("shard")), int(match.group("count"))
+
+
+def strip_file_suffix(path: str) -> str | None:
+    """The prefix of a checkpoint file path (``.index``, ``.data-…``, ``.meta``), else None."""
+    for suffix in (INDEX_SUFFIX, META_SUFFIX):
+        if path.endswith(suffix) and len(path) > len(suffix):
+            return path[: -len(suffix)]
+    match = _SHARD_SUFFIX_RE.search(path)
+    if match and match.start() > 0:
+        return path[: match.start()]
+    return None
+
+
+@dataclass
+class PrefixFiles:
+    """The files of one checkpoint prefix found in a listing."""
+
+    index: bool = False
+    meta: bool = False
+    shards: dict[int, int] = field(default_factory=dict)  # shard number -> declared count
+    files: list[str] = field(default_factory=list)
+
+    @property
+    def shard_count(self) -> int | None:
+        """The number of shards the file names declare (None without data files)."""
+        return max(self.shards.values()) if self.shards else None
+
+    @property
+    def missing_shards(self) -> list[int]:
+        """Shard numbers declared by the file names but absent from the listing."""
+        count = self.shard_count
+        return [] if count is None else [k for k in range(count) if k not in self.shards]
+
+
+@dataclass
+class Listing:
+    """A classified directory listing."""
+
+    prefixes: dict[str, PrefixFiles] = field(default_factory=dict)
+    has_state_file: bool = False
+    state_temps: list[str] = field(default_factory=list)
+    temp_dirs: list[str] = field(default_factory=list)
+    worker_temps: list[str] = field(default_factory=list)
+    other: list[str] = field(default_factory=list)
+
+    def complete_prefixes(self) -> list[str]:
+        """Base names with an index file and every data shard their names declare."""
+        return [
+            name
+            for name, files in self.prefixes.items()
+            if files.index and not files.missing_shards
+        ]
+
+
+def classify(names: list[str]) -> Listing:
+    """Classify the entry names of one directory (as `tf.io.gfile.listdir` returns them).
+
+    Entries ending in ``_temp`` or starting with ``workertemp_`` are taken for the leftover
+    directories TensorFlow creates; callers that care may confirm with ``isdir``.
+    """
+    listing = Listing()
+    for raw in sorted(names):
+        name = raw.rstrip("/")
+        if name == STATE_FILE:
+            listing.has_state_file = True
+        elif name.startswith(STATE_FILE + ".tmp"):
+            listing.state_temps.append(name)
+        elif name.startswith("workertemp_"):
+            listing.worker_temps.append(name)
+        elif name.endswith("_temp"):
+            listing.temp_dirs.append(name)
+        elif name.endswith(INDEX_SUFFIX) and len(name) > len(INDEX_SUFFIX):
+            entry = listing.prefixes.setdefault(name[: -len(INDEX_SUFFIX)], PrefixFiles())
+            entry.index = True
+            entry.files.append(name)
+        elif name.endswith(META_SUFFIX) and len(name) > len(META_SUFFIX):
+            entry = listing.prefixes.setdefault(name[: -len(META_SUFFIX)], PrefixFiles())
+            entry.meta = True
+            entry.files.append(name)
+        elif (shard := data_shard(name)) is not None:
+            entry = listing.prefixes.setdefault(shard[0], PrefixFiles())
+            entry.shards[shard[1]] = shard[2]
+            entry.files.append(name)
+        else:
+            listing.other.append(name)
+    return listing

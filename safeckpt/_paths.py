@@ -1,0 +1,271 @@
+"""Path normalization: done once, at the boundary, scheme-aware.
+
+Local paths get ``$VAR`` expansion, ``~`` expansion and `os.path.abspath`. URIs
+(``gs://``, ``s3://``, ``ram://``, ...) are left intact apart from a trailing ``/``, because
+`os.path` functions corrupt them (``abspath("gs://b/x")`` is ``<cwd>/gs:/b/x``).
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import re
+
+from safeckpt._causes import Cause
+from safeckpt._diagnosis import Diagnosis
+from safeckpt._errors import CheckpointDirectoryError
+from safeckpt._tf import tf
+
+#: Characters TensorFlow interprets as glob patterns in checkpoint prefixes.
+GLOB_CHARS = "[]*?"
+
+_SCHEME_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*)://")
+_ONE_SLASH_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*):/(?!/)")
+_UNEXPANDED_VAR_RE = re.compile(r"\$(\{[^}]*\}|[A-Za-z_][A-Za-z0-9_]*)")
+
+#: Schemes people type for a filesystem TensorFlow knows under another name.
+_SCHEME_TYPOS = {"gcs": "gs", "google": "gs", "s3a": "s3", "s3n": "s3", "mem": "ram"}
+
+#: Filesystems TensorFlow does not ship but a plugin provides.
+_PLUGIN_SCHEMES = {
+    "s3": "tensorflow-io",
+    "hdfs": "tensorflow-io",
+    "viewfs": "tensorflow-io",
+    "har": "tensorflow-io",
+    "az": "tensorflow-io",
+    "http": "tensorflow-io",
+    "https": "tensorflow-io",
+    "oss": "tensorflow-io",
+}
+
+
+def scheme_of(path: str) -> str | None:
+    """The URI scheme of `path` (``"gs"`` for ``gs://b/x``), or None for a local path."""
+    match = _SCHEME_RE.match(path)
+    return match.group(1).lower() if match else None
+
+
+def join(directory: str, name: str) -> str:
+    """Join a directory and a base name without corrupting URIs."""
+    if scheme_of(directory) is not None:
+        return directory.rstrip("/") + "/" + name
+    return os.path.join(directory, name)
+
+
+def dirname(path: str) -> str:
+    """The parent of `path`, scheme-aware (``gs://b/x/y`` gives ``gs://b/x``)."""
+    if scheme_of(path) is not None:
+        return posixpath.dirname(path.rstrip("/"))
+    return os.path.dirname(path.rstrip(os.sep) or os.sep)
+
+
+def basename(path: str) -> str:
+    """The last component of `path`, scheme-aware."""
+    return posixpath.basename(path.rstrip("/")) if scheme_of(path) else os.path.basename(path)
+
+
+def mark(path: str, positions: list[int]) -> str:
+    """Show `path` quoted, with a ``^`` under each character at `positions`."""
+    shown = repr(path)
+    # repr() adds one quote before the text; escaped characters shift positions, so map each
+    # position through the repr of the prefix.
+    carets = [" "] * len(shown)
+    for pos in positions:
+        col = len(repr(path[:pos])) - 1
+        if 0 <= col < len(carets):
+            carets[col] = "^"
+    return f"    {shown}\n    {''.join(carets).rstrip()}"
+
+
+def _fail(value: object, problem: str, expected: str, cause: Cause = Cause.UNKNOWN) -> None:
+    text = f"directory={value!r}: {problem}\nExpected: {expected}"
+    diagnosis = Diagnosis(cause=cause, summary=problem.splitlines()[0], directory=str(value))
+    raise CheckpointDirectoryError(text, diagnosis, str(value))
+
+
+def coerce_path(value: object, argument: str) -> str:
+    """`os.fspath` with clear errors for the wrong type, bytes and NUL characters."""
+    if isinstance(value, bytes) or (
+        isinstance(value, os.PathLike) and isinstance(os.fspath(value), bytes)
+    ):
+        raise TypeError(
+            f"{argument}={value!r}: bytes paths are not supported; expected a str or "
+            f"os.PathLike of str (decode it first, e.g. {argument}=os.fsdecode(path))."
+        )
+    if not isinstance(value, str | os.PathLike):
+        raise TypeError(
+            f"{argument}={value!r}: expected a str or os.PathLike (such as pathlib.Path), "
+            f"got {type(value).__name__}."
+        )
+    text = os.fspath(value)
+    assert isinstance(text, str)
+    return text
+
+
+def glob_positions(text: str) -> list[int]:
+    """Positions of glob metacharacters in `text` (empty when there are none)."""
+    return [i for i, ch in enumerate(text) if ch in GLOB_CHARS]
+
+
+def glob_message(text: str, positions: list[int]) -> str:
+    """The explanation given when a path contains glob metacharacters."""
+    return (
+        "contains glob metacharacters, which TensorFlow interprets as patterns in checkpoint "
+        "prefixes: saving works, but the checkpoint can never be restored and max_to_keep "
+        f"never deletes anything.\n{mark(text, positions)}"
+    )
+
+
+def normalize_directory(value: object) -> str:
+    """Normalize a checkpoint directory once, or raise `CheckpointDirectoryError`.
+
+    Args:
+        value: A `str` or `os.PathLike`: a local path (``~``, ``$VAR``, relative paths are
+            resolved) or a URI with a registered scheme (left intact, trailing ``/`` removed).
+
+    Returns:
+        An absolute local path or the URI.
+
+    Raises:
+        TypeError: `value` is not a str or os.PathLike of str.
+        CheckpointDirectoryError: the path is malformed (see ``docs/paths.md`` for every rule).
+    """
+    text = coerce_path(value, "directory")
+    if "\x00" in text:
+        _fail(value, "contains a NUL character.", "a path without NUL characters.")
+    if not text.strip():
+        _fail(value, "is empty.", "a directory path such as '/data/run1/checkpoints'.")
+    if text != text.strip():
+        lead, tail = len(text) - len(text.lstrip()), len(text.rstrip())
+        edges = [*range(lead), *range(tail, len(text))]
+        _fail(
+            value,
+            "has leading or trailing whitespace, almost always a copy-paste mistake:\n"
+            + mark(text, edges),
+            f"the path without the marked whitespace: {text.strip()!r}.",
+        )
+    scheme = scheme_of(text)
+    if scheme is None:
+        one_slash = _ONE_SLASH_RE.match(text)
+        if one_slash and len(one_slash.group(1)) > 1:
+            name = one_slash.group(1)
+            fixed = name + "://" + text[len(name) + 2 :]
+            _fail(
+                value,
+                f"looks like a {name}:// URI with a single slash; TensorFlow would treat it "
+                f"as a local relative folder named '{name}:'.",
+                f"directory={fixed!r}.",
+                Cause.UNSUPPORTED_SCHEME,
+            )
+        return _normalize_local(text, value)
+    return _normalize_uri(text, scheme, value)
+
+
+def _normalize_uri(text: str, scheme: str, value: object) -> str:
+    if scheme in _SCHEME_TYPOS:
+        good = _SCHEME_TYPOS[scheme]
+        _fail(
+            value,
+            f"'{scheme}://' is not a filesystem scheme TensorFlow knows.",
+            f"directory={good + text[len(scheme) :]!r}.",
+            Cause.UNSUPPORTED_SCHEME,
+        )
+    registered = set(tf.io.gfile.get_registered_schemes())
+    if scheme not in registered and scheme != "file":
+        plugin = _PLUGIN_SCHEMES.get(scheme)
+        hint = (
+            f"TensorFlow has no filesystem for '{scheme}://' until a plugin registers one: "
+            f"pip install {plugin} and `import tensorflow_io` before creating the manager."
+            if plugin
+            else f"TensorFlow has no filesystem registered for '{scheme}://'."
+        )
+        _fail(
+            value,
+            f"uses the scheme '{scheme}://', which this TensorFlow cannot read or write. {hint}",
+            "a local path or a URI with a registered scheme: "
+            f"{sorted(s for s in registered if s)}.",
+            Cause.UNSUPPORTED_SCHEME,
+        )
+    stripped = text.rstrip("/")
+    if stripped.endswith(":/") or stripped.endswith(":"):
+        _fail(value, "names no location after the scheme.", f"e.g. '{scheme}://bucket/run1'.")
+    positions = glob_positions(stripped)
+    if positions:
+        _fail(
+            value,
+            glob_message(stripped, positions),
+            "a path without [ ] * ?.",
+            Cause.GLOB_METACHARACTERS,
+        )
+    return stripped
+
+
+def _normalize_local(text: str, value: object) -> str:
+    if os.sep == "/" and "\\" in text:
+        positions = [i for i, ch in enumerate(text) if ch == "\\"]
+        _fail(
+            value,
+            "contains backslashes, which are ordinary characters in file names on this "
+            "system (not separators):\n" + mark(text, positions),
+            f"forward slashes: {text.replace(chr(92), '/')!r}.",
+        )
+    expanded = os.path.expandvars(text)
+    unexpanded = _UNEXPANDED_VAR_RE.search(expanded)
+    if unexpanded:
+        var = unexpanded.group(1).strip("{}")
+        _fail(
+            value,
+            f"refers to the environment variable ${var}, which is not set.",
+            f"set {var} in the environment, or pass the path without it.",
+        )
+    expanded = os.path.expanduser(expanded)
+    if expanded.startswith("~"):
+        user = expanded[1:].split(os.sep, 1)[0]
+        _fail(
+            value,
+            f"starts with '~{user}', but there is no user named {user!r} on this machine.",
+            "an existing user's home (~ or ~name) or an absolute path.",
+        )
+    positions = glob_positions(expanded)
+    if positions:
+        _fail(
+            value,
+            glob_message(expanded, positions),
+            "a path without [ ] * ?.",
+            Cause.GLOB_METACHARACTERS,
+        )
+    return os.path.abspath(expanded)
+
+
+def normalize_checkpoint_name(value: object) -> str:
+    """Validate `checkpoint_name`, the base name of checkpoint prefixes.
+
+    Raises:
+        TypeError: not a str.
+        ValueError: empty, contains a path separator, whitespace at the edges, NUL or glob
+            metacharacters.
+    """
+    if not isinstance(value, str):
+        raise TypeError(
+            f"checkpoint_name={value!r}: expected a str such as 'ckpt', got {type(value).__name__}."
+        )
+    problem = None
+    if not value:
+        problem = "is empty"
+    elif "/" in value or os.sep in value:
+        problem = (
+            "contains a path separator; it is the base name of the prefix inside `directory`. "
+            "Put the sub-folder into `directory` instead"
+        )
+    elif "\x00" in value:
+        problem = "contains a NUL character"
+    elif value != value.strip():
+        problem = "has leading or trailing whitespace"
+    elif any(ch in GLOB_CHARS for ch in value):
+        problem = glob_message(value, glob_positions(value))
+    if problem:
+        raise ValueError(
+            f"checkpoint_name={value!r}: {problem}.\n"
+            "Expected: a plain file name such as 'ckpt' or 'model'."
+        )
+    return value

@@ -1,0 +1,139 @@
+"""Shared fixtures: real TensorFlow checkpoints in temporary directories."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import tensorflow as tf
+
+
+class Trainee:
+    """A tiny trainable state: one weight vector and a step counter."""
+
+    def __init__(self) -> None:
+        self.w = tf.Variable(tf.zeros([4]), name="w")
+        self.step = tf.Variable(0, dtype=tf.int64, name="step")
+        self.checkpoint = tf.train.Checkpoint(w=self.w, step=self.step)
+
+    def set(self, value: float) -> None:
+        self.w.assign(tf.fill([4], float(value)))
+        self.step.assign(int(value))
+
+    @property
+    def value(self) -> float:
+        return float(self.w.numpy()[0])
+
+
+@pytest.fixture
+def trainee() -> Trainee:
+    return Trainee()
+
+
+def write_checkpoints(directory: Path, count: int, name: str = "ckpt") -> list[str]:
+    """Save `count` checkpoints with plain TF; checkpoint k holds the value k."""
+    t = Trainee()
+    manager = tf.train.CheckpointManager(
+        t.checkpoint, str(directory), max_to_keep=None, checkpoint_name=name
+    )
+    paths = []
+    for k in range(1, count + 1):
+        t.set(k)
+        paths.append(manager.save())
+    return paths
+
+
+@pytest.fixture
+def ckpt_dir(tmp_path: Path) -> Path:
+    """A directory with three healthy checkpoints ckpt-1..3 holding 1.0, 2.0, 3.0."""
+    directory = tmp_path / "run" / "checkpoints"
+    write_checkpoints(directory, 3)
+    return directory
+
+
+@pytest.fixture
+def chdir_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
+
+
+def _nobody_available() -> bool:
+    try:
+        import pwd
+
+        pwd.getpwnam("nobody")
+    except (ImportError, KeyError):
+        return False
+    return True
+
+
+@pytest.fixture
+def unprivileged(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A world-accessible scratch directory for code run by `run_unprivileged`.
+
+    Permission checks cannot be tested as root (root bypasses file modes), so tests that
+    need them run their scenario in a child process that drops to the user ``nobody``.
+    """
+    if IS_ROOT and not _nobody_available():
+        pytest.skip("running as root and there is no 'nobody' user to drop privileges to")
+    base = Path("/tmp") / f"safeckpt-unpriv-{os.getpid()}-{tmp_path_factory.getbasetemp().name}"
+    base.mkdir(parents=True, exist_ok=True)
+    base.chmod(0o777)
+    try:
+        yield base
+    finally:
+        import shutil
+
+        for root, dirs, _files in os.walk(base):
+            for d in dirs:
+                os.chmod(os.path.join(root, d), 0o777)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+_DROP_PRIVILEGES = """
+import os, sys
+import tensorflow as tf
+import safeckpt  # import everything before dropping privileges
+import json, logging, shutil, pathlib
+if os.geteuid() == 0:
+    import pwd
+    user = pwd.getpwnam("nobody")
+    os.setgroups([])
+    os.setgid(user.pw_gid)
+    os.setuid(user.pw_uid)
+assert os.geteuid() != 0
+"""
+
+
+def run_unprivileged(code: str, timeout: float = 120) -> str:
+    """Run Python `code` without root privileges; return its stdout.
+
+    As root, the child imports TensorFlow and safeckpt first (the interpreter may live where
+    ``nobody`` cannot read) and then drops to ``nobody`` before running `code`. The code
+    should print its results. A non-zero exit fails the calling test with the child's stderr.
+    """
+    import subprocess
+    import sys
+
+    repo = str(Path(__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": repo, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    proc = subprocess.run(
+        [sys.executable, "-c", _DROP_PRIVILEGES + code],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+        cwd="/tmp",
+        check=False,
+    )
+    if proc.returncode != 0:
+        pytest.fail(f"unprivileged child failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
+    return proc.stdout
