@@ -23,24 +23,32 @@ def _check_bool(name: str, value: object) -> bool:
 
 
 def _check_max_to_keep(value: object) -> int | None:
+    # TensorFlow accepts any positive number; integral floats (2.0) stay accepted.
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or int(value) <= 0:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, numbers.Real)
+        or float(value) <= 0
+        or float(value) != int(value)
+    ):
         raise ValueError(
-            f"max_to_keep={value!r}: expected a positive integer, or None to keep every checkpoint."
+            f"max_to_keep={value!r}: expected a positive integer, or None to keep every "
+            "checkpoint."
         )
     return int(value)
 
 
 def _check_hours(value: object) -> float | None:
+    # TensorFlow treats 0 like None (no preservation); keep accepting it.
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or float(value) <= 0:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or float(value) < 0:
         raise ValueError(
             f"keep_checkpoint_every_n_hours={value!r}: expected a positive number of hours, "
-            "or None."
+            "or None (0 also disables it, as in TensorFlow)."
         )
-    return float(value)
+    return float(value) if value else None
 
 
 class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
