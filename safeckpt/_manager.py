@@ -9,6 +9,8 @@ from collections.abc import Callable
 from typing import Any
 
 from safeckpt import _paths
+from safeckpt._diagnose import diagnose
+from safeckpt._diagnosis import Diagnosis
 from safeckpt._directory import validate_directory
 from safeckpt._errors import ReadOnlyError
 from safeckpt._tf import tf, tf_checkpoint_management
@@ -30,13 +32,12 @@ def _check_max_to_keep(value: object) -> int | None:
         isinstance(value, bool)
         or not isinstance(value, numbers.Real)
         or float(value) <= 0
-        or float(value) != int(value)
+        or not float(value).is_integer()
     ):
         raise ValueError(
-            f"max_to_keep={value!r}: expected a positive integer, or None to keep every "
-            "checkpoint."
+            f"max_to_keep={value!r}: expected a positive integer, or None to keep every checkpoint."
         )
-    return int(value)
+    return int(float(value))
 
 
 def _check_hours(value: object) -> float | None:
@@ -147,6 +148,10 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
     def checkpoint_name(self) -> str:
         """The base name of this manager's checkpoint prefixes."""
         return str(_paths.basename(self._checkpoint_prefix))
+
+    def diagnose(self, *, deep: bool = False) -> Diagnosis:
+        """Diagnose this manager's directory for its `checkpoint_name` (see `safeckpt.diagnose`)."""
+        return diagnose(self.directory, checkpoint_name=self.checkpoint_name, deep=deep)
 
     def save(
         self,

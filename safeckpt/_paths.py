@@ -77,8 +77,10 @@ def mark(path: str, positions: list[int]) -> str:
     return f"    {shown}\n    {''.join(carets).rstrip()}"
 
 
-def _fail(value: object, problem: str, expected: str, cause: Cause = Cause.UNKNOWN) -> None:
-    text = f"directory={value!r}: {problem}\nExpected: {expected}"
+def _fail(
+    argument: str, value: object, problem: str, expected: str, cause: Cause = Cause.UNKNOWN
+) -> None:
+    text = f"{argument}={value!r}: {problem}\nExpected: {expected}"
     diagnosis = Diagnosis(cause=cause, summary=problem.splitlines()[0], directory=str(value))
     raise CheckpointDirectoryError(text, diagnosis, str(value))
 
@@ -116,12 +118,14 @@ def glob_message(text: str, positions: list[int]) -> str:
     )
 
 
-def normalize_directory(value: object) -> str:
+def normalize_directory(value: object, argument: str = "directory") -> str:
     """Normalize a checkpoint directory once, or raise `CheckpointDirectoryError`.
 
     Args:
         value: A `str` or `os.PathLike`: a local path (``~``, ``$VAR``, relative paths are
             resolved) or a URI with a registered scheme (left intact, trailing ``/`` removed).
+        argument: The argument name used in error messages (any checkpoint path, such as a
+            prefix, follows the same rules).
 
     Returns:
         An absolute local path or the URI.
@@ -130,15 +134,16 @@ def normalize_directory(value: object) -> str:
         TypeError: `value` is not a str or os.PathLike of str.
         CheckpointDirectoryError: the path is malformed (see ``docs/paths.md`` for every rule).
     """
-    text = coerce_path(value, "directory")
+    text = coerce_path(value, argument)
     if "\x00" in text:
-        _fail(value, "contains a NUL character.", "a path without NUL characters.")
+        _fail(argument, value, "contains a NUL character.", "a path without NUL characters.")
     if not text.strip():
-        _fail(value, "is empty.", "a directory path such as '/data/run1/checkpoints'.")
+        _fail(argument, value, "is empty.", "a directory path such as '/data/run1/checkpoints'.")
     if text != text.strip():
         lead, tail = len(text) - len(text.lstrip()), len(text.rstrip())
         edges = [*range(lead), *range(tail, len(text))]
         _fail(
+            argument,
             value,
             "has leading or trailing whitespace, almost always a copy-paste mistake:\n"
             + mark(text, edges),
@@ -151,23 +156,25 @@ def normalize_directory(value: object) -> str:
             name = one_slash.group(1)
             fixed = name + "://" + text[len(name) + 2 :]
             _fail(
+                argument,
                 value,
                 f"looks like a {name}:// URI with a single slash; TensorFlow would treat it "
                 f"as a local relative folder named '{name}:'.",
-                f"directory={fixed!r}.",
+                f"{argument}={fixed!r}.",
                 Cause.UNSUPPORTED_SCHEME,
             )
-        return _normalize_local(text, value)
-    return _normalize_uri(text, scheme, value)
+        return _normalize_local(text, value, argument)
+    return _normalize_uri(text, scheme, value, argument)
 
 
-def _normalize_uri(text: str, scheme: str, value: object) -> str:
+def _normalize_uri(text: str, scheme: str, value: object, argument: str) -> str:
     if scheme in _SCHEME_TYPOS:
         good = _SCHEME_TYPOS[scheme]
         _fail(
+            argument,
             value,
             f"'{scheme}://' is not a filesystem scheme TensorFlow knows.",
-            f"directory={good + text[len(scheme) :]!r}.",
+            f"{argument}={good + text[len(scheme) :]!r}.",
             Cause.UNSUPPORTED_SCHEME,
         )
     registered = set(tf.io.gfile.get_registered_schemes())
@@ -180,6 +187,7 @@ def _normalize_uri(text: str, scheme: str, value: object) -> str:
             else f"TensorFlow has no filesystem registered for '{scheme}://'."
         )
         _fail(
+            argument,
             value,
             f"uses the scheme '{scheme}://', which this TensorFlow cannot read or write. {hint}",
             "a local path or a URI with a registered scheme: "
@@ -188,10 +196,16 @@ def _normalize_uri(text: str, scheme: str, value: object) -> str:
         )
     stripped = text.rstrip("/")
     if stripped.endswith(":/") or stripped.endswith(":"):
-        _fail(value, "names no location after the scheme.", f"e.g. '{scheme}://bucket/run1'.")
+        _fail(
+            argument,
+            value,
+            "names no location after the scheme.",
+            f"e.g. '{scheme}://bucket/run1'.",
+        )
     positions = glob_positions(stripped)
     if positions:
         _fail(
+            argument,
             value,
             glob_message(stripped, positions),
             "a path without [ ] * ?.",
@@ -200,10 +214,11 @@ def _normalize_uri(text: str, scheme: str, value: object) -> str:
     return stripped
 
 
-def _normalize_local(text: str, value: object) -> str:
+def _normalize_local(text: str, value: object, argument: str) -> str:
     if os.sep == "/" and "\\" in text:
         positions = [i for i, ch in enumerate(text) if ch == "\\"]
         _fail(
+            argument,
             value,
             "contains backslashes, which are ordinary characters in file names on this "
             "system (not separators):\n" + mark(text, positions),
@@ -214,6 +229,7 @@ def _normalize_local(text: str, value: object) -> str:
     if unexpanded:
         var = unexpanded.group(1).strip("{}")
         _fail(
+            argument,
             value,
             f"refers to the environment variable ${var}, which is not set.",
             f"set {var} in the environment, or pass the path without it.",
@@ -222,6 +238,7 @@ def _normalize_local(text: str, value: object) -> str:
     if expanded.startswith("~"):
         user = expanded[1:].split(os.sep, 1)[0]
         _fail(
+            argument,
             value,
             f"starts with '~{user}', but there is no user named {user!r} on this machine.",
             "an existing user's home (~ or ~name) or an absolute path.",
@@ -229,6 +246,7 @@ def _normalize_local(text: str, value: object) -> str:
     positions = glob_positions(expanded)
     if positions:
         _fail(
+            argument,
             value,
             glob_message(expanded, positions),
             "a path without [ ] * ?.",

@@ -1,0 +1,251 @@
+"""The ``safeckpt`` command line: doctor, ls, verify, repair."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any, TextIO
+
+from safeckpt import _paths
+from safeckpt._causes import Cause
+from safeckpt._diagnose import diagnose
+from safeckpt._diagnosis import Diagnosis, describe_exception
+from safeckpt._errors import CheckpointDirectoryError
+from safeckpt._info import CheckpointInfo
+from safeckpt._inventory import scan
+from safeckpt._repair import apply_repair, plan_repair
+from safeckpt._tf import tf
+from safeckpt._verify import verify
+
+EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="safeckpt",
+        description="Diagnose, list, verify and repair TensorFlow checkpoint directories.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    doctor = sub.add_parser("doctor", help="diagnose a directory, prefix or file")
+    doctor.add_argument("path")
+    doctor.add_argument("--name", help="the checkpoint_name to expect (default: detected)")
+    doctor.add_argument("--deep", action="store_true", help="also check tensor checksums")
+    doctor.add_argument("--json", action="store_true", help="print the diagnosis as JSON")
+    ls = sub.add_parser("ls", help="list the checkpoints of a directory")
+    ls.add_argument("directory")
+    ls.add_argument("--name", help="only checkpoints with this checkpoint_name")
+    ls.add_argument("--json", action="store_true")
+    verify_cmd = sub.add_parser("verify", help="verify one checkpoint or all in a directory")
+    verify_cmd.add_argument("path", metavar="PREFIX|DIR")
+    verify_cmd.add_argument("--deep", action="store_true", help="check every tensor's CRC32C")
+    verify_cmd.add_argument("--json", action="store_true")
+    repair = sub.add_parser("repair", help="rewrite the state file from verified checkpoints")
+    repair.add_argument("directory")
+    repair.add_argument("--name", help="the checkpoint_name to record (default: detected)")
+    repair.add_argument("--dry-run", action="store_true", help="show the change, write nothing")
+    repair.add_argument("--json", action="store_true")
+    return parser
+
+
+def _human(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if value < 1000 or unit == "TB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return str(size)  # pragma: no cover
+
+
+def _print_json(data: Any, out: TextIO) -> None:
+    print(json.dumps(data, indent=2), file=out)
+
+
+def _doctor(args: argparse.Namespace, out: TextIO) -> int:
+    diagnosis = diagnose(args.path, checkpoint_name=args.name, deep=args.deep)
+    if args.json:
+        _print_json(diagnosis.to_dict(), out)
+    else:
+        print(diagnosis, file=out)
+    return EXIT_OK if diagnosis.ok else EXIT_PROBLEMS
+
+
+def _status(info: CheckpointInfo) -> str:
+    return "ok" if info.complete else ",".join(p.value for p in info.problems)
+
+
+def _ls(args: argparse.Namespace, out: TextIO) -> int:
+    directory = _paths.normalize_directory(args.directory)
+    inventory = scan(directory)
+    infos = inventory.family(args.name)
+    if args.json:
+        _print_json(
+            {
+                "directory": directory,
+                "state_file": {
+                    "exists": inventory.state.exists,
+                    "latest": inventory.state.latest,
+                    "problem": inventory.state.problem.value if inventory.state.problem else None,
+                    "error": inventory.state.error,
+                },
+                "checkpoints": [i.to_dict() for i in infos],
+                "leftovers": inventory.leftovers(),
+            },
+            out,
+        )
+        return EXIT_OK
+    print(f"{directory}: {len(infos)} checkpoint{'s' if len(infos) != 1 else ''}", file=out)
+    rows = [("STEP", "PREFIX", "SIZE", "WRITTEN", "STATE", "STATUS")]
+    for info in infos:
+        rows.append(
+            (
+                "-" if info.step is None else str(info.step),
+                info.basename,
+                _human(info.size_bytes),
+                info.mtime_text(),
+                "yes" if info.in_state_file else "no",
+                _status(info),
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print(
+            "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip(), file=out
+        )
+    state = inventory.state
+    if not state.exists:
+        print("state file: missing", file=out)
+    elif state.problem:
+        print(f"state file: {state.problem.value}: {state.error}", file=out)
+    else:
+        print(f"state file: latest {state.latest}", file=out)
+    for leftover in inventory.leftovers():
+        print(f"leftover: {leftover}", file=out)
+    return EXIT_OK
+
+
+class _Progress:
+    """Deep-verification progress on stderr, only when it is a terminal."""
+
+    def __init__(self, label: str, stream: TextIO) -> None:
+        self.label, self.stream = label, stream
+        self.enabled = stream.isatty()
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.enabled and total:
+            pct = 100.0 * done / total
+            print(
+                f"\r  {self.label}: {pct:5.1f}% of {_human(total)}",
+                end="",
+                file=self.stream,
+                flush=True,
+            )
+
+    def finish(self) -> None:
+        if self.enabled:
+            print("\r" + " " * 70 + "\r", end="", file=self.stream, flush=True)
+
+
+def _verify(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    path = _paths.normalize_directory(args.path, "path")
+    if tf.io.gfile.isdir(path) and not tf.io.gfile.exists(path + ".index"):
+        prefixes = [i.prefix for i in scan(path).checkpoints]
+        if not prefixes:
+            results = [diagnose(path)]
+        else:
+            results = []
+            for prefix in prefixes:
+                results.append(_verify_one(prefix, args.deep, err))
+    else:
+        results = [_verify_one(path, args.deep, err)]
+    if args.json:
+        _print_json([d.to_dict() for d in results], out)
+    else:
+        for diagnosis in results:
+            mark = "OK  " if diagnosis.ok else "FAIL"
+            print(
+                f"{mark} {diagnosis.checkpoint or diagnosis.directory}: {diagnosis.summary}",
+                file=out,
+            )
+            if not diagnosis.ok:
+                for line in diagnosis.evidence:
+                    print(f"       - {line}", file=out)
+    return EXIT_OK if all(d.ok for d in results) else EXIT_PROBLEMS
+
+
+def _verify_one(prefix: str, deep: bool, err: TextIO) -> Diagnosis:
+    progress = _Progress(_paths.basename(prefix), err)
+    try:
+        return verify(prefix, deep=deep, progress=progress if deep else None)
+    finally:
+        progress.finish()
+
+
+def _repair(args: argparse.Namespace, out: TextIO) -> int:
+    directory = _paths.normalize_directory(args.directory)
+    plan = plan_repair(directory, args.name)
+    if not args.dry_run:
+        plan = apply_repair(plan)
+    if args.json:
+        _print_json({**plan.to_dict(), "dry_run": args.dry_run}, out)
+        return EXIT_OK if plan.latest else EXIT_PROBLEMS
+    for prefix, reason in plan.skipped:
+        print(f"left out {prefix}: {reason}", file=out)
+    if plan.latest is None:
+        print(
+            f"No checkpoint named {plan.name!r} in {directory} verifies; nothing written.", file=out
+        )
+        return EXIT_PROBLEMS
+    if not plan.changed:
+        print(f"{directory}/checkpoint already lists exactly the verified checkpoints.", file=out)
+        return EXIT_OK
+    verb = "would record" if args.dry_run else "recorded"
+    print(f"{verb} {len(plan.recorded)} checkpoints, latest {plan.latest}", file=out)
+    print("--- old state file" if plan.old_state is not None else "--- (no state file)", file=out)
+    if plan.old_state:
+        print(plan.old_state.rstrip(), file=out)
+    print("+++ new state file", file=out)
+    print((plan.new_state or "").rstrip(), file=out)
+    if plan.backup:
+        print(f"old state file kept as {plan.backup}", file=out)
+    if args.dry_run:
+        print("dry run: nothing was written", file=out)
+    return EXIT_OK
+
+
+def main(
+    argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, stderr: TextIO | None = None
+) -> int:
+    """Run the command line with `argv` (default: ``sys.argv[1:]``); return the exit code.
+
+    Exit codes: 0 healthy / done, 1 problems found, 2 usage error (bad arguments or a path
+    that cannot be used at all).
+    """
+    out = stdout or sys.stdout
+    err = stderr or sys.stderr
+    parser = _parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return int(exc.code or 0) if exc.code in (0, None) else EXIT_USAGE
+    try:
+        if args.command == "doctor":
+            return _doctor(args, out)
+        if args.command == "ls":
+            return _ls(args, out)
+        if args.command == "verify":
+            return _verify(args, out, err)
+        return _repair(args, out)
+    except CheckpointDirectoryError as exc:
+        print(f"safeckpt {args.command}: {exc}", file=err)
+        return EXIT_USAGE
+    except (tf.errors.OpError, OSError) as exc:
+        cause = Cause.PERMISSION_DENIED if "ermission" in str(exc) else Cause.UNKNOWN
+        print(f"safeckpt {args.command}: {describe_exception(exc)} [{cause.value}]", file=err)
+        return EXIT_PROBLEMS
+
+
+def console_main() -> None:
+    """Entry point of the ``safeckpt`` console script."""
+    sys.exit(main())

@@ -1,0 +1,169 @@
+"""The checkpoint inventory of one directory: state file and listing, reconciled."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from safeckpt import _paths
+from safeckpt._causes import Cause
+from safeckpt._info import CheckpointInfo
+from safeckpt._layout import Listing, classify, split_step
+from safeckpt._statefile import Recorded, StateFile, read_state, resolve_recorded
+from safeckpt._tf import tf
+
+
+@dataclass(frozen=True)
+class Inventory:
+    """Everything one listing and the state file say about a directory.
+
+    Attributes:
+        directory: The directory (absolute path or URI).
+        state: The state file as read.
+        checkpoints: Every checkpoint found, of every name, oldest to newest.
+        recorded: Each path of the state file, resolved (see `resolve_recorded`).
+        temp_dirs: ``<prefix>_temp`` directories left by interrupted saves.
+        state_temps: ``checkpoint.tmp*`` files left by interrupted state writes.
+        worker_temps: ``workertemp_*`` directories of multi-worker training.
+        other: Names of entries that belong to no checkpoint.
+    """
+
+    directory: str
+    state: StateFile
+    checkpoints: tuple[CheckpointInfo, ...]
+    recorded: tuple[Recorded, ...]
+    temp_dirs: tuple[str, ...]
+    state_temps: tuple[str, ...]
+    worker_temps: tuple[str, ...]
+    other: tuple[str, ...]
+
+    def family(self, name: str | None) -> list[CheckpointInfo]:
+        """Checkpoints named `name` (all of them for None), oldest to newest."""
+        return [c for c in self.checkpoints if name is None or c.name == name]
+
+    def names(self) -> dict[str, int]:
+        """Checkpoint names with at least one complete checkpoint, and how many."""
+        counts: dict[str, int] = {}
+        for info in self.checkpoints:
+            if info.complete:
+                counts[info.name] = counts.get(info.name, 0) + 1
+        return counts
+
+    def state_latest(self) -> Recorded | None:
+        """The state file's ``model_checkpoint_path``, resolved, if it has one."""
+        if self.state.latest is None:
+            return None
+        for rec in self.recorded:
+            if rec.recorded == self.state.latest:
+                return rec
+        return None
+
+    def leftovers(self) -> list[str]:
+        """Absolute paths of every leftover of interrupted saves and state writes."""
+        return [_paths.join(self.directory, n) for n in (*self.temp_dirs, *self.state_temps)]
+
+
+def _stat(path: str) -> tuple[int, float | None]:
+    try:
+        stat = tf.io.gfile.stat(path)
+    except (tf.errors.OpError, OSError):
+        return 0, None
+    return int(stat.length), stat.mtime_nsec / 1e9
+
+
+def _order(info: CheckpointInfo) -> tuple[int, float, str]:
+    return (-1 if info.step is None else info.step, info.mtime or 0.0, info.prefix)
+
+
+def _info(
+    directory: str, base: str, files: list[str], problems: list[Cause], in_state: bool
+) -> CheckpointInfo:
+    size, mtime = 0, None
+    for name in files:
+        length, when = _stat(_paths.join(directory, name.rstrip("/")))
+        size += length
+        if when is not None and (mtime is None or when > mtime):
+            mtime = when
+    name, step = split_step(base)
+    return CheckpointInfo(
+        prefix=_paths.join(directory, base),
+        name=name,
+        step=step,
+        files=tuple(sorted(files)),
+        size_bytes=size,
+        mtime=mtime,
+        in_state_file=in_state,
+        problems=tuple(dict.fromkeys(problems)),
+    )
+
+
+def scan(directory: str, listing_names: list[str] | None = None) -> Inventory:
+    """Build the inventory of `directory` from one listing and the state file.
+
+    Raises:
+        tf.errors.OpError: The directory could not be listed.
+    """
+    names = (
+        [n.rstrip("/") for n in tf.io.gfile.listdir(directory)]
+        if listing_names is None
+        else listing_names
+    )
+    listing: Listing = classify(names)
+    state = read_state(directory)
+    local = set(listing.prefixes)
+    recorded = tuple(resolve_recorded(directory, r, local) for r in state.recorded())
+    in_state = {_paths.basename(r.prefix) for r in recorded if r.prefix is not None}
+    temp_bases = {t[: -len("_temp")] for t in listing.temp_dirs}
+    infos: list[CheckpointInfo] = []
+    for base, files in listing.prefixes.items():
+        problems: list[Cause] = []
+        if files.shards and not files.index:
+            problems.append(Cause.INCOMPLETE_SAVE if base in temp_bases else Cause.MISSING_INDEX)
+        elif files.index and files.missing_shards:
+            problems.append(Cause.MISSING_DATA_SHARD)
+        elif not files.index and not files.shards:
+            continue  # only a TF1 .meta graph file: not a checkpoint by itself
+        infos.append(_info(directory, base, files.files, problems, base in in_state))
+    for base in sorted(temp_bases - local):
+        infos.append(
+            _info(directory, base, [base + "_temp/"], [Cause.INCOMPLETE_SAVE], base in in_state)
+        )
+    for base in sorted(in_state - local - temp_bases):
+        if base in listing.other:  # a TF1 V1-format checkpoint: one file named like the prefix
+            infos.append(_info(directory, base, [base], [], True))
+        else:
+            infos.append(_info(directory, base, [], [Cause.STATE_FILE_STALE], True))
+    infos.sort(key=_order)
+    return Inventory(
+        directory=directory,
+        state=state,
+        checkpoints=tuple(infos),
+        recorded=recorded,
+        temp_dirs=tuple(listing.temp_dirs),
+        state_temps=tuple(listing.state_temps),
+        worker_temps=tuple(listing.worker_temps),
+        other=tuple(n for n in listing.other if n not in in_state),
+    )
+
+
+def list_checkpoints(
+    directory: object, *, checkpoint_name: str | None = None
+) -> list[CheckpointInfo]:
+    """Every checkpoint in `directory`, oldest to newest.
+
+    The union of the ``checkpoint`` state file and one listing of the directory (no
+    recursion). Each `CheckpointInfo` says whether the state file lists it and which
+    problems the cheap checks found (an empty ``problems`` means it looks complete; run
+    `safeckpt.verify` to check its contents).
+
+    Args:
+        directory: A local path or URI (normalized like `SafeCheckpointManager` does).
+        checkpoint_name: Only checkpoints with this base name (e.g. ``"ckpt"``); all by default.
+
+    Raises:
+        CheckpointDirectoryError: The path is malformed.
+        tf.errors.OpError: The directory does not exist or cannot be listed.
+    """
+    path = _paths.normalize_directory(directory)
+    if checkpoint_name is not None:
+        _paths.normalize_checkpoint_name(checkpoint_name)
+    return scan(path).family(checkpoint_name)

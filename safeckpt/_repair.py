@@ -1,0 +1,141 @@
+"""Rewriting the ``checkpoint`` state file from the checkpoints that verify."""
+
+from __future__ import annotations
+
+import datetime as _dt
+from dataclasses import dataclass
+from typing import Any
+
+from safeckpt import _paths
+from safeckpt._diagnose import _default_name
+from safeckpt._inventory import scan
+from safeckpt._layout import STATE_FILE
+from safeckpt._tf import tf, tf_checkpoint_management
+from safeckpt._verify import check_prefix
+
+
+@dataclass(frozen=True)
+class RepairPlan:
+    """What `repair` would write (or wrote).
+
+    Attributes:
+        directory: The checkpoint directory.
+        name: The checkpoint name whose checkpoints are recorded.
+        latest: The prefix that becomes ``model_checkpoint_path`` (None: nothing to record).
+        recorded: Prefixes recorded, oldest first.
+        skipped: ``(prefix, reason)`` for checkpoints left out because they did not verify.
+        old_state: The previous state file's text (None when there was none or unreadable).
+        backup: Where the previous state file was copied (set once applied).
+        changed: Whether the new state differs from the old one.
+    """
+
+    directory: str
+    name: str
+    latest: str | None
+    recorded: tuple[str, ...]
+    timestamps: tuple[float, ...]
+    skipped: tuple[tuple[str, str], ...]
+    old_state: str | None
+    new_state: str | None
+    backup: str | None = None
+    changed: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serializable dictionary of the plan."""
+        return {
+            "directory": self.directory,
+            "name": self.name,
+            "latest": self.latest,
+            "recorded": list(self.recorded),
+            "skipped": [{"prefix": p, "reason": r} for p, r in self.skipped],
+            "backup": self.backup,
+            "changed": self.changed,
+            "new_state": self.new_state,
+        }
+
+
+def plan_repair(directory: str, checkpoint_name: str | None = None) -> RepairPlan:
+    """Work out the state file that lists exactly the checkpoints that verify (quick).
+
+    Paths are written relative to the directory; timestamps are kept from the old state file
+    when it had them, else taken from the files' modification times.
+    """
+    inventory = scan(directory)
+    name = checkpoint_name or _default_name(inventory, inventory.names())
+    old_times: dict[str, float] = {}
+    state = inventory.state
+    for recorded, stamp in zip(state.all_paths, state.timestamps, strict=False):
+        old_times[_paths.basename(recorded.replace("\\", "/"))] = stamp
+    good: list[str] = []
+    stamps: list[float] = []
+    skipped: list[tuple[str, str]] = []
+    for info in inventory.family(name):
+        verdict = check_prefix(info.prefix) if info.complete else None
+        if verdict is None or not verdict.ok:
+            reason = verdict.summary if verdict else ", ".join(p.value for p in info.problems)
+            skipped.append((info.prefix, reason))
+            continue
+        good.append(info.prefix)
+        stamps.append(old_times.get(info.basename, info.mtime or 0.0))
+    old_text = _read_text(_paths.join(directory, STATE_FILE))
+    if not good:
+        return RepairPlan(
+            directory, name, None, (), (), tuple(skipped), old_text, None, changed=False
+        )
+    proto = tf_checkpoint_management.generate_checkpoint_state_proto(
+        directory,
+        good[-1],
+        all_model_checkpoint_paths=good,
+        all_model_checkpoint_timestamps=stamps,
+        last_preserved_timestamp=min(stamps) - 1.0,
+    )
+    for i, path in enumerate(proto.all_model_checkpoint_paths):
+        proto.all_model_checkpoint_paths[i] = _paths.basename(path)
+    proto.model_checkpoint_path = _paths.basename(proto.model_checkpoint_path)
+    from google.protobuf import text_format
+
+    new_text = text_format.MessageToString(proto)
+    return RepairPlan(
+        directory,
+        name,
+        good[-1],
+        tuple(good),
+        tuple(stamps),
+        tuple(skipped),
+        old_text,
+        new_text,
+        changed=new_text != old_text,
+    )
+
+
+def _read_text(path: str) -> str | None:
+    try:
+        if not tf.io.gfile.exists(path) or tf.io.gfile.isdir(path):
+            return None
+        with tf.io.gfile.GFile(path, "rb") as handle:
+            return bytes(handle.read()).decode("utf-8", errors="replace")
+    except (tf.errors.OpError, OSError):
+        return None
+
+
+def apply_repair(plan: RepairPlan) -> RepairPlan:
+    """Write the planned state file, keeping the old one as ``checkpoint.bak-<timestamp>``.
+
+    Never deletes or changes checkpoint files. Does nothing when the plan records nothing or
+    changes nothing.
+    """
+    from dataclasses import replace
+
+    if plan.new_state is None or not plan.changed:
+        return plan
+    state_path = _paths.join(plan.directory, STATE_FILE)
+    backup = None
+    if tf.io.gfile.exists(state_path):
+        stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        backup = _paths.join(plan.directory, f"{STATE_FILE}.bak-{stamp}")
+        tf.io.gfile.copy(state_path, backup, overwrite=False)
+    temporary = state_path + ".safeckpt-tmp"
+    with tf.io.gfile.GFile(temporary, "w") as handle:
+        handle.write(plan.new_state)
+    tf.io.gfile.rename(temporary, state_path, overwrite=True)
+    return replace(plan, backup=backup)

@@ -1,0 +1,127 @@
+"""The command line (safeckpt/_cli.py): exit codes, text and JSON round trips."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from safeckpt import Diagnosis
+from safeckpt._cli import main
+
+
+def run(*argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = main(list(argv), stdout=out, stderr=err)
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_doctor_healthy(ckpt_dir: Path) -> None:
+    code, out, _ = run("doctor", str(ckpt_dir))
+    assert code == 0
+    assert "[healthy]" in out
+    assert "ckpt-3" in out
+
+
+def test_doctor_problem_exit_1_and_json_round_trip(ckpt_dir: Path) -> None:
+    (ckpt_dir / "checkpoint").unlink()
+    code, out, _ = run("doctor", str(ckpt_dir), "--json")
+    assert code == 1
+    data = json.loads(out)
+    assert data["cause"] == "state_file_missing"
+    assert Diagnosis.from_dict(data).to_dict() == data
+
+
+def test_doctor_deep_finds_bit_flip(ckpt_dir: Path) -> None:
+    shard = ckpt_dir / "ckpt-3.data-00000-of-00001"
+    data = bytearray(shard.read_bytes())
+    data[2] ^= 0x01
+    shard.write_bytes(bytes(data))
+    assert run("doctor", str(ckpt_dir))[0] == 0
+    code, out, _ = run("doctor", str(ckpt_dir), "--deep")
+    assert code == 1
+    assert "[corrupt_data]" in out
+
+
+def test_usage_errors_exit_2(tmp_path: Path) -> None:
+    assert run()[0] == 2
+    assert run("frobnicate")[0] == 2
+    assert run("doctor")[0] == 2
+    code, _, err = run("ls", "gs:/bucket")
+    assert code == 2
+    assert "gs://bucket" in err
+
+
+def test_ls_text_and_json(ckpt_dir: Path) -> None:
+    (ckpt_dir / "ckpt-3.index").unlink()
+    code, out, _ = run("ls", str(ckpt_dir))
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0] == f"{ckpt_dir}: 3 checkpoints"
+    assert lines[1].split() == ["STEP", "PREFIX", "SIZE", "WRITTEN", "STATE", "STATUS"]
+    assert lines[2].split()[0:2] == ["1", "ckpt-1"]
+    assert lines[4].split()[-1] == "missing_index"
+    code, out, _ = run("ls", str(ckpt_dir), "--json")
+    data = json.loads(out)
+    assert [c["step"] for c in data["checkpoints"]] == [1, 2, 3]
+    assert data["checkpoints"][2]["problems"] == ["missing_index"]
+    assert data["state_file"]["latest"] == "ckpt-3"
+
+
+def test_verify_directory_and_prefix(ckpt_dir: Path) -> None:
+    code, out, _ = run("verify", str(ckpt_dir), "--deep")
+    assert code == 0
+    assert out.count("OK ") == 3
+    with open(ckpt_dir / "ckpt-2.data-00000-of-00001", "r+b") as handle:
+        handle.truncate(5)
+    code, out, _ = run("verify", str(ckpt_dir), "--json")
+    assert code == 1
+    results = json.loads(out)
+    assert [r["cause"] for r in results] == ["healthy", "truncated_data", "healthy"]
+    code, out, _ = run("verify", str(ckpt_dir / "ckpt-3"))
+    assert code == 0
+    assert out.startswith("OK ")
+
+
+def test_repair_dry_run_then_real(ckpt_dir: Path) -> None:
+    (ckpt_dir / "checkpoint").write_text("garbage garbage")
+    with open(ckpt_dir / "ckpt-3.data-00000-of-00001", "r+b") as handle:
+        handle.truncate(5)
+    before = sorted(p.name for p in ckpt_dir.iterdir())
+    code, out, _ = run("repair", str(ckpt_dir), "--dry-run")
+    assert code == 0
+    assert "dry run" in out
+    assert (ckpt_dir / "checkpoint").read_text() == "garbage garbage"
+    code, out, _ = run("repair", str(ckpt_dir))
+    assert code == 0
+    assert f"left out {ckpt_dir / 'ckpt-3'}" in out
+    state = (ckpt_dir / "checkpoint").read_text()
+    assert 'model_checkpoint_path: "ckpt-2"' in state
+    assert 'all_model_checkpoint_paths: "ckpt-1"' in state
+    backups = [p for p in ckpt_dir.iterdir() if p.name.startswith("checkpoint.bak-")]
+    assert len(backups) == 1
+    assert backups[0].read_text() == "garbage garbage"
+    after = sorted(p.name for p in ckpt_dir.iterdir() if not p.name.startswith("checkpoint"))
+    assert after == [n for n in before if not n.startswith("checkpoint")]
+    code, out, _ = run("repair", str(ckpt_dir))
+    assert code == 0
+    assert "already lists exactly" in out
+
+
+def test_repair_nothing_valid(tmp_path: Path) -> None:
+    code, out, _ = run("repair", str(tmp_path))
+    assert code == 1
+    assert "nothing written" in out
+
+
+def test_python_dash_m(ckpt_dir: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "safeckpt", "doctor", str(ckpt_dir), "--json"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["cause"] == "healthy"

@@ -1,0 +1,283 @@
+"""One real situation per Cause (safeckpt/_diagnose.py), built by damaging real checkpoints."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import tensorflow as tf
+from conftest import Trainee, run_unprivileged, write_checkpoints
+
+from safeckpt import Cause, Diagnosis, SafeCheckpointManager
+from safeckpt._diagnose import diagnose
+
+
+def flip_byte(path: Path, offset: int) -> None:
+    data = bytearray(path.read_bytes())
+    data[offset] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def truncate(path: Path, size: int) -> None:
+    with open(path, "r+b") as handle:
+        handle.truncate(size)
+
+
+def data_file(directory: Path, step: int) -> Path:
+    return directory / f"ckpt-{step}.data-00000-of-00001"
+
+
+def check(
+    diagnosis: Diagnosis,
+    cause: Cause,
+    evidence_names: str | None = None,
+    suggestion_has: str | None = None,
+) -> None:
+    assert diagnosis.cause is cause, str(diagnosis)
+    if evidence_names is not None:
+        assert any(evidence_names in e for e in diagnosis.evidence), str(diagnosis)
+    if suggestion_has is not None:
+        assert any(suggestion_has in s for s in diagnosis.suggestions), str(diagnosis)
+
+
+# Each builder damages ckpt_dir (ckpt-1..3 healthy) and returns the path to diagnose, the
+# expected cause, a string the evidence must contain, and one the suggestions must contain.
+Case = tuple[str, Cause, "str | None", "str | None"]
+
+
+def case_healthy(d: Path, tmp: Path) -> Case:
+    return str(d), Cause.HEALTHY, None, None
+
+
+def case_no_checkpoints(d: Path, tmp: Path) -> Case:
+    empty = tmp / "empty"
+    empty.mkdir()
+    return str(empty), Cause.NO_CHECKPOINTS, str(empty), "first run"
+
+
+def case_directory_missing(d: Path, tmp: Path) -> Case:
+    return str(d.parent / "nope" / "ckpts"), Cause.DIRECTORY_MISSING, "nope", str(d.parent)
+
+
+def case_not_a_directory(d: Path, tmp: Path) -> Case:
+    # TensorFlow's own manager only fails at the first save; diagnose the manager's view.
+    f = tmp / "file"
+    f.write_text("x")
+    from safeckpt._directory import validate_directory
+
+    try:
+        validate_directory(str(f), create=True, read_only=False)
+    except ValueError as exc:
+        diagnosis = exc.diagnosis  # type: ignore[attr-defined]
+        assert diagnosis.cause is Cause.NOT_A_DIRECTORY
+        assert any(str(f) in e for e in diagnosis.evidence)
+        assert any(repr(str(tmp)) in s for s in diagnosis.suggestions)
+    return str(d), Cause.HEALTHY, None, None
+
+
+def case_name_mismatch(d: Path, tmp: Path) -> Case:
+    other = tmp / "named"
+    write_checkpoints(other, 2, name="model")
+    return str(other / "ckpt-2"), Cause.NAME_MISMATCH, "model-2", "checkpoint_name='model'"
+
+
+def case_state_file_missing(d: Path, tmp: Path) -> Case:
+    (d / "checkpoint").unlink()
+    return str(d), Cause.STATE_FILE_MISSING, str(d / "checkpoint"), f"safeckpt repair {d}"
+
+
+def case_state_file_corrupt(d: Path, tmp: Path) -> Case:
+    (d / "checkpoint").write_text("model_checkpoint_path: None\n")
+    return str(d), Cause.STATE_FILE_CORRUPT, str(d / "checkpoint"), str(d / "ckpt-3")
+
+
+def case_state_file_stale(d: Path, tmp: Path) -> Case:
+    for f in d.glob("ckpt-3.*"):
+        f.unlink()
+    return str(d), Cause.STATE_FILE_STALE, str(d / "ckpt-3.index"), str(d / "ckpt-2")
+
+
+def case_state_file_foreign_paths(d: Path, tmp: Path) -> Case:
+    (d / "checkpoint").write_text(
+        'model_checkpoint_path: "/old/machine/run/ckpt-3"\n'
+        'all_model_checkpoint_paths: "/old/machine/run/ckpt-3"\n'
+    )
+    return str(d), Cause.STATE_FILE_FOREIGN_PATHS, "/old/machine/run/ckpt-3", f"repair {d}"
+
+
+def case_step_not_found(d: Path, tmp: Path) -> Case:
+    return str(d / "ckpt-7"), Cause.STEP_NOT_FOUND, "1, 2, 3", str(d / "ckpt-3")
+
+
+def case_missing_index(d: Path, tmp: Path) -> Case:
+    (d / "ckpt-3.index").unlink()
+    return str(d / "ckpt-3"), Cause.MISSING_INDEX, str(d / "ckpt-3.index"), str(d / "ckpt-2")
+
+
+def case_missing_data_shard(d: Path, tmp: Path) -> Case:
+    data_file(d, 3).unlink()
+    return str(d), Cause.MISSING_DATA_SHARD, str(data_file(d, 3)), str(d / "ckpt-2")
+
+
+def case_truncated_data(d: Path, tmp: Path) -> Case:
+    truncate(data_file(d, 3), 10)
+    return str(d / "ckpt-3"), Cause.TRUNCATED_DATA, str(data_file(d, 3)), str(d / "ckpt-2")
+
+
+def case_corrupt_index(d: Path, tmp: Path) -> Case:
+    flip_byte(d / "ckpt-3.index", 20)
+    return str(d), Cause.CORRUPT_INDEX, str(d / "ckpt-3.index"), str(d / "ckpt-2")
+
+
+def case_corrupt_data(d: Path, tmp: Path) -> Diagnosis:
+    flip_byte(data_file(d, 3), 3)
+    quick = diagnose(d)
+    assert quick.cause is Cause.HEALTHY  # a bit flip needs the deep check
+    return diagnose(d, deep=True)
+
+
+def case_incomplete_save(d: Path, tmp: Path) -> Case:
+    # What a kill between the data rename and the index write leaves (notes §3.4, K5).
+    (d / "ckpt-4_temp").mkdir()
+    shutil.copy(data_file(d, 3), data_file(d, 4))
+    return str(d), Cause.INCOMPLETE_SAVE, str(d / "ckpt-4_temp"), str(d / "ckpt-3")
+
+
+def case_file_not_prefix(d: Path, tmp: Path) -> Case:
+    return str(d / "ckpt-2.index"), Cause.FILE_NOT_PREFIX, str(d / "ckpt-2"), str(d / "ckpt-2")
+
+
+def case_directory_not_prefix(d: Path, tmp: Path) -> Case:
+    # An archive extracted into a folder named like the prefix (real-world S19):
+    # checkpoints/model.ckpt/model.ckpt.index, and the user passes .../model.ckpt.
+    nested = tmp / "checkpoints" / "model.ckpt"
+    Trainee().checkpoint.write(str(nested / "model.ckpt"))
+    prefix = str(nested / "model.ckpt")
+    return str(nested), Cause.DIRECTORY_NOT_PREFIX, prefix + ".index", prefix
+
+
+def case_saved_model(d: Path, tmp: Path) -> Case:
+    module = tf.Module()
+    module.v = tf.Variable(3.0)
+    tf.saved_model.save(module, str(tmp / "sm"))
+    return str(tmp / "sm"), Cause.SAVED_MODEL, "saved_model.pb", "variables/variables"
+
+
+def case_foreign_format(d: Path, tmp: Path) -> Case:
+    h5 = tmp / "weights.h5"
+    h5.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\x00" * 100)
+    return str(h5), Cause.FOREIGN_FORMAT, str(h5), "load_weights"
+
+
+def case_glob_metacharacters(d: Path, tmp: Path) -> Case:
+    return str(tmp / "run[lr=0.1]"), Cause.GLOB_METACHARACTERS, None, None
+
+
+def case_unsupported_scheme(d: Path, tmp: Path) -> Case:
+    return "s3://bucket/run", Cause.UNSUPPORTED_SCHEME, None, None
+
+
+def case_storage_unavailable(d: Path, tmp: Path) -> Case:
+    return "gs://safeckpt-offline-bucket/run", Cause.STORAGE_UNAVAILABLE, "gs://", None
+
+
+def case_unknown(d: Path, tmp: Path) -> Case:
+    # A path with a NUL cannot exist anywhere: nothing more specific can be said.
+    return str(d) + "\x00x", Cause.UNKNOWN, None, None
+
+
+CASES: dict[Cause, Callable[[Path, Path], Case | Diagnosis]] = {
+    Cause.HEALTHY: case_healthy,
+    Cause.NO_CHECKPOINTS: case_no_checkpoints,
+    Cause.DIRECTORY_MISSING: case_directory_missing,
+    Cause.NOT_A_DIRECTORY: case_not_a_directory,
+    Cause.NAME_MISMATCH: case_name_mismatch,
+    Cause.STATE_FILE_MISSING: case_state_file_missing,
+    Cause.STATE_FILE_CORRUPT: case_state_file_corrupt,
+    Cause.STATE_FILE_STALE: case_state_file_stale,
+    Cause.STATE_FILE_FOREIGN_PATHS: case_state_file_foreign_paths,
+    Cause.STEP_NOT_FOUND: case_step_not_found,
+    Cause.MISSING_INDEX: case_missing_index,
+    Cause.MISSING_DATA_SHARD: case_missing_data_shard,
+    Cause.TRUNCATED_DATA: case_truncated_data,
+    Cause.CORRUPT_INDEX: case_corrupt_index,
+    Cause.CORRUPT_DATA: case_corrupt_data,
+    Cause.INCOMPLETE_SAVE: case_incomplete_save,
+    Cause.FILE_NOT_PREFIX: case_file_not_prefix,
+    Cause.DIRECTORY_NOT_PREFIX: case_directory_not_prefix,
+    Cause.SAVED_MODEL: case_saved_model,
+    Cause.FOREIGN_FORMAT: case_foreign_format,
+    Cause.GLOB_METACHARACTERS: case_glob_metacharacters,
+    Cause.UNSUPPORTED_SCHEME: case_unsupported_scheme,
+    Cause.STORAGE_UNAVAILABLE: case_storage_unavailable,
+    Cause.UNKNOWN: case_unknown,
+}
+
+
+@pytest.mark.parametrize("cause", list(CASES), ids=lambda c: c.value)
+def test_cause(cause: Cause, ckpt_dir: Path, tmp_path: Path) -> None:
+    built = CASES[cause](ckpt_dir, tmp_path)
+    if isinstance(built, Diagnosis):
+        expected = {
+            Cause.CORRUPT_DATA: (Cause.CORRUPT_DATA, "ckpt-3.data-00000-of-00001", "ckpt-2"),
+        }[cause]
+        check(built, *expected)
+        return
+    path, expected_cause, evidence, suggestion = built
+    check(diagnose(path), expected_cause, evidence, suggestion)
+
+
+def test_permission_denied(unprivileged: Path) -> None:
+    out = run_unprivileged(
+        f"""
+d = pathlib.Path({str(unprivileged)!r}) / "perm"
+ckpt = tf.train.Checkpoint(v=tf.Variable(1.0))
+m = tf.train.CheckpointManager(ckpt, str(d), None)
+m.save(); m.save()
+(d / "ckpt-2.data-00000-of-00001").chmod(0)
+from safeckpt._diagnose import diagnose
+r = diagnose(d)
+print(r.cause.value)
+print(json.dumps(r.to_dict()))
+"""
+    )
+    first, payload = out.strip().splitlines()
+    assert first == "permission_denied"
+    data = __import__("json").loads(payload)
+    assert any("ckpt-2.data-00000-of-00001" in e for e in data["evidence"])
+    assert any("ckpt-1" in s for s in data["suggestions"])
+
+
+def test_every_cause_has_a_test_and_a_doc_section() -> None:
+    missing_tests = [c.value for c in Cause if c not in CASES and c is not Cause.PERMISSION_DENIED]
+    assert missing_tests == []
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "diagnostics.md").read_text()
+    missing_docs = [c.value for c in Cause if f"## `{c.value}`" not in doc]
+    assert missing_docs == []
+
+
+def test_manager_diagnose_uses_its_directory_and_name(ckpt_dir: Path, trainee: Trainee) -> None:
+    manager = SafeCheckpointManager(trainee.checkpoint, ckpt_dir, 5, checkpoint_name="model")
+    diagnosis = manager.diagnose()
+    assert diagnosis.cause is Cause.NAME_MISMATCH
+    assert diagnosis.directory == str(ckpt_dir)
+
+
+def test_never_raises_for_odd_inputs(tmp_path: Path) -> None:
+    odd = tmp_path / "odd"
+    odd.mkdir()
+    (odd / "checkpoint").mkdir()  # a directory where the state file should be
+    (odd / "x.index").write_bytes(os.urandom(64))
+    (odd / "x.data-00000-of-00001").write_bytes(b"")
+    assert isinstance(diagnose(odd), Diagnosis)
+    assert isinstance(diagnose(odd / "x"), Diagnosis)
+    assert isinstance(diagnose(odd / "checkpoint"), Diagnosis)
+
+
+def test_text_names_cwd_for_missing_relative(chdir_tmp: Path) -> None:
+    diagnosis = diagnose("training_checkpoints")
+    assert diagnosis.cause is Cause.DIRECTORY_MISSING or diagnosis.cause is Cause.NO_CHECKPOINTS
+    assert str(chdir_tmp) in str(diagnosis)
