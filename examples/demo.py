@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -18,6 +19,17 @@ import numpy as np
 import tensorflow as tf
 
 import safeckpt
+from safeckpt._cli import main as _cli_main
+
+
+def safeckpt_cli(argv: list[str]) -> int:
+    """Run the `safeckpt` command line in-process, indenting its output."""
+    import io
+
+    out = io.StringIO()
+    code = _cli_main(argv, stdout=out, stderr=out)
+    print("  " + out.getvalue().rstrip().replace("\n", "\n  "))
+    return code
 
 
 def heading(text: str) -> None:
@@ -48,6 +60,10 @@ def main() -> int:
         model.fit(x, y, epochs=1, verbose=0)
         print(f"  epoch {epoch}: saved {manager.save()}")
 
+    shutil.copy(
+        workdir / "runs/exp1/checkpoints/ckpt-3.data-00000-of-00001", workdir / "ckpt-3-backup.data"
+    )
+
     heading("2. A typo'd directory for a job that must find checkpoints")
     try:
         safeckpt.SafeCheckpointManager(
@@ -71,7 +87,21 @@ def main() -> int:
             first = str(error).splitlines()[0]
             print(f"  {bad!r}: {first}")
 
-    heading("5. Resume from the saved run in a fresh model")
+    heading("5. Damage the newest checkpoint and ask the doctor")
+    ckpt_dir = workdir / "runs/exp1/checkpoints"
+    shard = ckpt_dir / "ckpt-3.data-00000-of-00001"
+    with open(shard, "r+b") as handle:
+        handle.truncate(shard.stat().st_size // 2)
+    print(f"  truncated {shard.name} to half its size (an interrupted copy)")
+    print(f"  $ safeckpt doctor {ckpt_dir}")
+    code = safeckpt_cli(["doctor", str(ckpt_dir)])
+    print(f"  (exit code {code})")
+    print(f"  $ safeckpt ls {ckpt_dir}")
+    safeckpt_cli(["ls", str(ckpt_dir)])
+    shutil.copy(workdir / "ckpt-3-backup.data", shard)
+    print("  (restored the shard from a copy for the next step)")
+
+    heading("6. Resume from the saved run in a fresh model")
     model2, checkpoint2 = build()
     resumed = safeckpt.SafeCheckpointManager(checkpoint2, workdir / "runs/exp1/checkpoints", 3)
     path = resumed.restore_or_initialize()

@@ -445,8 +445,8 @@ def _with_checkpoints(
     findings[:0] = _state_findings(inventory, name, complete, evidence)
     for temp in inventory.leftovers():
         evidence.append(
-            f"{temp} is a leftover of an interrupted save (safe to remove; "
-            "cleanup_temp=True does it)."
+            f"{temp} is a leftover of an interrupted save (safe to remove once a newer "
+            "checkpoint is complete)."
         )
     for worker in inventory.worker_temps:
         evidence.append(f"{_paths.join(directory, worker)} is a multi-worker temporary directory.")
@@ -464,9 +464,7 @@ def _with_checkpoints(
     suggestions = []
     if best is not None:
         suggestions.append(
-            f"Restore the newest checkpoint that verifies: "
-            f"checkpoint.restore({best!r}); SafeCheckpointManager does this "
-            "by itself."
+            f"Restore the newest checkpoint that verifies: checkpoint.restore({best!r})."
         )
     if cause.value.startswith("state_file") or cause is Cause.PERMISSION_DENIED:
         suggestions.append(_REPAIR.format(d=directory))
@@ -475,7 +473,7 @@ def _with_checkpoints(
     if (check is not None and not check.ok) or newest.problems:
         suggestions.append(
             f"Move the damaged {newest.basename} files into "
-            f"{_paths.join(directory, 'quarantine')}/ (or use quarantine=True)."
+            f"{_paths.join(directory, 'quarantine')}/ so that nothing tries them again."
         )
     target = newest.prefix if (newest.problems or (check and not check.ok)) else None
     return Diagnosis(

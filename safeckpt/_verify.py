@@ -231,14 +231,13 @@ def with_alternatives(diagnosis: Diagnosis, prefix: str) -> Diagnosis:
     suggestions = list(diagnosis.suggestions)
     if others:
         suggestions.append(
-            f"Restore the previous complete checkpoint {others[0]} instead "
-            "(SafeCheckpointManager does this by itself with fallback='previous_valid')."
+            f"Restore the previous complete checkpoint instead: checkpoint.restore({others[0]!r})."
         )
     else:
         suggestions.append("No other complete checkpoint of this name exists in the directory.")
     suggestions.append(
         f"Keep the damaged files for inspection but out of the way: move {prefix}.* into "
-        f"{_paths.join(_paths.dirname(prefix), 'quarantine')}/ (or use quarantine=True)."
+        f"{_paths.join(_paths.dirname(prefix), 'quarantine')}/."
     )
     return replace(diagnosis, suggestions=tuple(suggestions))
 
