@@ -6,7 +6,7 @@ TF_PIN ?= tensorflow-cpu==2.21.0
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONHASHSEED ?= 0
 
-.PHONY: demo test lint typecheck unit stress bench clean
+.PHONY: demo test lint typecheck unit clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,8 +18,8 @@ demo: $(VENV)/.installed
 	$(PY) examples/demo.py
 
 lint: $(VENV)/.installed
-	$(PY) -m ruff check safeckpt tests examples benchmarks
-	$(PY) -m ruff format --check safeckpt tests examples benchmarks
+	$(PY) -m ruff check safeckpt tests examples
+	$(PY) -m ruff format --check safeckpt tests examples
 
 typecheck: $(VENV)/.installed
 	$(PY) -m mypy --strict safeckpt
@@ -28,12 +28,6 @@ unit: $(VENV)/.installed
 	$(PY) -m pytest -q -m "not stress"
 
 test: lint typecheck unit
-
-stress: $(VENV)/.installed
-	$(PY) -m pytest -q -m stress -p no:cacheprovider
-
-bench: $(VENV)/.installed
-	$(PY) benchmarks/run.py --write docs/benchmarks.md
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache build dist *.egg-info
