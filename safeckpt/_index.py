@@ -37,6 +37,7 @@ _FOOTER = 48  # two BlockHandles padded to 40 bytes + 8-byte magic
 _TRAILER = 5  # compression type + masked CRC32C
 _DT_STRING, _DT_VARIANT = 7, 21
 _CHUNK = 8 * 1024 * 1024
+_MAX_SHARDS = 1 << 20  # sanity bound: verify_data stats every shard
 
 
 class IndexFormatError(Exception):
@@ -122,24 +123,25 @@ def _varint(buf: bytes, pos: int, limit: int, max_bytes: int = 10) -> tuple[int,
     raise _bad("malformed", f"varint longer than {max_bytes} bytes before byte {pos}")
 
 
-def _read_block(data: bytes, handle: bytes, what: str) -> bytes:
-    """Returns a block's contents after checking bounds, CRC and compression type."""
-    offset, pos = _varint(handle, 0, len(handle))
-    size, pos = _varint(handle, pos, len(handle))
+def _read_items(data: bytes, handle: bytes, what: str) -> list[tuple[bytes, bytes]]:
+    """Reads the block `handle` points at (checking bounds, CRC, type) and decodes it."""
+    try:
+        offset, pos = _varint(handle, 0, len(handle))
+        size, _ = _varint(handle, pos, len(handle))
+    except IndexFormatError as exc:
+        raise _bad("malformed", f"{what}: bad block handle {handle.hex()}: {exc.detail}") from None
     end, stop = offset + size, len(data) - _FOOTER
+    where = f"{what} at bytes {offset}..{end + _TRAILER}"
     if end + _TRAILER > stop:
-        raise _bad("malformed", f"{what} at bytes {offset}..{end + _TRAILER} is past byte {stop}")
+        raise _bad("malformed", f"{where} runs past byte {stop}, where the footer starts")
     (stored,) = struct.unpack_from("<I", data, end + 1)
     actual = crc32c(memoryview(data)[offset : end + 1])
     if unmask(stored) != actual:
-        raise _bad(
-            "block_checksum",
-            f"{what} at bytes {offset}..{end + _TRAILER}: stored CRC32C "
-            f"{unmask(stored):#010x}, computed {actual:#010x}",
-        )
+        detail = f"{where}: stored CRC32C {unmask(stored):#010x}, computed {actual:#010x}"
+        raise _bad("block_checksum", detail)
     if data[end] != 0:
-        raise _bad("malformed", f"{what} at byte {offset} has compression type {data[end]}")
-    return data[offset:end]
+        raise _bad("malformed", f"{where} has compression type {data[end]}, not 0 (none)")
+    return _block_items(data[offset:end], where)
 
 
 def _block_items(block: bytes, where: str) -> list[tuple[bytes, bytes]]:
@@ -178,22 +180,21 @@ def _parse(path: str, data: bytes) -> BundleIndex:
         raise _bad("bad_magic", f"footer at byte {len(data) - _FOOTER} has magic {magic:#018x}")
     meta_end = _varint(footer, _varint(footer, 0, 40)[1], 40)[1]  # handle = 2 varints
     index_end = _varint(footer, _varint(footer, meta_end, 40)[1], 40)[1]
-    _block_items(_read_block(data, footer[:meta_end], "meta-index block"), "meta-index block")
-    index_handle = footer[meta_end:index_end]
-    index = _block_items(_read_block(data, index_handle, "index block"), "index block")
+    _read_items(data, footer[:meta_end], "meta-index block")
     items: list[tuple[bytes, bytes]] = []
-    for separator, handle in index:
-        what = f"data block {handle.hex()}"
-        block = _block_items(_read_block(data, handle, what), what)
+    for n, (separator, handle) in enumerate(
+        _read_items(data, footer[meta_end:index_end], "index block")
+    ):
+        block = _read_items(data, handle, f"data block {n}")
         if block and block[-1][0] > separator:
-            raise _bad("malformed", f"{what}: last key is past its index separator")
+            raise _bad("malformed", f"data block {n}: last key is past its index separator")
         items += block
     if any(a[0] >= b[0] for a, b in itertools.pairwise(items)):
         raise _bad("malformed", "keys are not strictly increasing")
     if not items or items[0][0] != b"":
         raise _bad("malformed", "no BundleHeaderProto under key ''")
-    header = tensor_bundle_pb2.BundleHeaderProto.FromString(items[0][1])
-    if header.num_shards < 1:
+    header = _proto(tensor_bundle_pb2.BundleHeaderProto, b"", items[0][1])
+    if not 1 <= header.num_shards <= _MAX_SHARDS:
         raise _bad("malformed", f"header says num_shards={header.num_shards}")
     return BundleIndex(
         path=path,
@@ -204,22 +205,21 @@ def _parse(path: str, data: bytes) -> BundleIndex:
     )
 
 
+def _proto(cls: Any, key: bytes, value: bytes) -> Any:
+    try:
+        return cls.FromString(value)
+    except DecodeError as exc:
+        raise _bad("malformed", f"value of key {key!r} is not a {cls.__name__}: {exc}") from None
+
+
 def _entry(key: bytes, value: bytes, num_shards: int) -> BundleEntry:
-    proto = tensor_bundle_pb2.BundleEntryProto.FromString(value)
-    entry = BundleEntry(
-        key=key,
-        dtype=proto.dtype,
-        shape=tuple(d.size for d in proto.shape.dim),
-        shard_id=proto.shard_id,
-        offset=proto.offset,
-        size=proto.size,
-        crc32c=proto.crc32c,
-        is_slice_container=len(proto.slices) > 0,
-    )
-    if min((entry.offset, entry.size, *entry.shape), default=0) < 0 or not (
-        0 <= entry.shard_id < num_shards
-    ):
-        raise _bad("malformed", f"entry {entry.name!r} has impossible values: {entry}")
+    proto = _proto(tensor_bundle_pb2.BundleEntryProto, key, value)
+    shape = tuple(d.size for d in proto.shape.dim)
+    entry = BundleEntry(key, proto.dtype, shape, proto.shard_id, proto.offset, proto.size,
+                        proto.crc32c, is_slice_container=len(proto.slices) > 0)  # fmt: skip
+    if min(entry.offset, entry.size, *shape) < 0 or not 0 <= entry.shard_id < num_shards:
+        detail = f"shard {entry.shard_id}, offset {entry.offset}, size {entry.size}, shape {shape}"
+        raise _bad("malformed", f"entry {entry.name!r} has impossible values: {detail}")
     return entry
 
 
@@ -247,7 +247,7 @@ def read_index(path: str) -> BundleIndex:
         return _parse(path, data)
     except IndexFormatError as exc:
         raise IndexFormatError(path, exc.reason, exc.detail) from None
-    except (DecodeError, IndexError, ValueError, struct.error, OverflowError) as exc:
+    except (IndexError, ValueError, struct.error, OverflowError) as exc:  # defensive
         raise IndexFormatError(path, "malformed", f"{type(exc).__name__}: {exc}") from exc
 
 
@@ -373,33 +373,28 @@ def _verify_shard(
 ) -> list[DataProblem]:
     """Checks the entries of one data shard (sorted by offset)."""
     out: list[DataProblem] = []
-    mark, end_mark, i = meter.done, meter.done + sum(e.size for e in entries), 0
+    mark, end_mark, current = meter.done, meter.done + sum(e.size for e in entries), ""
     try:
         with tf.io.gfile.GFile(name, "rb") as f:
             size = f.size()
-            for i, e in enumerate(entries):  # noqa: B007 - `i` is used after an exception
-                need = e.offset + e.size
+            for e in entries:
+                current, span = e.name, f"bytes {e.offset}..{e.offset + e.size}"
                 try:
-                    if need > size:
-                        raise EOFError(f"needs bytes {e.offset}..{need}, the shard has {size}")
+                    if e.offset + e.size > size:
+                        raise EOFError(f"the shard has only {size} bytes")
                     crc = _content_crc(_Stream(f, e, meter.tick), e, fmt)
                     if crc != unmask(e.crc32c):
-                        raise ValueError(
-                            f"bytes {e.offset}..{need}: CRC32C {crc:#010x}, "
-                            f"index says {unmask(e.crc32c):#010x}"
-                        )
+                        raise ValueError(f"CRC32C {crc:#010x}, index says {unmask(e.crc32c):#010x}")
                 except EOFError as exc:
-                    out.append(DataProblem(e.name, name, "truncated", str(exc)))
+                    out.append(DataProblem(e.name, name, "truncated", f"{span}: {exc}"))
                 except ValueError as exc:
-                    out.append(DataProblem(e.name, name, "checksum_mismatch", str(exc)))
+                    out.append(DataProblem(e.name, name, "checksum_mismatch", f"{span}: {exc}"))
                 mark += e.size
                 meter.settle(mark)
     except tf.errors.NotFoundError:
-        size_sum = end_mark - mark
-        detail = f"missing; it should hold {len(entries)} tensors ({size_sum} bytes)"
+        detail = f"missing; it should hold {len(entries)} tensors ({end_mark - mark} bytes)"
         out.append(DataProblem("", name, "missing_shard", detail))
     except (tf.errors.OpError, OSError) as exc:
-        key = entries[i].name if entries else ""
-        out.append(DataProblem(key, name, "unreadable", f"{type(exc).__name__}: {exc}"))
+        out.append(DataProblem(current, name, "unreadable", f"{type(exc).__name__}: {exc}"))
     meter.settle(end_mark)
     return out
