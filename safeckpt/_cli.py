@@ -17,6 +17,7 @@ from safeckpt._info import CheckpointInfo
 from safeckpt._inventory import scan
 from safeckpt._repair import apply_repair, plan_repair
 from safeckpt._tf import tf
+from safeckpt._verify import human_size as _human
 from safeckpt._verify import verify
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
@@ -47,15 +48,6 @@ def _parser() -> argparse.ArgumentParser:
     repair.add_argument("--dry-run", action="store_true", help="show the change, write nothing")
     repair.add_argument("--json", action="store_true")
     return parser
-
-
-def _human(size: int) -> str:
-    value = float(size)
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if value < 1000 or unit == "TB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    return str(size)  # pragma: no cover
 
 
 def _print_json(data: Any, out: TextIO) -> None:

@@ -39,10 +39,11 @@ def shard_path(prefix: str, shard: int, count: int) -> str:
     return f"{prefix}.data-{shard:05d}-of-{count:05d}"
 
 
-def _human(size: int) -> str:
+def human_size(size: int) -> str:
+    """``1234567`` gives ``"1.2 MB"`` (decimal units)."""
     value = float(size)
-    for unit in ("B", "KB", "MB", "GB"):
-        if value < 1000 or unit == "GB":
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if value < 1000 or unit == "TB":
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1000
     return f"{size} B"  # pragma: no cover
@@ -146,7 +147,7 @@ def check_prefix(prefix: str, *, deep: bool = False, progress: Progress | None =
     tensors = sum(1 for e in index.entries if not e.is_slice_container)
     level = "deep check: every tensor's CRC32C matches" if deep else "quick check"
     summary = (
-        f"{base} is complete: {tensors} tensors, {_human(total)} in "
+        f"{base} is complete: {tensors} tensors, {human_size(total)} in "
         f"{index.num_shards} shard{'s' if index.num_shards != 1 else ''} ({level})."
     )
     if not any(e.key == b"_CHECKPOINTABLE_OBJECT_GRAPH" for e in index.entries):
