@@ -6,6 +6,7 @@ from safeckpt._diagnosis import Diagnosis
 from safeckpt._errors import (
     CheckpointCorruptedError,
     CheckpointDirectoryError,
+    CheckpointMismatchError,
     CheckpointNotFoundError,
     CheckpointPermissionError,
     ReadOnlyError,
@@ -16,6 +17,16 @@ from safeckpt._errors import (
 from safeckpt._info import CheckpointInfo
 from safeckpt._inventory import list_checkpoints
 from safeckpt._manager import SafeCheckpointManager
+from safeckpt._policies import (
+    FallbackPolicy,
+    FreshInit,
+    OnEmpty,
+    PreviousValid,
+    Raise,
+    RecoveryContext,
+    VerifyLevel,
+)
+from safeckpt._report import Outcome, RestoreReport
 from safeckpt._verify import verify
 
 __version__ = "0.1.0"
@@ -25,14 +36,24 @@ __all__ = [
     "CheckpointCorruptedError",
     "CheckpointDirectoryError",
     "CheckpointInfo",
+    "CheckpointMismatchError",
     "CheckpointNotFoundError",
     "CheckpointPermissionError",
     "Diagnosis",
+    "FallbackPolicy",
+    "FreshInit",
+    "OnEmpty",
+    "Outcome",
+    "PreviousValid",
+    "Raise",
     "ReadOnlyError",
+    "RecoveryContext",
     "RestoreError",
+    "RestoreReport",
     "SafeCheckpointError",
     "SafeCheckpointManager",
     "SaveError",
+    "VerifyLevel",
     "__version__",
     "diagnose",
     "list_checkpoints",

@@ -36,6 +36,7 @@ class Cause(str, Enum):
     GLOB_METACHARACTERS = "glob_metacharacters"
     UNSUPPORTED_SCHEME = "unsupported_scheme"
     STORAGE_UNAVAILABLE = "storage_unavailable"
+    MODEL_MISMATCH = "model_mismatch"
     UNKNOWN = "unknown"
 
     def __str__(self) -> str:
@@ -52,5 +53,25 @@ CHECKPOINT_DAMAGE = frozenset(
         Cause.CORRUPT_DATA,
         Cause.INCOMPLETE_SAVE,
         Cause.PERMISSION_DENIED,
+    }
+)
+
+#: Causes that mean "there is no checkpoint where one was expected" (`NotFoundError`).
+NOT_FOUND = frozenset(
+    {
+        Cause.NO_CHECKPOINTS,
+        Cause.DIRECTORY_MISSING,
+        Cause.NOT_A_DIRECTORY,
+        Cause.NAME_MISMATCH,
+        Cause.STATE_FILE_MISSING,
+        Cause.STATE_FILE_CORRUPT,
+        Cause.STATE_FILE_STALE,
+        Cause.STATE_FILE_FOREIGN_PATHS,
+        Cause.STEP_NOT_FOUND,
+        Cause.MISSING_INDEX,
+        Cause.FILE_NOT_PREFIX,
+        Cause.DIRECTORY_NOT_PREFIX,
+        Cause.SAVED_MODEL,
+        Cause.GLOB_METACHARACTERS,
     }
 )

@@ -10,7 +10,9 @@ TensorFlow keeps catching it. The tree::
     └── RestoreError                      (+ tf.errors.OpError) no checkpoint could be restored
         ├── CheckpointNotFoundError       (+ tf.errors.NotFoundError) nothing to restore there
         ├── CheckpointCorruptedError      (+ tf.errors.DataLossError) damaged or incomplete files
-        └── CheckpointPermissionError     (+ tf.errors.PermissionDeniedError) files unreadable
+        ├── CheckpointPermissionError     (+ tf.errors.PermissionDeniedError) files unreadable
+        └── CheckpointMismatchError       (+ tf.errors.InvalidArgumentError, ValueError) the
+                                          checkpoint is intact but does not fit the program
 
 Every error carries ``.diagnosis`` (a `Diagnosis`, or None) and its ``str()`` is the full
 readable message. `RestoreError` also carries ``.attempts``: the `Diagnosis` of every
@@ -26,6 +28,7 @@ import inspect
 from collections.abc import Sequence
 from typing import Any
 
+from safeckpt._causes import CHECKPOINT_DAMAGE, NOT_FOUND, Cause
 from safeckpt._diagnosis import Diagnosis
 from safeckpt._tf import tf
 
@@ -34,6 +37,7 @@ _UNKNOWN: int = tf.errors.UNKNOWN
 _NOT_FOUND: int = tf.errors.NOT_FOUND
 _DATA_LOSS: int = tf.errors.DATA_LOSS
 _PERMISSION_DENIED: int = tf.errors.PERMISSION_DENIED
+_INVALID_ARGUMENT: int = tf.errors.INVALID_ARGUMENT
 
 
 class SafeCheckpointError(Exception):
@@ -141,3 +145,37 @@ class CheckpointPermissionError(RestoreError, tf.errors.PermissionDeniedError): 
     """Checkpoint files exist but cannot be read (also a `tf.errors.PermissionDeniedError`)."""
 
     _code = _PERMISSION_DENIED
+
+
+class CheckpointMismatchError(
+    RestoreError,
+    tf.errors.InvalidArgumentError,  # type: ignore[misc]
+    ValueError,
+):
+    """The checkpoint is intact but its variables do not fit the program's (shape, dtype).
+
+    Also a `tf.errors.InvalidArgumentError` and a `ValueError`, the two classes TensorFlow
+    raises for these. An earlier checkpoint of the same run would not fit either, so no
+    fallback policy is applied.
+    """
+
+    _code = _INVALID_ARGUMENT
+
+
+def restore_error(
+    diagnosis: Diagnosis, attempts: Sequence[Diagnosis] = (), message: str | None = None
+) -> RestoreError:
+    """The `RestoreError` subclass that matches `diagnosis.cause`, with its text as message."""
+    cls: type[RestoreError]
+    if diagnosis.cause is Cause.PERMISSION_DENIED:
+        cls = CheckpointPermissionError
+    elif diagnosis.cause is Cause.MODEL_MISMATCH:
+        cls = CheckpointMismatchError
+    elif diagnosis.cause in NOT_FOUND:
+        cls = CheckpointNotFoundError
+    elif diagnosis.cause in CHECKPOINT_DAMAGE:
+        cls = CheckpointCorruptedError
+    else:
+        cls = RestoreError
+    text = message if message is not None else str(diagnosis)
+    return cls(text, diagnosis, attempts)

@@ -167,3 +167,29 @@ def list_checkpoints(
     if checkpoint_name is not None:
         _paths.normalize_checkpoint_name(checkpoint_name)
     return scan(path).family(checkpoint_name)
+
+
+def newest_first(inventory: Inventory, name: str) -> list[CheckpointInfo]:
+    """The checkpoints named `name`, most recently saved first.
+
+    With a readable state file, its order is authoritative (it is the order of the saves,
+    which differs from the step order after a rewind). Checkpoints it does not list come
+    before its entries when their files are newer than the state file (a save interrupted
+    between writing the checkpoint and writing the state file), else after them. Without a
+    readable state file, the highest step comes first.
+    """
+    family = inventory.family(name)
+    by_step = sorted(family, key=_order, reverse=True)
+    order = [r.prefix for r in inventory.recorded if r.prefix is not None]
+    if not inventory.state.readable or not order:
+        return by_step
+    rank = {prefix: i for i, prefix in enumerate(order)}
+    _size, state_mtime = _stat(inventory.state.path)
+    recorded = sorted((c for c in family if c.prefix in rank), key=lambda c: -rank[c.prefix])
+    newer = [
+        c
+        for c in by_step
+        if c.prefix not in rank and c.mtime is not None and (state_mtime or 0.0) < c.mtime
+    ]
+    older = [c for c in by_step if c.prefix not in rank and c not in newer]
+    return newer + recorded + older

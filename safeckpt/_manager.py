@@ -5,14 +5,29 @@ from __future__ import annotations
 import collections
 import logging
 import numbers
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from safeckpt import _paths
+from safeckpt._causes import Cause
 from safeckpt._diagnose import diagnose
 from safeckpt._diagnosis import Diagnosis
 from safeckpt._directory import validate_directory
 from safeckpt._errors import ReadOnlyError
+from safeckpt._housekeeping import cleanup_temp
+from safeckpt._inventory import newest_first, scan
+from safeckpt._policies import (
+    FallbackPolicy,
+    OnEmpty,
+    VerifyLevel,
+    normalize_fallback,
+    normalize_on_empty,
+    normalize_verify,
+)
+from safeckpt._report import RestoreReport
+from safeckpt._restore import Restore
+from safeckpt._statefile import resolve_recorded
 from safeckpt._tf import tf, tf_checkpoint_management
 
 logger = logging.getLogger("safeckpt")
@@ -72,6 +87,18 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
         create_directory: Create a missing `directory` (with parents) at construction.
         read_only: Never write: no directory creation, no write probe; `save` raises
             `ReadOnlyError`. For evaluation and inference jobs.
+        fallback: What `restore` does when the newest checkpoint cannot be restored: a
+            policy name (``"previous_valid"``, ``"fresh_init"``, ``"raise"``), a policy
+            object (`PreviousValid`, `FreshInit`, `Raise`, or any `FallbackPolicy`), or a
+            sequence of them applied in order.
+        on_empty: What `restore` does when the directory holds no checkpoint at all:
+            ``"initialize"`` (TensorFlow's behaviour) or ``"raise"``.
+        verify: How each checkpoint is checked before it is restored: ``"quick"`` (index
+            and shard sizes), ``"deep"`` (also every tensor's CRC32C) or ``"none"``.
+        cleanup_temp: After each save, remove leftovers of interrupted saves older than
+            the newest complete checkpoint (``<prefix>_temp/``, ``checkpoint.tmp*``).
+        quarantine: Move a checkpoint that fails verification into
+            ``<directory>/quarantine/`` instead of retrying it at every restore.
 
     Raises:
         TypeError: An argument has the wrong type.
@@ -93,6 +120,11 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
         *,
         create_directory: bool = True,
         read_only: bool = False,
+        fallback: str | FallbackPolicy | Sequence[str | FallbackPolicy] = "previous_valid",
+        on_empty: str = "initialize",
+        verify: str = "quick",
+        cleanup_temp: bool = False,
+        quarantine: bool = False,
     ) -> None:
         if checkpoint is None or not callable(getattr(checkpoint, "restore", None)):
             raise TypeError(
@@ -106,6 +138,18 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
         keep_checkpoint_every_n_hours = _check_hours(keep_checkpoint_every_n_hours)
         self._read_only = _check_bool("read_only", read_only)
         _check_bool("create_directory", create_directory)
+        self._fallback = normalize_fallback(fallback)
+        self._on_empty = normalize_on_empty(on_empty)
+        self._verify = normalize_verify(verify)
+        self._cleanup_temp = _check_bool("cleanup_temp", cleanup_temp)
+        self._quarantine = _check_bool("quarantine", quarantine)
+        for option, value in (("cleanup_temp", cleanup_temp), ("quarantine", quarantine)):
+            if value and read_only:
+                raise ValueError(
+                    f"{option}=True writes to the directory, but read_only=True was given; "
+                    "drop one of them."
+                )
+        self.last_restore: RestoreReport | None = None
         directory = _paths.normalize_directory(directory)
         checkpoint_name = _paths.normalize_checkpoint_name(checkpoint_name)
         self.created_directory = validate_directory(
@@ -136,13 +180,120 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
                 exc,
             )
             self._maybe_delete: collections.OrderedDict[str, float] = collections.OrderedDict()
-            self._latest_checkpoint = None
+            self._latest_checkpoint: str | None = None
             self._last_preserved_timestamp = tf_checkpoint_management.time.time() - 1.0
+        self._reconcile()
+        self._inherited = set(self._maybe_delete)
+
+    def _reconcile(self) -> None:
+        """Make the recorded state match the files (in memory; the state file is untouched).
+
+        Entries whose files are gone or that point outside the directory leave the
+        ``max_to_keep`` rotation (so the sweep never deletes files elsewhere), foreign paths
+        are re-anchored when the directory holds that checkpoint, complete checkpoints newer
+        than the state file join it, and `latest_checkpoint` names the newest checkpoint
+        whose files exist.
+        """
+        try:
+            inventory = scan(self.directory)
+        except (tf.errors.OpError, OSError):
+            return
+        by_prefix = {c.prefix: c for c in inventory.checkpoints}
+        local = {c.basename for c in inventory.checkpoints}
+
+        def usable(path: str | None) -> str | None:
+            if path is None:
+                return None
+            prefix = resolve_recorded(self.directory, path, local).prefix
+            info = by_prefix.get(prefix) if prefix is not None else None
+            if info is None or Cause.STATE_FILE_STALE in info.problems:
+                return None
+            return info.prefix
+
+        rotation: collections.OrderedDict[str, float] = collections.OrderedDict()
+        for path, timestamp in self._maybe_delete.items():
+            prefix = usable(path)
+            if prefix is None:
+                logger.warning("The state file lists %s, which is not usable here; ignored.", path)
+            else:
+                rotation[prefix] = timestamp
+        order = newest_first(inventory, self.checkpoint_name)
+        latest = usable(self._latest_checkpoint)
+        newer = []
+        for info in order:
+            if info.prefix == latest:
+                break
+            if info.complete and not info.in_state_file:
+                newer.append(info)
+        if latest is not None or inventory.state.readable:
+            for info in reversed(newer):
+                rotation[info.prefix] = info.mtime or tf_checkpoint_management.time.time()
+        if newer:
+            latest = newer[0].prefix
+        elif latest is None:
+            latest = next((c.prefix for c in order if c.complete), None)
+        if latest != self._latest_checkpoint:
+            logger.warning(
+                "latest_checkpoint is %s (the state file says %s).", latest, self._latest_checkpoint
+            )
+        self._maybe_delete = rotation
+        self._latest_checkpoint = latest
+
+    def _forget(self, prefix: str) -> None:
+        """Take a rejected checkpoint out of the rotation and out of `latest_checkpoint`."""
+        self._maybe_delete.pop(prefix, None)
+        if self._latest_checkpoint == prefix:
+            self._latest_checkpoint = None
+
+    def _adopt(self, prefix: str) -> None:
+        """Make the restored `prefix` the `latest_checkpoint`."""
+        self._latest_checkpoint = prefix
+
+    def _start_fresh(self, highest: int, *, keep_existing: bool, fallback: bool) -> None:
+        """Number new checkpoints above `highest`; keep the inherited ones out of the sweep."""
+        counter = self._checkpoint.save_counter
+        if tf.executing_eagerly():
+            if highest > int(counter.numpy()):
+                counter.assign(highest)
+        else:  # graph mode (tf.compat.v1): only with a default session
+            session = tf.compat.v1.get_default_session()
+            if session is not None and highest > int(session.run(counter)):
+                session.run(counter.assign(highest))
+        if keep_existing:
+            for prefix in self._inherited:
+                self._maybe_delete.pop(prefix, None)
+        if fallback:
+            self._latest_checkpoint = None
 
     @property
     def read_only(self) -> bool:
         """Whether this manager refuses to write."""
         return self._read_only
+
+    @property
+    def fallback(self) -> tuple[FallbackPolicy, ...]:
+        """The fallback policies, normalized, in the order they are applied."""
+        return self._fallback
+
+    @property
+    def on_empty(self) -> OnEmpty:
+        """What `restore` does in a directory without checkpoints."""
+        return self._on_empty
+
+    @property
+    def verify(self) -> VerifyLevel:
+        """How each checkpoint is verified before it is restored."""
+        return self._verify
+
+    @property
+    def cleanup_temp(self) -> bool:
+        """Whether saves remove older leftovers of interrupted saves."""
+        return self._cleanup_temp
+
+    @property
+    def quarantine(self) -> bool:
+        """Whether checkpoints that fail verification are moved into ``quarantine/``."""
+        return self._quarantine
 
     @property
     def checkpoint_name(self) -> str:
@@ -152,6 +303,62 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
     def diagnose(self, *, deep: bool = False) -> Diagnosis:
         """Diagnose this manager's directory for its `checkpoint_name` (see `safeckpt.diagnose`)."""
         return diagnose(self.directory, checkpoint_name=self.checkpoint_name, deep=deep)
+
+    def restore(self, save_path: Any = None, *, options: Any = None) -> RestoreReport:
+        """Restore the newest usable checkpoint, or exactly `save_path`.
+
+        ``save_path=None`` (or this manager's own `latest_checkpoint`) means "the newest
+        usable checkpoint": candidates from the state file and a directory listing are
+        verified at the ``verify`` level before TensorFlow reads them, and the ``fallback``
+        policies decide what happens when the newest cannot be restored; an empty directory
+        follows ``on_empty``. Any other path is restored exactly as asked (a ``.index`` or
+        ``.data-…`` file name becomes its prefix, a directory its newest checkpoint, the
+        state file the checkpoint it names) or raises: an explicit request never turns into
+        another checkpoint.
+
+        Args:
+            save_path: None, or a checkpoint prefix (or a path a user might pass instead).
+            options: A `tf.train.CheckpointOptions`, passed to `tf.train.Checkpoint.restore`.
+
+        Returns:
+            A `RestoreReport`, also stored as `last_restore`.
+
+        Raises:
+            CheckpointNotFoundError: Nothing to restore (a `tf.errors.NotFoundError`).
+            CheckpointCorruptedError: Only damaged checkpoints (a `tf.errors.DataLossError`).
+            CheckpointPermissionError: The files cannot be read.
+            CheckpointMismatchError: The checkpoint does not fit the program's variables.
+            RestoreError: Any other failure; every one carries ``.diagnosis``.
+        """
+        run = Restore(self, options)
+        if save_path is None or self._is_latest(save_path):
+            report = run.newest()
+        else:
+            report = run.exact(save_path)
+        self.last_restore = report
+        return report
+
+    def restore_or_initialize(self) -> str | None:
+        """Restore the newest usable checkpoint, else initialize; TensorFlow's contract.
+
+        Goes through the same policies as `restore` (``restore(None)``).
+
+        Returns:
+            The restored checkpoint prefix, or None after initializing (``init_fn`` called).
+        """
+        return self.restore().save_path
+
+    def _is_latest(self, save_path: Any) -> bool:
+        if self._latest_checkpoint is None or not isinstance(save_path, (str, os.PathLike)):
+            return False
+        if os.fspath(save_path) == self._latest_checkpoint:
+            return True
+        try:
+            return bool(
+                _paths.normalize_directory(save_path, "save_path") == self._latest_checkpoint
+            )
+        except (TypeError, ValueError):
+            return False
 
     def save(
         self,
@@ -173,4 +380,9 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
         result: str | None = super().save(
             checkpoint_number=checkpoint_number, check_interval=check_interval, options=options
         )
+        if result is not None and self._cleanup_temp:
+            try:
+                cleanup_temp(scan(self.directory), self.checkpoint_name)
+            except (tf.errors.OpError, OSError) as exc:
+                logger.warning("Could not clean up leftovers in %s: %s", self.directory, exc)
         return result

@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 from conftest import Trainee, run_unprivileged, write_checkpoints
 
-from safeckpt import Cause, Diagnosis, SafeCheckpointManager
+from safeckpt import Cause, CheckpointMismatchError, Diagnosis, SafeCheckpointManager
 from safeckpt._diagnose import diagnose
 
 
@@ -184,6 +184,19 @@ def case_storage_unavailable(d: Path, tmp: Path) -> Case:
     return "gs://safeckpt-offline-bucket/run", Cause.STORAGE_UNAVAILABLE, "gs://", None
 
 
+def case_model_mismatch(d: Path, tmp: Path) -> Diagnosis:
+    # Intact files, wrong program: a 5-vector where the checkpoint holds a 4-vector.
+    wide = tf.train.Checkpoint(w=tf.Variable(tf.zeros([5])), step=tf.Variable(0, dtype=tf.int64))
+    manager = SafeCheckpointManager(wide, str(d), max_to_keep=3)
+    with pytest.raises(CheckpointMismatchError) as info:
+        manager.restore()
+    assert isinstance(info.value, ValueError)
+    assert isinstance(info.value, tf.errors.InvalidArgumentError)
+    assert info.value.attempts == ()  # no fallback: earlier checkpoints would not fit either
+    assert info.value.diagnosis is not None
+    return info.value.diagnosis
+
+
 def case_unknown(d: Path, tmp: Path) -> Case:
     # A path with a NUL cannot exist anywhere: nothing more specific can be said.
     return str(d) + "\x00x", Cause.UNKNOWN, None, None
@@ -213,6 +226,7 @@ CASES: dict[Cause, Callable[[Path, Path], Case | Diagnosis]] = {
     Cause.GLOB_METACHARACTERS: case_glob_metacharacters,
     Cause.UNSUPPORTED_SCHEME: case_unsupported_scheme,
     Cause.STORAGE_UNAVAILABLE: case_storage_unavailable,
+    Cause.MODEL_MISMATCH: case_model_mismatch,
     Cause.UNKNOWN: case_unknown,
 }
 
@@ -223,6 +237,7 @@ def test_cause(cause: Cause, ckpt_dir: Path, tmp_path: Path) -> None:
     if isinstance(built, Diagnosis):
         expected = {
             Cause.CORRUPT_DATA: (Cause.CORRUPT_DATA, "ckpt-3.data-00000-of-00001", "ckpt-2"),
+            Cause.MODEL_MISMATCH: (Cause.MODEL_MISMATCH, "incompatible", "list_variables"),
         }[cause]
         check(built, *expected)
         return

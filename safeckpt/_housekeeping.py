@@ -1,0 +1,87 @@
+"""Opt-in housekeeping: quarantine damaged checkpoints, remove leftovers of interrupted saves.
+
+Nothing here runs unless the user asked for it (``quarantine=True``, ``cleanup_temp=True``).
+Quarantine moves files (never deletes them); cleanup removes only leftovers that are older
+than the newest complete checkpoint, so an in-flight (async) save is never touched.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from safeckpt import _paths
+from safeckpt._info import CheckpointInfo
+from safeckpt._inventory import Inventory
+from safeckpt._layout import split_step
+from safeckpt._tf import tf
+
+logger = logging.getLogger("safeckpt")
+
+QUARANTINE = "quarantine"
+
+
+def quarantine(info: CheckpointInfo, directory: str) -> list[str]:
+    """Move the files of `info` into ``<directory>/quarantine/``; returns the new paths.
+
+    File names are kept, so ``checkpoint.restore("<directory>/quarantine/ckpt-5")`` still
+    works for inspection. When the quarantine already holds a checkpoint of that name, the
+    files go into ``quarantine/<name>.<timestamp>/`` instead. Files that cannot be moved
+    are left in place (and logged).
+    """
+    target = _paths.join(directory, QUARANTINE)
+    if any(tf.io.gfile.exists(_paths.join(target, name.rstrip("/"))) for name in info.files):
+        target = _paths.join(target, f"{info.basename}.{time.time_ns()}")
+    tf.io.gfile.makedirs(target)
+    moved: list[str] = []
+    for name in info.files:
+        name = name.rstrip("/")
+        source = _paths.join(directory, name)
+        destination = _paths.join(target, name)
+        try:
+            tf.io.gfile.rename(source, destination, overwrite=False)
+        except (tf.errors.OpError, OSError) as exc:
+            logger.warning("Could not move %s into %s: %s", source, target, exc)
+            continue
+        moved.append(destination)
+    if moved:
+        logger.warning("Moved the damaged checkpoint %s into %s.", info.prefix, target)
+    return moved
+
+
+def _mtime(path: str) -> float | None:
+    try:
+        return float(tf.io.gfile.stat(path).mtime_nsec) / 1e9
+    except (tf.errors.OpError, OSError):
+        return None
+
+
+def cleanup_temp(inventory: Inventory, checkpoint_name: str) -> list[str]:
+    """Remove leftovers of interrupted saves older than the newest complete checkpoint.
+
+    Leftovers are ``<checkpoint_name>-N_temp/`` directories and ``checkpoint.tmp*`` files.
+    Returns the removed paths. Without a complete checkpoint nothing is removed.
+    """
+    complete = [c for c in inventory.family(checkpoint_name) if c.complete and c.mtime]
+    if not complete:
+        return []
+    newest = max(c.mtime or 0.0 for c in complete)
+    removed: list[str] = []
+    temps = [t for t in inventory.temp_dirs if split_step(t[: -len("_temp")])[0] == checkpoint_name]
+    for name in (*temps, *inventory.state_temps):
+        path = _paths.join(inventory.directory, name)
+        when = _mtime(path)
+        if when is None or when >= newest:
+            continue
+        try:
+            if tf.io.gfile.isdir(path):
+                tf.io.gfile.rmtree(path)
+            else:
+                tf.io.gfile.remove(path)
+        except (tf.errors.OpError, OSError) as exc:
+            logger.warning("Could not remove the leftover %s: %s", path, exc)
+            continue
+        removed.append(path)
+    if removed:
+        logger.info("Removed %d leftover(s) of interrupted saves: %s", len(removed), removed)
+    return removed
