@@ -6,7 +6,7 @@ TF_PIN ?= tensorflow-cpu==2.21.0
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONHASHSEED ?= 0
 
-.PHONY: demo test lint typecheck unit clean
+.PHONY: demo test lint typecheck unit stress bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,8 +18,8 @@ demo: $(VENV)/.installed
 	$(PY) examples/demo.py
 
 lint: $(VENV)/.installed
-	$(PY) -m ruff check safeckpt tests examples
-	$(PY) -m ruff format --check safeckpt tests examples
+	$(PY) -m ruff check safeckpt tests examples benchmarks stress
+	$(PY) -m ruff format --check safeckpt tests examples benchmarks stress
 
 typecheck: $(VENV)/.installed
 	$(PY) -m mypy --strict safeckpt
@@ -28,6 +28,16 @@ unit: $(VENV)/.installed
 	$(PY) -m pytest -q -m "not stress"
 
 test: lint typecheck unit
+
+# Long harnesses (not part of make test): full-size crash, corruption and multi-worker runs.
+stress: $(VENV)/.installed
+	$(PY) -m stress.crash --kills 200
+	$(PY) -m stress.fuzz --cases 2000
+	$(PY) -m pytest -q -m stress
+
+# Side-by-side timings against plain tf.train.CheckpointManager; rewrites docs/benchmarks.md.
+bench: $(VENV)/.installed
+	$(PY) benchmarks/bench.py --output docs/benchmarks.md
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache build dist *.egg-info
