@@ -446,7 +446,7 @@ def _with_checkpoints(
     for temp in inventory.leftovers():
         evidence.append(
             f"{temp} is a leftover of an interrupted save (safe to remove once a newer "
-            "checkpoint is complete)."
+            "checkpoint is complete; SafeCheckpointManager(..., cleanup_temp=True) does it)."
         )
     for worker in inventory.worker_temps:
         evidence.append(f"{_paths.join(directory, worker)} is a multi-worker temporary directory.")
@@ -473,7 +473,12 @@ def _with_checkpoints(
     if (check is not None and not check.ok) or newest.problems:
         suggestions.append(
             f"Move the damaged {newest.basename} files into "
-            f"{_paths.join(directory, 'quarantine')}/ so that nothing tries them again."
+            f"{_paths.join(directory, 'quarantine')}/ so that nothing tries them again "
+            "(SafeCheckpointManager(..., quarantine=True) does it at restore)."
+        )
+        suggestions.append(
+            "SafeCheckpointManager.restore() skips it and restores the newest checkpoint "
+            "that verifies (the default fallback='previous_valid')."
         )
     target = newest.prefix if (newest.problems or (check and not check.ok)) else None
     return Diagnosis(

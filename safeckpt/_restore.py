@@ -117,6 +117,7 @@ class Restore:
         self._requested: str | None = None
         self._notes: list[str] = []
         self._tf_failed = False
+        self._quarantined = False
 
     # RecoveryContext -------------------------------------------------------------------
 
@@ -305,11 +306,20 @@ class Restore:
         ):
             moved = quarantine(info, manager.directory)
             if moved:
+                self._quarantined = True
                 self._notes.append(f"Moved {info.basename} into quarantine: {', '.join(moved)}.")
 
     def _restored(self, info: CheckpointInfo, status: Any, outcome: Outcome) -> RestoreReport:
         manager = self._manager
         manager._adopt(info.prefix)
+        if self._quarantined:
+            # The state file must stop naming what was moved away (quarantine is opt-in).
+            # TF requires the latest checkpoint to be in the rotation when timestamps exist.
+            manager._maybe_delete.setdefault(info.prefix, info.mtime or 0.0)
+            try:
+                manager._record_state()
+            except RESTORE_ERRORS as exc:
+                logger.warning("Could not rewrite the state file after quarantine: %s", exc)
         if manager._checkpoint_interval is not None:
             manager._last_checkpoint_step = tf_checkpoint_management._evaluate(
                 manager._step_counter
