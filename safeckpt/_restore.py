@@ -167,10 +167,10 @@ class Restore:
                 reason.summary,
             )
             if self._tf_failed:
+                dropped = clear_pending_restorations(self._manager._checkpoint)
                 self._notes.append(
-                    "A checkpoint failed inside TensorFlow's restore; variables created from "
-                    "now on may still receive its values (deferred restoration). Use "
-                    "verify='deep' so that damaged checkpoints never reach TensorFlow."
+                    f"A checkpoint failed inside TensorFlow's restore; {dropped} pending "
+                    "restoration(s) it queued for objects not created yet were dropped."
                 )
         return self._initialized(reason, sweep_existing=sweep_existing)
 
@@ -464,6 +464,26 @@ def _newest_in(directory: str, checkpoint_name: str) -> str:
     raise restore_error(
         replace(found, cause=_not_found_cause(found)), (), f"No checkpoint in {directory}.\n{found}"
     )
+
+
+def clear_pending_restorations(root: Any) -> int:
+    """Drop the restorations a failed ``restore()`` left queued for objects not created yet.
+
+    TensorFlow queues values for objects that do not exist yet on their parents (deferred
+    restoration); a restore that fails midway leaves them queued, and objects created later
+    would silently receive values of the rejected checkpoint. Returns how many were dropped.
+    """
+    dropped = 0
+    try:
+        objects = tf.train.TrackableView(root).descendants()
+    except Exception:  # pragma: no cover - a graph TF cannot walk; nothing more can be done
+        return 0
+    for trackable in objects:
+        pending = getattr(trackable, "_self_unconditional_deferred_dependencies", None)
+        if isinstance(pending, dict) and pending:
+            dropped += len(pending)
+            pending.clear()
+    return dropped
 
 
 def _never_restorable(info: CheckpointInfo) -> bool:

@@ -13,6 +13,7 @@ from safeckpt import (
     Cause,
     CheckpointCorruptedError,
     CheckpointDirectoryError,
+    CheckpointMismatchError,
     CheckpointNotFoundError,
     CheckpointPermissionError,
     Diagnosis,
@@ -21,6 +22,7 @@ from safeckpt import (
     SafeCheckpointError,
     SaveError,
 )
+from safeckpt._errors import restore_error
 
 DIAGNOSIS = Diagnosis(
     cause=Cause.MISSING_INDEX,
@@ -36,6 +38,7 @@ RESTORE_ERRORS = [
     (CheckpointNotFoundError, tf.errors.NotFoundError, tf.errors.NOT_FOUND),
     (CheckpointCorruptedError, tf.errors.DataLossError, tf.errors.DATA_LOSS),
     (CheckpointPermissionError, tf.errors.PermissionDeniedError, tf.errors.PERMISSION_DENIED),
+    (CheckpointMismatchError, tf.errors.InvalidArgumentError, tf.errors.INVALID_ARGUMENT),
 ]
 
 
@@ -116,3 +119,25 @@ def test_public_api_is_sorted_and_complete() -> None:
     assert safeckpt.__all__ == sorted(safeckpt.__all__)
     for name in safeckpt.__all__:
         assert hasattr(safeckpt, name), name
+
+
+@pytest.mark.parametrize(
+    ("cause", "cls"),
+    [
+        (Cause.STEP_NOT_FOUND, CheckpointNotFoundError),
+        (Cause.MISSING_INDEX, CheckpointNotFoundError),
+        (Cause.NAME_MISMATCH, CheckpointNotFoundError),
+        (Cause.TRUNCATED_DATA, CheckpointCorruptedError),
+        (Cause.CORRUPT_DATA, CheckpointCorruptedError),
+        (Cause.PERMISSION_DENIED, CheckpointPermissionError),
+        (Cause.MODEL_MISMATCH, CheckpointMismatchError),
+        (Cause.STORAGE_UNAVAILABLE, RestoreError),
+    ],
+)
+def test_restore_error_class_follows_the_cause(cause: Cause, cls: type) -> None:
+    from dataclasses import replace
+
+    error = restore_error(replace(DIAGNOSIS, cause=cause), [DIAGNOSIS])
+    assert type(error) is cls
+    assert error.attempts == (DIAGNOSIS,)
+    assert str(error) == str(replace(DIAGNOSIS, cause=cause))
