@@ -17,8 +17,8 @@ from safeckpt._info import CheckpointInfo
 from safeckpt._inventory import scan
 from safeckpt._repair import apply_repair, plan_repair
 from safeckpt._tf import tf
+from safeckpt._verify import check_prefix, verify
 from safeckpt._verify import human_size as _human
-from safeckpt._verify import verify
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
 
@@ -64,7 +64,11 @@ def _doctor(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _status(info: CheckpointInfo) -> str:
-    return "ok" if info.complete else ",".join(p.value for p in info.problems)
+    """``ok``, or the problems found by the inventory, or by a quick verification."""
+    if not info.complete:
+        return ",".join(p.value for p in info.problems)
+    checked = check_prefix(info.prefix)  # index and shard sizes: milliseconds
+    return "ok" if checked.ok else checked.cause.value
 
 
 def _ls(args: argparse.Namespace, out: TextIO) -> int:
@@ -81,7 +85,7 @@ def _ls(args: argparse.Namespace, out: TextIO) -> int:
                     "problem": inventory.state.problem.value if inventory.state.problem else None,
                     "error": inventory.state.error,
                 },
-                "checkpoints": [i.to_dict() for i in infos],
+                "checkpoints": [{**i.to_dict(), "status": _status(i)} for i in infos],
                 "leftovers": inventory.leftovers(),
             },
             out,

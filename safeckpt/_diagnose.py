@@ -391,14 +391,17 @@ def _nothing_usable(inventory: Inventory, name: str, family: list[CheckpointInfo
         )
     evidence = [f"{directory} holds no checkpoint files (no *.index)."]
     suggestions = []
+    suggested: set[str] = set()
     for entry in sorted(inventory.other)[:50]:
         sub = _paths.join(directory, entry)
         nested = summarize(sub) if tf.io.gfile.isdir(sub) else None
         if nested is not None:
             evidence.append(f"The subdirectory {nested.describe()} has checkpoints.")
-            suggestions.append(f"did you mean {nested.directory}?")
+            suggestions.append(f"did you mean {nested.describe()}?")
+            suggested.add(nested.directory)
     for near in similar_checkpoint_dirs(directory):
-        if near.directory != directory:
+        if near.directory != directory and near.directory not in suggested:
+            suggested.add(near.directory)
             suggestions.append(f"did you mean {near.describe()}?")
     if _paths.scheme_of(directory) is None:
         import os

@@ -193,6 +193,8 @@ class Restore:
             return self._recover(diagnosis)
         self._inventory = inventory
         family = newest_first(inventory, name)
+        if not family:
+            family = self._state_named_family(inventory, name)
         primary = None
         for index, info in enumerate(family):
             if info.complete or info.in_state_file:
@@ -261,6 +263,27 @@ class Restore:
         )
 
     # Internals -------------------------------------------------------------------
+
+    def _state_named_family(self, inventory: Inventory, name: str) -> list[CheckpointInfo]:
+        """TF's behaviour when no checkpoint has our name: follow the state file's latest.
+
+        A manager restores whatever the state file names, whatever its prefix. When the
+        state file names a complete checkpoint of another name, that name's checkpoints are
+        the candidates (with a note); otherwise there are none.
+        """
+        latest = inventory.state_latest()
+        info = next(
+            (c for c in inventory.checkpoints if latest is not None and c.prefix == latest.prefix),
+            None,
+        )
+        if info is None or not info.complete or info.name == name:
+            return []
+        self._notes.append(
+            f"No checkpoint is named {name!r}; restoring what the state file names, "
+            f"{info.basename} (checkpoint_name={info.name!r}), as TensorFlow does. New saves "
+            f"are named {name!r}."
+        )
+        return newest_first(inventory, info.name)
 
     def _note_state(self, inventory: Inventory, primary: CheckpointInfo) -> None:
         state = inventory.state
@@ -400,10 +423,11 @@ class Restore:
         suggestions = list(failure.suggestions)
         directory = self._manager.directory
         suggestions.append(f"See the full diagnosis: safeckpt doctor {directory}")
-        suggestions.append(
-            "To start from initialization while these checkpoints exist (they are kept), "
-            "construct the manager with fallback=('previous_valid', 'fresh_init')."
-        )
+        if failure.cause in CHECKPOINT_DAMAGE or failure.cause is Cause.STATE_FILE_STALE:
+            suggestions.append(
+                "To start from initialization while these checkpoints exist (they are kept), "
+                "construct the manager with fallback=('previous_valid', 'fresh_init')."
+            )
         return replace(failure, suggestions=tuple(dict.fromkeys(suggestions)))
 
     def _error_message(self) -> str:

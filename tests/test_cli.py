@@ -125,3 +125,15 @@ def test_python_dash_m(ckpt_dir: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["cause"] == "healthy"
+
+
+def test_ls_status_comes_from_a_quick_verification(ckpt_dir: Path) -> None:
+    with open(ckpt_dir / "ckpt-3.data-00000-of-00001", "r+b") as handle:
+        handle.truncate(5)  # all files present: only verification can tell
+    code, out, _ = run("ls", str(ckpt_dir))
+    assert code == 0
+    assert out.splitlines()[4].split()[-1] == "truncated_data"
+    assert out.splitlines()[3].split()[-1] == "ok"
+    code, out, _ = run("ls", "--json", str(ckpt_dir))
+    statuses = [c["status"] for c in json.loads(out)["checkpoints"]]
+    assert statuses == ["ok", "ok", "truncated_data"]

@@ -226,9 +226,10 @@ def test_foreign_state_paths_are_reanchored(ckpt_dir: Path) -> None:
     assert any("re-anchored" in n for n in report.notes)
 
 
-def test_other_checkpoint_name_fails_closed(tmp_path: Path) -> None:
+def test_other_checkpoint_name_without_state_file_fails_closed(tmp_path: Path) -> None:
     d = tmp_path / "named"
     write_checkpoints(d, 2, name="model")
+    (d / "checkpoint").unlink()
     t = Trainee()
     with pytest.raises(tf.errors.NotFoundError) as info:
         manager(t, d).restore()  # checkpoint_name="ckpt": TF would start from scratch
@@ -237,6 +238,22 @@ def test_other_checkpoint_name_fails_closed(tmp_path: Path) -> None:
     assert info.value.diagnosis.cause is Cause.NAME_MISMATCH
     assert "checkpoint_name='model'" in str(info.value)
     assert t.value == 0.0
+
+
+def test_other_checkpoint_name_named_by_state_file_is_restored_as_tf_does(
+    tmp_path: Path,
+) -> None:
+    d = tmp_path / "named"
+    write_checkpoints(d, 2, name="model")
+    plain = Trainee()
+    tf_manager = tf.train.CheckpointManager(plain.checkpoint, str(d), 3)
+    assert tf_manager.restore_or_initialize() == str(d / "model-2")  # TF follows the state file
+    t = Trainee()
+    m = manager(t, d)
+    assert m.latest_checkpoint == str(d / "model-2")
+    report = m.restore(m.latest_checkpoint)
+    assert report.save_path == str(d / "model-2") and t.value == 2.0 == plain.value
+    assert any("checkpoint_name='model'" in n for n in report.notes)
 
 
 # --- policies and chains ----------------------------------------------------------------
