@@ -145,7 +145,7 @@ class _Progress:
 
 def _verify(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     path = _paths.normalize_directory(args.path, "path")
-    if tf.io.gfile.isdir(path) and not tf.io.gfile.exists(path + ".index"):
+    if _paths.isdir(path) and not tf.io.gfile.exists(path + ".index"):
         prefixes = [i.prefix for i in scan(path).checkpoints]
         if not prefixes:
             results = [diagnose(path)]

@@ -44,8 +44,8 @@ def diagnose(path: object, *, checkpoint_name: str | None = None, deep: bool = F
     except CheckpointDirectoryError as exc:
         return _error_diagnosis(exc)
     try:
-        exists = tf.io.gfile.exists(resolved)
-        is_dir = exists and tf.io.gfile.isdir(resolved)
+        exists = _paths.exists(resolved)
+        is_dir = exists and _paths.isdir(resolved)
     except _IO as exc:
         return _unavailable(resolved, exc)
     if is_dir:
@@ -135,7 +135,7 @@ def _scan_or_none(directory: str) -> Inventory | None:
 def _missing(path: str, checkpoint_name: str | None, deep: bool) -> Diagnosis:
     directory, base = _paths.dirname(path), _paths.basename(path)
     try:
-        parent_ok = tf.io.gfile.isdir(directory)
+        parent_ok = _paths.isdir(directory)
     except _IO as exc:
         return _unavailable(path, exc)
     if not parent_ok:

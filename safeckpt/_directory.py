@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import uuid
@@ -105,9 +106,12 @@ def validate_directory(directory: str, *, create: bool, read_only: bool) -> bool
     Raises:
         CheckpointDirectoryError: with a diagnosis of what is wrong.
     """
+    local = _paths.scheme_of(directory) is None
+    if local:
+        _check_local(directory)
     try:
-        exists = tf.io.gfile.exists(directory)
-        is_dir = exists and tf.io.gfile.isdir(directory)
+        exists = _paths.exists(directory)
+        is_dir = exists and _paths.isdir(directory)
     except _IO_ERRORS as exc:
         _unreachable(directory, exc)
     if exists and not is_dir:
@@ -125,9 +129,13 @@ def validate_directory(directory: str, *, create: bool, read_only: bool) -> bool
                 evidence,
                 suggestions,
             )
+        missing = _missing_chain(directory) if local else []
         try:
             tf.io.gfile.makedirs(directory)
         except _IO_ERRORS as exc:
+            for path in missing:  # deepest first: remove what this call created
+                with contextlib.suppress(OSError):
+                    os.rmdir(path)
             _raise(
                 directory,
                 Cause.PERMISSION_DENIED,
@@ -152,6 +160,70 @@ def validate_directory(directory: str, *, create: bool, read_only: bool) -> bool
     if not read_only:
         _probe_write(directory)
     return created
+
+
+def _missing_chain(directory: str) -> list[str]:
+    """`directory` and its missing ancestors, deepest first."""
+    chain: list[str] = []
+    path = directory
+    while not os.path.lexists(path):
+        chain.append(path)
+        parent = os.path.dirname(path)
+        if parent == path:
+            break
+        path = parent
+    return chain
+
+
+def _check_local(directory: str) -> None:
+    """Probe a local path for what TF would report as "not found" or "permission denied"."""
+    path = directory
+    chain: list[str] = []
+    while True:
+        chain.append(path)
+        parent = os.path.dirname(path)
+        if parent == path:
+            break
+        path = parent
+    for path in reversed(chain):  # from the root down
+        if os.path.islink(path) and not os.path.exists(path):
+            target = os.readlink(path)
+            _raise(
+                directory,
+                Cause.DIRECTORY_MISSING,
+                "A symbolic link on the way to the checkpoint directory leads nowhere "
+                "(it is dangling or a loop).",
+                [f"{path} is a symbolic link to {target!r}, which cannot be resolved."],
+                ["Fix or remove the link, or pass the directory it should point to."],
+            )
+        if os.path.lexists(path) and not os.path.isdir(path) and path != directory:
+            _raise(
+                directory,
+                Cause.NOT_A_DIRECTORY,
+                "A parent of the checkpoint directory is a file.",
+                [f"{path} is a file, not a directory."],
+                [f"Choose a directory that is not below the file {path}."],
+            )
+        if not os.path.lexists(path):
+            break
+    ancestor = next((p for p in reversed(chain) if os.path.isdir(p)), "/")
+    try:
+        name_max = os.pathconf(ancestor, "PC_NAME_MAX")
+        path_max = os.pathconf(ancestor, "PC_PATH_MAX")
+    except (OSError, ValueError):
+        return
+    longest = max(directory.split(os.sep), key=lambda c: len(os.fsencode(c)))
+    if len(os.fsencode(longest)) > name_max or len(os.fsencode(directory)) >= path_max:
+        _raise(
+            directory,
+            Cause.UNKNOWN,
+            "The checkpoint directory's path is too long for this filesystem.",
+            [
+                f"The path is {len(os.fsencode(directory))} bytes (limit {path_max}); its "
+                f"longest component is {len(os.fsencode(longest))} bytes (limit {name_max}).",
+            ],
+            ["Choose a shorter path; checkpoint file names add about 40 bytes."],
+        )
 
 
 def _probe_write(directory: str) -> None:

@@ -51,9 +51,10 @@ def quarantine(info: CheckpointInfo, directory: str) -> list[str]:
 
 def _mtime(path: str) -> float | None:
     try:
-        return float(tf.io.gfile.stat(path).mtime_nsec) / 1e9
+        nsec = tf.io.gfile.stat(path).mtime_nsec
     except (tf.errors.OpError, OSError):
         return None
+    return float(nsec) / 1e9 if nsec > 0 else None  # ram:// reports 0: unknown
 
 
 def cleanup_temp(inventory: Inventory, checkpoint_name: str) -> list[str]:
@@ -62,17 +63,24 @@ def cleanup_temp(inventory: Inventory, checkpoint_name: str) -> list[str]:
     Leftovers are ``<checkpoint_name>-N_temp/`` directories and ``checkpoint.tmp*`` files.
     Returns the removed paths. Without a complete checkpoint nothing is removed.
     """
-    complete = [c for c in inventory.family(checkpoint_name) if c.complete and c.mtime]
+    complete = [c for c in inventory.family(checkpoint_name) if c.complete]
     if not complete:
         return []
-    newest = max(c.mtime or 0.0 for c in complete)
+    times = [c.mtime for c in complete if c.mtime is not None]
+    newest = max(times) if times else None
+    top = max((c.step for c in complete if c.step is not None), default=None)
     removed: list[str] = []
     temps = [t for t in inventory.temp_dirs if split_step(t[: -len("_temp")])[0] == checkpoint_name]
     for name in (*temps, *inventory.state_temps):
         path = _paths.join(inventory.directory, name)
         when = _mtime(path)
-        if when is None or when >= newest:
-            continue
+        if when is not None and newest is not None:
+            if when >= newest:
+                continue
+        else:  # no times (ram://): only a <name>-N_temp below the newest complete step
+            step = split_step(name[: -len("_temp")])[1] if name in temps else None
+            if step is None or top is None or step >= top:
+                continue
         try:
             if tf.io.gfile.isdir(path):
                 tf.io.gfile.rmtree(path)

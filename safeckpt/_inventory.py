@@ -67,7 +67,8 @@ def _stat(path: str) -> tuple[int, float | None]:
         stat = tf.io.gfile.stat(path)
     except (tf.errors.OpError, OSError):
         return 0, None
-    return int(stat.length), stat.mtime_nsec / 1e9
+    # ram:// (and some object stores) report 0: unknown, not 1970.
+    return int(stat.length), (stat.mtime_nsec / 1e9 if stat.mtime_nsec > 0 else None)
 
 
 def _order(info: CheckpointInfo) -> tuple[int, float, str]:
@@ -186,10 +187,14 @@ def newest_first(inventory: Inventory, name: str) -> list[CheckpointInfo]:
     rank = {prefix: i for i, prefix in enumerate(order)}
     _size, state_mtime = _stat(inventory.state.path)
     recorded = sorted((c for c in family if c.prefix in rank), key=lambda c: -rank[c.prefix])
-    newer = [
-        c
-        for c in by_step
-        if c.prefix not in rank and c.mtime is not None and (state_mtime or 0.0) < c.mtime
-    ]
+    top = max((c.step for c in recorded if c.step is not None), default=-1)
+
+    def is_newer(c: CheckpointInfo) -> bool:
+        if c.mtime is not None:
+            return (state_mtime or 0.0) < c.mtime
+        # No modification times (ram://): a complete checkpoint above every recorded step.
+        return c.complete and c.step is not None and c.step > top
+
+    newer = [c for c in by_step if c.prefix not in rank and is_newer(c)]
     older = [c for c in by_step if c.prefix not in rank and c not in newer]
     return newer + recorded + older

@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import collections
+import dataclasses
 import logging
 import numbers
 import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from safeckpt import _paths
+from safeckpt import _distribute, _paths
 from safeckpt._causes import Cause
 from safeckpt._diagnose import diagnose
 from safeckpt._diagnosis import Diagnosis
 from safeckpt._directory import validate_directory
-from safeckpt._errors import ReadOnlyError
+from safeckpt._errors import CheckpointDirectoryError, ReadOnlyError, SaveError, restore_error
 from safeckpt._housekeeping import cleanup_temp
+from safeckpt._housekeeping import quarantine as move_to_quarantine
+from safeckpt._info import CheckpointInfo
 from safeckpt._inventory import newest_first, scan
 from safeckpt._policies import (
     FallbackPolicy,
@@ -100,6 +103,16 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
         quarantine: Move a checkpoint that fails verification into
             ``<directory>/quarantine/`` instead of retrying it at every restore.
 
+    Under `tf.distribute.MultiWorkerMirroredStrategy` every worker constructs the manager
+    with the same (chief's, shared) `directory` and calls `save` and `restore` alike. Only
+    the chief writes `directory`; the other workers save into a private
+    ``<directory>/workertemp_<task_id>/`` that is deleted again (TensorFlow's own pattern),
+    never quarantine or clean up, and restore from `directory`. Directory validation, saves
+    and restores end with an exchange of outcomes between the workers, so an error raises on
+    every worker (and workers that would restore different checkpoints raise) instead of one
+    worker failing while the others wait in a collective. Construct the manager inside
+    ``strategy.scope()``, after the strategy, or with ``TF_CONFIG`` set.
+
     Raises:
         TypeError: An argument has the wrong type.
         ValueError: An argument has an invalid value.
@@ -150,10 +163,22 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
                     "drop one of them."
                 )
         self.last_restore: RestoreReport | None = None
+        self._rejected: dict[str, CheckpointInfo] = {}
+        self._worker = _distribute.worker_context()
+        if not self._worker.is_chief:
+            self._quarantine = False  # only the chief moves files in the shared directory
         directory = _paths.normalize_directory(directory)
         checkpoint_name = _paths.normalize_checkpoint_name(checkpoint_name)
-        self.created_directory = validate_directory(
-            directory, create=create_directory, read_only=read_only
+
+        def directory_error(message: str, diagnosis: Diagnosis) -> CheckpointDirectoryError:
+            return CheckpointDirectoryError(message, diagnosis, directory)
+
+        # Every worker needs `directory` (non-chiefs write their workertemp_<id> inside it).
+        self.created_directory = _distribute.agree(
+            self._worker,
+            "use the checkpoint directory",
+            lambda: validate_directory(directory, create=create_directory, read_only=read_only),
+            directory_error,
         )
         try:
             super().__init__(
@@ -239,11 +264,44 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
         self._maybe_delete = rotation
         self._latest_checkpoint = latest
 
-    def _forget(self, prefix: str) -> None:
+    def _forget(self, info: CheckpointInfo) -> None:
         """Take a rejected checkpoint out of the rotation and out of `latest_checkpoint`."""
-        self._maybe_delete.pop(prefix, None)
-        if self._latest_checkpoint == prefix:
+        self._rejected[info.prefix] = info
+        self._maybe_delete.pop(info.prefix, None)
+        if self._latest_checkpoint == info.prefix:
             self._latest_checkpoint = None
+
+    def _move_rejected_aside(self, checkpoint_number: Any) -> None:
+        """Before a save that reuses a rejected checkpoint's number, move its files away.
+
+        Restoring ``ckpt-4`` past a damaged ``ckpt-5`` makes TensorFlow's next save
+        ``ckpt-5``; writing over damaged files destroys the evidence, and on filesystems that
+        append (``ram://``) it even corrupts the new checkpoint. The damaged files go into
+        ``quarantine/`` first.
+        """
+        if not self._rejected or not tf.executing_eagerly():
+            return
+        try:
+            if checkpoint_number is None:
+                number = int(self._checkpoint.save_counter.numpy()) + 1
+            else:
+                number = int(getattr(checkpoint_number, "numpy", lambda: checkpoint_number)())
+        except (TypeError, ValueError, AttributeError):
+            return
+        info = self._rejected.pop(f"{self._checkpoint_prefix}-{number}", None)
+        if info is None:
+            return
+        present = tuple(
+            f for f in info.files if tf.io.gfile.exists(_paths.join(self.directory, f.rstrip("/")))
+        )
+        if not present:  # already quarantined, or gone
+            return
+        logger.warning(
+            "The next save reuses the number of %s, which failed verification; moving its "
+            "files into quarantine/ instead of writing over them.",
+            info.prefix,
+        )
+        move_to_quarantine(dataclasses.replace(info, files=present), self.directory)
 
     def _adopt(self, prefix: str) -> None:
         """Make the restored `prefix` the `latest_checkpoint`."""
@@ -292,7 +350,10 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
 
     @property
     def quarantine(self) -> bool:
-        """Whether checkpoints that fail verification are moved into ``quarantine/``."""
+        """Whether checkpoints that fail verification are moved into ``quarantine/``.
+
+        Always False on a non-chief worker of a multi-worker job: only the chief moves files.
+        """
         return self._quarantine
 
     @property
@@ -328,15 +389,35 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
             CheckpointCorruptedError: Only damaged checkpoints (a `tf.errors.DataLossError`).
             CheckpointPermissionError: The files cannot be read.
             CheckpointMismatchError: The checkpoint does not fit the program's variables.
-            RestoreError: Any other failure; every one carries ``.diagnosis``.
+            RestoreError: Any other failure; every one carries ``.diagnosis``. In a
+                multi-worker job every worker raises when one of them fails (the error of
+                that worker, rebuilt from its diagnosis) or when they would restore
+                different checkpoints.
         """
-        run = Restore(self, options)
-        if save_path is None or self._is_latest(save_path):
-            report = run.newest()
-        else:
-            report = run.exact(save_path)
-        self.last_restore = report
-        return report
+
+        def run() -> RestoreReport:
+            restore = Restore(self, options)
+            if save_path is None or self._is_latest(save_path):
+                report = restore.newest()
+            else:
+                report = restore.exact(save_path)
+            self.last_restore = report
+            return report
+
+        def peer_error(message: str, diagnosis: Diagnosis) -> Exception:
+            return restore_error(diagnosis, (), message)
+
+        if _distribute.can_agree(self._worker):
+            # Nobody looks at the directory before every worker's (async) save is complete.
+            _distribute.agree(self._worker, "finish saving", self._sync_checkpoint, SaveError)
+        return _distribute.agree(
+            self._worker,
+            "restore",
+            run,
+            peer_error,
+            summarize=lambda report: _basename_or_none(report.save_path),
+            detail=lambda report: f"{report.outcome.value} {report.save_path or report.directory}",
+        )
 
     def restore_or_initialize(self) -> str | None:
         """Restore the newest usable checkpoint, else initialize; TensorFlow's contract.
@@ -368,8 +449,13 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
     ) -> str | None:
         """Save a checkpoint, exactly as `tf.train.CheckpointManager.save` does.
 
+        On a non-chief worker of a multi-worker job the checkpoint is written into
+        ``<directory>/workertemp_<task_id>/``, which is then deleted, and the path returned
+        is the one the chief writes in `directory`.
+
         Raises:
             ReadOnlyError: The manager was created with ``read_only=True``.
+            SaveError: Another worker of a multi-worker job failed to save.
         """
         if self._read_only:
             raise ReadOnlyError(
@@ -377,12 +463,69 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
                 "read_only=True, so save() writes nothing. Create it with read_only=False "
                 "to save checkpoints."
             )
-        result: str | None = super().save(
-            checkpoint_number=checkpoint_number, check_interval=check_interval, options=options
+
+        def run() -> str | None:
+            if not self._worker.is_chief:
+                return self._save_elsewhere(checkpoint_number, check_interval, options)
+            self._move_rejected_aside(checkpoint_number)
+            result: str | None = super(SafeCheckpointManager, self).save(
+                checkpoint_number=checkpoint_number, check_interval=check_interval, options=options
+            )
+            if result is not None and self._cleanup_temp:
+                try:
+                    cleanup_temp(scan(self.directory), self.checkpoint_name)
+                except (tf.errors.OpError, OSError) as exc:
+                    logger.warning("Could not clean up leftovers in %s: %s", self.directory, exc)
+            return result
+
+        return _distribute.agree(self._worker, "save", run, SaveError, summarize=_basename_or_none)
+
+    def _save_elsewhere(
+        self, checkpoint_number: Any, check_interval: bool, options: Any
+    ) -> str | None:
+        """Save as a non-chief worker: into its workertemp directory, then delete that.
+
+        TensorFlow's save runs unchanged (with its collectives), on this manager's own state
+        moved into the temporary directory: its sweep can only delete files there. The
+        state is moved back afterwards, so `checkpoints` and `latest_checkpoint` name the
+        chief's files, as on the chief.
+        """
+        directory: str = self.directory
+        prefix: str = self._prefix
+        temp = _distribute.make_write_directory(directory, self._worker)
+
+        def move(path: str, into: str) -> str:
+            return _paths.join(into, _paths.basename(path))
+
+        latest = self._latest_checkpoint
+        self._maybe_delete = collections.OrderedDict(
+            (move(p, temp), t) for p, t in self._maybe_delete.items()
         )
-        if result is not None and self._cleanup_temp:
+        self._latest_checkpoint = None if latest is None else move(latest, temp)
+        self._directory, self._checkpoint_prefix = temp, move(prefix, temp)
+        try:
+            result: str | None = super().save(
+                checkpoint_number=checkpoint_number, check_interval=check_interval, options=options
+            )
+        finally:
             try:
-                cleanup_temp(scan(self.directory), self.checkpoint_name)
-            except (tf.errors.OpError, OSError) as exc:
-                logger.warning("Could not clean up leftovers in %s: %s", self.directory, exc)
-        return result
+                self._sync_checkpoint()  # an async save must finish in the temporary directory
+            finally:
+                latest = self._latest_checkpoint
+                self._directory, self._checkpoint_prefix = directory, prefix
+                self._maybe_delete = collections.OrderedDict(
+                    (move(p, directory), t) for p, t in self._maybe_delete.items()
+                )
+                self._latest_checkpoint = None if latest is None else move(latest, directory)
+                _distribute.remove_write_directory(directory, self._worker)
+        return None if result is None else move(result, directory)
+
+    def _sync_checkpoint(self) -> None:
+        """Wait for an asynchronous save (`sync`, also for checkpoints without one)."""
+        sync = getattr(self._checkpoint, "sync", None)
+        if callable(sync):
+            sync()
+
+
+def _basename_or_none(path: str | None) -> str | None:
+    return None if path is None else str(_paths.basename(path))

@@ -60,6 +60,8 @@ def summarize(directory: str, names: list[str] | None = None) -> CheckpointDirSu
         )
     except (tf.errors.OpError, OSError):
         mtime = None
+    if not mtime:  # ram:// reports 0: unknown
+        mtime = None
     return CheckpointDirSummary(directory, len(complete), newest, mtime)
 
 

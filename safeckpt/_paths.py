@@ -16,11 +16,16 @@ from safeckpt._diagnosis import Diagnosis
 from safeckpt._errors import CheckpointDirectoryError
 from safeckpt._tf import tf
 
-#: Characters TensorFlow interprets as glob patterns in checkpoint prefixes.
-GLOB_CHARS = "[]*?"
+#: Characters TensorFlow interprets as glob patterns in checkpoint prefixes (``\\`` escapes).
+GLOB_CHARS = "[]*?\\"
+
+#: The longest checkpoint_name (in UTF-8 bytes) whose files fit in a 255-byte file name:
+#: ``<name>-<step>.data-00000-of-00001`` adds up to 40 bytes.
+MAX_NAME_BYTES = 200
 
 _SCHEME_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*)://")
 _ONE_SLASH_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*):/(?!/)")
+_NO_SLASH_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*):(?!/)")
 _UNEXPANDED_VAR_RE = re.compile(r"\$(\{[^}]*\}|[A-Za-z_][A-Za-z0-9_]*)")
 
 #: Schemes people type for a filesystem TensorFlow knows under another name.
@@ -37,6 +42,38 @@ _PLUGIN_SCHEMES = {
     "https": "tensorflow-io",
     "oss": "tensorflow-io",
 }
+
+
+def _known_schemes() -> set[str]:
+    return {*tf.io.gfile.get_registered_schemes(), *_PLUGIN_SCHEMES, *_SCHEME_TYPOS, "file"}
+
+
+def _listed_in_parent(path: str) -> bool:
+    parent = posixpath.dirname(path.rstrip("/"))
+    if parent.endswith(":"):
+        parent += "//"
+    try:
+        return basename(path) in {n.rstrip("/") for n in tf.io.gfile.listdir(parent)}
+    except (tf.errors.OpError, OSError):
+        return True  # let the caller's next operation report the real problem
+
+
+def exists(path: str) -> bool:
+    """`tf.io.gfile.exists`, except that on ram:// a name prefix of a file does not exist.
+
+    TensorFlow's RAM filesystem answers FileExists and IsDirectory for any prefix of a
+    stored name (``ram://x/ru`` "exists" when ``ram://x/run/a`` does).
+    """
+    if not tf.io.gfile.exists(path):
+        return False
+    return scheme_of(path) != "ram" or _listed_in_parent(path)
+
+
+def isdir(path: str) -> bool:
+    """`tf.io.gfile.isdir`, corrected for ram:// like `exists`."""
+    if not tf.io.gfile.isdir(path):
+        return False
+    return scheme_of(path) != "ram" or _listed_in_parent(path)
 
 
 def scheme_of(path: str) -> str | None:
@@ -104,6 +141,11 @@ def coerce_path(value: object, argument: str) -> str:
     return text
 
 
+def _undecodable_positions(text: str) -> list[int]:
+    """Positions of lone surrogates (`os.fsdecode` of bytes that are not UTF-8)."""
+    return [i for i, ch in enumerate(text) if 0xD800 <= ord(ch) <= 0xDFFF]
+
+
 def glob_positions(text: str) -> list[int]:
     """Positions of glob metacharacters in `text` (empty when there are none)."""
     return [i for i, ch in enumerate(text) if ch in GLOB_CHARS]
@@ -137,6 +179,15 @@ def normalize_directory(value: object, argument: str = "directory") -> str:
     text = coerce_path(value, argument)
     if "\x00" in text:
         _fail(argument, value, "contains a NUL character.", "a path without NUL characters.")
+    undecodable = _undecodable_positions(text)
+    if undecodable:
+        _fail(
+            argument,
+            value,
+            "contains bytes that are not valid UTF-8 (shown as \\udcXX); TensorFlow paths "
+            "are UTF-8 strings:\n" + mark(text, undecodable),
+            "a path that is valid UTF-8 (rename the file or directory).",
+        )
     if not text.strip():
         _fail(argument, value, "is empty.", "a directory path such as '/data/run1/checkpoints'.")
     if text != text.strip():
@@ -151,6 +202,18 @@ def normalize_directory(value: object, argument: str = "directory") -> str:
         )
     scheme = scheme_of(text)
     if scheme is None:
+        no_slash = _NO_SLASH_RE.match(text)
+        if no_slash and no_slash.group(1).lower() in _known_schemes():
+            name = no_slash.group(1)
+            fixed = name + "://" + text[len(name) + 1 :]
+            _fail(
+                argument,
+                value,
+                f"looks like a {name}:// URI without its slashes; TensorFlow would treat it "
+                f"as a local relative folder named '{text.split('/', 1)[0]}'.",
+                f"{argument}={fixed!r}.",
+                Cause.UNSUPPORTED_SCHEME,
+            )
         one_slash = _ONE_SLASH_RE.match(text)
         if one_slash and len(one_slash.group(1)) > 1:
             name = one_slash.group(1)
@@ -192,6 +255,14 @@ def _normalize_uri(text: str, scheme: str, value: object, argument: str) -> str:
             f"uses the scheme '{scheme}://', which this TensorFlow cannot read or write. {hint}",
             "a local path or a URI with a registered scheme: "
             f"{sorted(s for s in registered if s)}.",
+            Cause.UNSUPPORTED_SCHEME,
+        )
+    if scheme == "file" and not text.startswith("file:///"):
+        _fail(
+            argument,
+            value,
+            "is a file:// URI with a host name; file:// URIs take an absolute path.",
+            f"'file:///absolute/path' or the plain path, e.g. {argument}='/data/run1'.",
             Cause.UNSUPPORTED_SCHEME,
         )
     stripped = text.rstrip("/")
@@ -277,6 +348,14 @@ def normalize_checkpoint_name(value: object) -> str:
         )
     elif "\x00" in value:
         problem = "contains a NUL character"
+    elif _undecodable_positions(value):
+        problem = "contains bytes that are not valid UTF-8 (shown as \\udcXX)"
+    elif len(value.encode("utf-8")) > MAX_NAME_BYTES:
+        problem = (
+            f"is {len(value.encode('utf-8'))} bytes long; checkpoint file names "
+            f"(<name>-<step>.data-00000-of-00001) must fit in 255 bytes, so at most "
+            f"{MAX_NAME_BYTES}"
+        )
     elif value != value.strip():
         problem = "has leading or trailing whitespace"
     elif any(ch in GLOB_CHARS for ch in value):

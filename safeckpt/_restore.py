@@ -319,7 +319,7 @@ class Restore:
         manager = self._manager
         self._attempts.append(diagnosis)
         logger.warning("Cannot restore %s: %s", info.prefix, diagnosis.summary)
-        manager._forget(info.prefix)
+        manager._forget(info)
         if (
             manager.quarantine
             and not manager.read_only
@@ -458,7 +458,7 @@ def resolve_request(save_path: object, checkpoint_name: str, notes: list[str]) -
         if stripped is not None and tf.io.gfile.exists(stripped + ".index"):
             notes.append(f"{path} is a checkpoint file; restoring its prefix {stripped}.")
             return stripped
-        is_dir = tf.io.gfile.isdir(path)
+        is_dir = _paths.isdir(path)
         if _paths.basename(path) == STATE_FILE and not is_dir and tf.io.gfile.exists(path):
             directory = _paths.dirname(path)
             chosen = _newest_in(directory, checkpoint_name)

@@ -606,3 +606,19 @@ def test_fresh_init_after_failed_tf_restore_drops_pending_restorations(tmp_path:
     assert float(reader.b.numpy()) == 0.0
     assert float(reader.a.numpy()) == 0.0
     assert m.save() == str(d / "ckpt-2")  # numbered above the rejected ckpt-1
+
+
+def test_next_save_moves_the_rejected_checkpoint_aside_instead_of_overwriting(
+    ckpt_dir: Path,
+) -> None:
+    truncate(data_file(ckpt_dir, 3))
+    damaged = data_file(ckpt_dir, 3).read_bytes()
+    t = Trainee()
+    m = manager(t, ckpt_dir)
+    assert m.restore().save_path == str(ckpt_dir / "ckpt-2")
+    t.set(30)
+    assert m.save() == str(ckpt_dir / "ckpt-3")  # TF's numbering: save_counter was 2
+    assert (ckpt_dir / "quarantine" / "ckpt-3.data-00000-of-00001").read_bytes() == damaged
+    again = Trainee()
+    assert manager(again, ckpt_dir).restore().outcome is Outcome.RESTORED
+    assert again.value == 30.0

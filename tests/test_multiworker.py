@@ -1,0 +1,270 @@
+"""Multi-worker training (safeckpt/_distribute.py and its use by SafeCheckpointManager).
+
+The fast tests run in-process: TF_CONFIG alone makes this process a worker of a cluster that
+is never started (no strategy, no coordination service), which exercises who writes where.
+The slow test runs two real MultiWorkerMirroredStrategy workers as separate processes (gRPC
+on loopback), each running tests/_multiworker_worker.py with its own TF_CONFIG; each cluster
+run is bounded by a hard timeout, after which both workers are killed and the test fails
+with their output.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import tensorflow as tf
+from conftest import Trainee, write_checkpoints
+
+import safeckpt
+from safeckpt import _distribute
+from safeckpt._distribute import WorkerContext, worker_context
+
+WORKER = Path(__file__).with_name("_multiworker_worker.py")
+CLUSTER_TIMEOUT = 180.0  # seconds for one run of both workers (about 6 s on an idle machine)
+_PORT_IN_USE = ("Address already in use", "Failed to add port")
+
+Outputs = list[tuple[int | None, str, str]]
+
+
+def _free_ports(count: int) -> list[int]:
+    sockets = []
+    try:
+        for _ in range(count):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind(("127.0.0.1", 0))
+            sockets.append(s)
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def _show(outputs: Outputs) -> str:
+    return "\n".join(
+        f"--- worker {i} (exit {rc}) stdout:\n{out[-3000:]}\n--- worker {i} stderr:\n{err[-6000:]}"
+        for i, (rc, out, err) in enumerate(outputs)
+    )
+
+
+def _launch(worker_args: list[list[str]], phase: str) -> Outputs:
+    ports = _free_ports(len(worker_args))
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
+    procs = []
+    for index, args in enumerate(worker_args):
+        env = dict(os.environ)
+        env.update(
+            TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}),
+            TF_CPP_MIN_LOG_LEVEL="2",
+            CUDA_VISIBLE_DEVICES="",
+        )
+        command = [sys.executable, str(WORKER), "--phase", phase, *args]
+        procs.append(
+            subprocess.Popen(
+                command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            )
+        )
+    deadline = time.monotonic() + CLUSTER_TIMEOUT
+    outputs: Outputs = []
+    try:
+        for proc in procs:
+            out, err = proc.communicate(timeout=max(1.0, deadline - time.monotonic()))
+            outputs.append((proc.returncode, out, err))
+    except subprocess.TimeoutExpired:
+        for proc in procs:
+            proc.kill()
+        outputs = [(proc.returncode, *proc.communicate()) for proc in procs]
+        pytest.fail(f"phase {phase!r} did not finish in {CLUSTER_TIMEOUT} s:\n{_show(outputs)}")
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+    return outputs
+
+
+def run_cluster(worker_args: list[list[str]], phase: str) -> list[dict[str, Any]]:
+    """One worker per argument list; each worker's RESULT (worker 0 is the chief)."""
+    for _attempt in range(3):
+        outputs = _launch(worker_args, phase)
+        if not any(m in err for _, _, err in outputs for m in _PORT_IN_USE):
+            break  # else another process took a port between choosing and binding it
+    results = []
+    for rc, out, _err in outputs:
+        lines = [line for line in out.splitlines() if line.startswith("RESULT ")]
+        if rc != 0 or not lines:
+            pytest.fail(f"phase {phase!r} failed:\n{_show(outputs)}")
+        results.append(json.loads(lines[-1][len("RESULT ") :]))
+    return results
+
+
+def _names(directory: Path) -> list[str]:
+    return sorted(p.name for p in directory.iterdir())
+
+
+def _tf_config(cluster: dict[str, list[str]], task_type: str, index: int) -> str:
+    return json.dumps({"cluster": cluster, "task": {"type": task_type, "index": index}})
+
+
+TWO_WORKERS = {"worker": ["127.0.0.1:1", "127.0.0.1:2"]}
+CHIEF_AND_WORKERS = {"chief": ["h:1"], "worker": ["h:2", "h:3"]}
+
+
+@pytest.mark.parametrize(
+    ("config", "expected"),
+    [
+        (None, WorkerContext()),
+        ("", WorkerContext()),
+        (_tf_config(TWO_WORKERS, "worker", 0), WorkerContext(True, "worker", 0, 2, 0, True)),
+        (_tf_config(TWO_WORKERS, "worker", 1), WorkerContext(False, "worker", 1, 2, 1, True)),
+        (_tf_config(CHIEF_AND_WORKERS, "chief", 0), WorkerContext(True, "chief", 0, 3, 0, True)),
+        (_tf_config(CHIEF_AND_WORKERS, "worker", 0), WorkerContext(False, "worker", 0, 3, 1, True)),
+        (_tf_config(CHIEF_AND_WORKERS, "worker", 1), WorkerContext(False, "worker", 1, 3, 2, True)),
+        (_tf_config({"worker": ["h:1"]}, "worker", 0), WorkerContext(True, "worker", 0, 1, 0)),
+        (_tf_config({"evaluator": ["h:9"]}, "evaluator", 0), WorkerContext(True, "evaluator", 0)),
+        # Parameter-server training: only the coordinator runs the program; no agreement.
+        (
+            _tf_config({**CHIEF_AND_WORKERS, "ps": ["h:4"]}, "chief", 0),
+            WorkerContext(True, "chief", 0, 3, 0, False),
+        ),
+    ],
+)
+def test_worker_context_from_tf_config(
+    monkeypatch: pytest.MonkeyPatch, config: str | None, expected: WorkerContext
+) -> None:
+    if config is None:
+        monkeypatch.delenv("TF_CONFIG", raising=False)
+    else:
+        monkeypatch.setenv("TF_CONFIG", config)
+    assert worker_context() == expected
+
+
+@pytest.mark.parametrize("config", ["{not json", "[1, 2]", '{"cluster": [], "task": {}}'])
+def test_malformed_tf_config_is_an_error(monkeypatch: pytest.MonkeyPatch, config: str) -> None:
+    monkeypatch.setenv("TF_CONFIG", config)
+    with pytest.raises(ValueError, match="TF_CONFIG"):
+        worker_context()
+
+
+def test_a_strategy_in_scope_wins_over_tf_config(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TF_CONFIG", _tf_config(TWO_WORKERS, "worker", 1))
+    with tf.distribute.OneDeviceStrategy("/cpu:0").scope():
+        assert worker_context() == WorkerContext()
+
+
+def test_write_directory_is_workertemp_for_non_chiefs(tmp_path: Path) -> None:
+    chief = WorkerContext(True, "worker", 0, 2, 0, True)
+    other = WorkerContext(False, "worker", 1, 2, 1, True)
+    directory = str(tmp_path)
+    assert _distribute.write_directory(directory, chief) == directory
+    assert _distribute.write_directory(directory, other) == str(tmp_path / "workertemp_1")
+
+    (tmp_path / "workertemp_1").mkdir()
+    (tmp_path / "workertemp_1" / "ckpt-7_temp").mkdir()  # left by a crashed save
+    assert _distribute.make_write_directory(directory, other) == str(tmp_path / "workertemp_1")
+    assert _names(tmp_path / "workertemp_1") == []
+    _distribute.remove_write_directory(directory, other)
+    assert _names(tmp_path) == []
+    assert _distribute.make_write_directory(directory, chief) == directory
+    _distribute.remove_write_directory(directory, chief)
+    assert tmp_path.is_dir()
+
+
+def test_agree_without_a_cluster_just_runs_the_action() -> None:
+    other = WorkerContext(False, "worker", 1, 2, 1, True)
+    assert not _distribute.can_agree(other)  # no coordination service in this process
+
+    def fail() -> None:
+        raise KeyError("local")
+
+    assert _distribute.agree(other, "test", lambda: 42, RuntimeError, summarize=str) == 42
+    with pytest.raises(KeyError, match="local"):
+        _distribute.agree(other, "test", fail, RuntimeError)
+
+
+def test_non_chief_saves_into_workertemp_and_never_touches_the_chiefs_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    directory = tmp_path / "ckpts"
+    write_checkpoints(directory, 3)  # the chief's ckpt-1..3
+    before = {p.name: p.read_bytes() for p in directory.iterdir()}
+    monkeypatch.setenv("TF_CONFIG", _tf_config(TWO_WORKERS, "worker", 1))
+    trainee = Trainee()
+    manager = safeckpt.SafeCheckpointManager(
+        trainee.checkpoint, directory, max_to_keep=2, quarantine=True, cleanup_temp=True
+    )
+    assert not manager.quarantine  # only the chief moves files
+    assert manager.restore().save_path == str(directory / "ckpt-3")
+
+    paths = [manager.save(), manager.save()]
+
+    # The chief's names, in the chief's directory, with TF's rotation (max_to_keep=2)...
+    assert paths == [str(directory / "ckpt-4"), str(directory / "ckpt-5")]
+    assert manager.latest_checkpoint == paths[-1]
+    assert manager.checkpoints == paths
+    # ...but nothing written, swept or left behind there: the chief does that.
+    assert {p.name: p.read_bytes() for p in directory.iterdir()} == before
+
+
+@pytest.mark.slow
+def test_both_workers_fall_back_to_the_same_checkpoint(tmp_path: Path) -> None:
+    directory = tmp_path / "ckpts"
+    shared = ["--directory", str(directory)]
+
+    chief, other = run_cluster([shared, shared], "train")
+    expected = [str(directory / f"ckpt-{k}") for k in (1, 2, 3, 4)]
+    assert [s["path"] for s in chief["saves"]] == expected
+    assert [s["path"] for s in other["saves"]] == expected  # the chief's paths, not workertemp
+    assert chief["saves"] == other["saves"]
+    assert chief["checkpoints"] == other["checkpoints"] == expected[1:]
+    assert _names(directory) == [
+        "checkpoint",
+        *(f"ckpt-{k}.{suffix}" for k in (2, 3, 4) for suffix in ("data-00000-of-00001", "index")),
+    ]
+    saved_w = {s["step"]: s["w"] for s in chief["saves"]}
+    assert len(set(saved_w.values())) == 4  # every step changed the weights
+
+    shard = directory / "ckpt-4.data-00000-of-00001"
+    shard.write_bytes(shard.read_bytes()[: shard.stat().st_size // 2])
+    # After resuming, each worker restores once more through a second manager: the chief on
+    # the shared directory, worker 1 on a directory of its own (a misconfiguration: it would
+    # start from scratch while the chief restores). Both must raise, neither may hang.
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    results = run_cluster(
+        [
+            [*shared, "--probe-directory", str(directory)],
+            [*shared, "--probe-directory", str(elsewhere)],
+        ],
+        "resume",
+    )
+    for result in results:
+        report = result["restore"]
+        assert report["outcome"] == "fell_back", report
+        assert report["save_path"] == str(directory / "ckpt-3")
+        assert [d["checkpoint"] for d in report["skipped"]] == [str(directory / "ckpt-4")]
+        assert report["skipped"][0]["cause"] == "truncated_data"
+        assert result["restored_step"] == 3
+        assert result["restored_w"] == saved_w[3]
+    assert results[0]["restored_seen"] == results[1]["restored_seen"]
+    # Training goes on from step 3; the next save replaces the damaged ckpt-4.
+    assert results[0]["saves"] == results[1]["saves"]
+    assert results[0]["saves"][0]["path"] == str(directory / "ckpt-4")
+    assert results[0]["saves"][0]["step"] == 4
+    assert safeckpt.verify(str(directory / "ckpt-4"), deep=True).ok
+    assert not [n for n in _names(directory) if n.startswith("workertemp_")]
+
+    for result in results:
+        assert "probe" not in result, result["probe"]
+        error = result["probe_error"]
+        assert error["type"] == "RestoreError"
+        assert "did not restore alike" in error["message"]
+        assert str(directory / "ckpt-4") in error["message"]
+    assert _names(elsewhere) == []
