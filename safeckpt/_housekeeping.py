@@ -11,9 +11,10 @@ import logging
 import time
 
 from safeckpt import _paths
+from safeckpt._causes import Cause
 from safeckpt._info import CheckpointInfo
 from safeckpt._inventory import Inventory
-from safeckpt._layout import split_step
+from safeckpt._layout import split_step, strip_file_suffix
 from safeckpt._tf import tf
 
 logger = logging.getLogger("safeckpt")
@@ -51,17 +52,18 @@ def quarantine(info: CheckpointInfo, directory: str) -> list[str]:
 
 def _mtime(path: str) -> float | None:
     try:
-        nsec = tf.io.gfile.stat(path).mtime_nsec
+        return _paths.stat(path)[1]
     except (tf.errors.OpError, OSError):
         return None
-    return float(nsec) / 1e9 if nsec > 0 else None  # ram:// reports 0: unknown
 
 
 def cleanup_temp(inventory: Inventory, checkpoint_name: str) -> list[str]:
     """Remove leftovers of interrupted saves older than the newest complete checkpoint.
 
-    Leftovers are ``<checkpoint_name>-N_temp/`` directories and ``checkpoint.tmp*`` files.
-    Returns the removed paths. Without a complete checkpoint nothing is removed.
+    Leftovers are ``<checkpoint_name>-N_temp/`` directories, ``checkpoint.tmp*`` files, and
+    data shards without an index that the state file does not list (a save killed between
+    moving its data into place and writing its index). Returns the removed paths. Without a
+    complete checkpoint nothing is removed.
     """
     complete = [c for c in inventory.family(checkpoint_name) if c.complete]
     if not complete:
@@ -71,14 +73,21 @@ def cleanup_temp(inventory: Inventory, checkpoint_name: str) -> list[str]:
     top = max((c.step for c in complete if c.step is not None), default=None)
     removed: list[str] = []
     temps = [t for t in inventory.temp_dirs if split_step(t[: -len("_temp")])[0] == checkpoint_name]
-    for name in (*temps, *inventory.state_temps):
+    orphans = [
+        name
+        for c in inventory.family(checkpoint_name)
+        if c.problems == (Cause.MISSING_INDEX,) and not c.in_state_file
+        for name in c.files
+    ]
+    for name in (*temps, *inventory.state_temps, *orphans):
         path = _paths.join(inventory.directory, name)
         when = _mtime(path)
         if when is not None and newest is not None:
             if when >= newest:
                 continue
         else:  # no times (ram://): only a <name>-N_temp below the newest complete step
-            step = split_step(name[: -len("_temp")])[1] if name in temps else None
+            base = name[: -len("_temp")] if name in temps else strip_file_suffix(name) or ""
+            step = split_step(base)[1] if name not in inventory.state_temps else None
             if step is None or top is None or step >= top:
                 continue
         try:

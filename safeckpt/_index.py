@@ -5,14 +5,20 @@ bundles: data blocks of prefix-compressed ``(key, value)`` entries with a restar
 block followed by a 5-byte trailer (type byte, masked CRC32C of block + type), an index block of
 ``BlockHandle``s, an empty meta-index block and a 48-byte footer ending in a magic number. Key
 ``""`` holds a ``BundleHeaderProto``, every other key a ``BundleEntryProto``.
-All I/O goes through `tf.io.gfile`, so ``ram://`` and ``gs://`` prefixes work.
+Indexes and remote shards are read through `tf.io.gfile`, so ``ram://`` and ``gs://``
+prefixes work. Local data shards are streamed with plain ``readinto`` into reused buffers
+(``GFile.read`` allocates every chunk anew and reads at a fifth of the disk's speed), with a
+reader thread overlapping I/O and CRC for large ranges.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
+import os
+import queue
 import struct
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +26,7 @@ from typing import Any
 from google.protobuf.message import DecodeError
 from tensorflow.core.protobuf import tensor_bundle_pb2
 
+from safeckpt import _paths
 from safeckpt._crc32c import crc32c, unmask
 from safeckpt._tf import tf
 
@@ -37,6 +44,8 @@ _FOOTER = 48  # two BlockHandles padded to 40 bytes + 8-byte magic
 _TRAILER = 5  # compression type + masked CRC32C
 _DT_STRING, _DT_VARIANT = 7, 21
 _CHUNK = 8 * 1024 * 1024
+_SCRATCH = 1024 * 1024  # reused read buffers of the local fast path; stay in the L2 cache
+_PIPELINE = 8 * _SCRATCH  # from this size on, a reader thread overlaps reads and CRC32C
 _MAX_SHARDS = 1 << 20  # sanity bound: verify_data stats every shard
 
 
@@ -259,6 +268,7 @@ class _Stream:
             f.seek(entry.offset)
         self._f, self._left, self._tick = f, entry.size, tick
         self._buf, self._pos = b"", 0
+        self._scratch: memoryview | None = getattr(f, "scratch", None)
 
     def remaining(self) -> int:
         return len(self._buf) - self._pos + self._left
@@ -288,9 +298,66 @@ class _Stream:
 
     def feed(self, n: int, crc: int) -> int:
         """Consumes `n` bytes, returning `crc` extended over them."""
+        scratch = self._scratch
+        if scratch is not None:
+            while n and self._pos < len(self._buf):  # bytes already buffered by take()
+                piece = self.take(min(n, len(self._buf) - self._pos))
+                crc, n = crc32c(piece, crc), n - len(piece)
+            if n > self._left:
+                raise ValueError(f"content overruns the entry's size by {n - self._left} bytes")
+            if n >= _PIPELINE:
+                return self._pipelined(n, crc)
+            while n:  # straight from the file into the reused buffer: no allocation, no copy
+                want = min(n, len(scratch))
+                got = self._f.readinto(scratch[:want])
+                if got != want:
+                    raise EOFError(f"shard ended {want - (got or 0)} bytes early")
+                crc, n, self._left = crc32c(scratch[:want], crc), n - want, self._left - want
+                self._tick(want)
+            return crc
         while n:
             piece = self.take(min(n, _CHUNK))
             crc, n = crc32c(piece, crc), n - len(piece)
+        return crc
+
+    def _pipelined(self, n: int, crc: int) -> int:
+        """`feed` for large ranges: a thread reads the next buffers while this one checksums."""
+        free: queue.SimpleQueue[memoryview | None] = queue.SimpleQueue()
+        full: queue.SimpleQueue[tuple[memoryview, int, int] | BaseException] = queue.SimpleQueue()
+        for view in self._f.buffers:
+            free.put(view)
+
+        def reader(todo: int) -> None:
+            try:
+                while todo:
+                    view = free.get()
+                    if view is None:
+                        return
+                    want = min(todo, len(view))
+                    got = self._f.readinto(view[:want])
+                    full.put((view, got, want))
+                    if got != want:
+                        return
+                    todo -= want
+            except BaseException as exc:  # handed to the consumer, raised there
+                full.put(exc)
+
+        thread = threading.Thread(target=reader, args=(n,), daemon=True)
+        thread.start()
+        try:
+            while n:
+                item = full.get()
+                if isinstance(item, BaseException):
+                    raise item
+                view, got, want = item
+                if got != want:
+                    raise EOFError(f"shard ended {want - got} bytes early")
+                crc, n, self._left = crc32c(view[:want], crc), n - want, self._left - want
+                self._tick(want)
+                free.put(view)
+        finally:
+            free.put(None)
+            thread.join()
         return crc
 
 
@@ -368,6 +435,49 @@ class _Progress:
             self.tick(mark - self.done)
 
 
+class _LocalShard:
+    """A local data shard read without `tf.io.gfile` (which allocates every chunk anew)."""
+
+    def __init__(self, name: str) -> None:
+        self._f = open(name, "rb", buffering=0)  # noqa: SIM115 - closed by __exit__
+        size = min(_SCRATCH, _CHUNK)  # progress is reported at most every _CHUNK bytes
+        self.buffers = [memoryview(bytearray(size)) for _ in range(3)]
+        self.scratch = self.buffers[0]
+
+    def __enter__(self) -> _LocalShard:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._f.close()
+
+    def size(self) -> int:
+        return os.fstat(self._f.fileno()).st_size
+
+    def tell(self) -> int:
+        return self._f.tell()
+
+    def seek(self, offset: int) -> None:
+        self._f.seek(offset)
+
+    def read(self, n: int) -> bytes:
+        return self._f.read(n) or b""
+
+    def readinto(self, view: memoryview) -> int:
+        return self._f.readinto(view) or 0
+
+
+def _open_shard(name: str) -> Any:
+    """Local shards through `_LocalShard`; URIs and unreadable paths through `tf.io.gfile`."""
+    if _paths.scheme_of(name) is None:
+        try:
+            return _LocalShard(name)
+        except FileNotFoundError as exc:
+            raise tf.errors.NotFoundError(None, None, str(exc)) from exc
+        except OSError:
+            pass  # e.g. a directory: let tf.io.gfile report it exactly as before
+    return tf.io.gfile.GFile(name, "rb")
+
+
 def _verify_shard(
     name: str, entries: list[BundleEntry], fmt: str, meter: _Progress
 ) -> list[DataProblem]:
@@ -375,7 +485,7 @@ def _verify_shard(
     out: list[DataProblem] = []
     mark, end_mark, current = meter.done, meter.done + sum(e.size for e in entries), ""
     try:
-        with tf.io.gfile.GFile(name, "rb") as f:
+        with _open_shard(name) as f:
             size = f.size()
             for e in entries:
                 current, span = e.name, f"bytes {e.offset}..{e.offset + e.size}"

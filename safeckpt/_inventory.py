@@ -64,11 +64,9 @@ class Inventory:
 
 def _stat(path: str) -> tuple[int, float | None]:
     try:
-        stat = tf.io.gfile.stat(path)
+        return _paths.stat(path)
     except (tf.errors.OpError, OSError):
         return 0, None
-    # ram:// (and some object stores) report 0: unknown, not 1970.
-    return int(stat.length), (stat.mtime_nsec / 1e9 if stat.mtime_nsec > 0 else None)
 
 
 def _order(info: CheckpointInfo) -> tuple[int, float, str]:
@@ -190,9 +188,9 @@ def newest_first(inventory: Inventory, name: str) -> list[CheckpointInfo]:
     top = max((c.step for c in recorded if c.step is not None), default=-1)
 
     def is_newer(c: CheckpointInfo) -> bool:
-        if c.mtime is not None:
-            return (state_mtime or 0.0) < c.mtime
-        # No modification times (ram://): a complete checkpoint above every recorded step.
+        if c.mtime is not None and state_mtime is not None and c.mtime != state_mtime:
+            return state_mtime < c.mtime
+        # No (or equal, coarse) times: a complete checkpoint above every recorded step.
         return c.complete and c.step is not None and c.step > top
 
     newer = [c for c in by_step if c.prefix not in rank and is_newer(c)]

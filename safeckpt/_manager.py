@@ -296,6 +296,20 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
         )
         if not present:  # already quarantined, or gone
             return
+        if self._cleanup_temp and not info.in_state_file:
+            # Never listed in the state file: the remains of an interrupted save, which
+            # cleanup_temp=True removes anyway.
+            logger.info("Removing %s, the remains of an interrupted save.", info.prefix)
+            for name in present:
+                path = _paths.join(self.directory, name.rstrip("/"))
+                try:
+                    if tf.io.gfile.isdir(path):
+                        tf.io.gfile.rmtree(path)
+                    else:
+                        tf.io.gfile.remove(path)
+                except (tf.errors.OpError, OSError) as exc:
+                    logger.warning("Could not remove %s: %s", path, exc)
+            return
         logger.warning(
             "The next save reuses the number of %s, which failed verification; moving its "
             "files into quarantine/ instead of writing over them.",

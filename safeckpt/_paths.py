@@ -366,3 +366,20 @@ def normalize_checkpoint_name(value: object) -> str:
             "Expected: a plain file name such as 'ckpt' or 'model'."
         )
     return value
+
+
+def stat(path: str) -> tuple[int, float | None]:
+    """``(size, mtime)`` of `path`; mtime in seconds, None when unknown.
+
+    Local files use `os.stat` (nanoseconds); `tf.io.gfile.stat` rounds local times to whole
+    seconds, too coarse to order a checkpoint against the state file written just after it.
+    Remote filesystems that report no time (``ram://`` says 0) give None.
+
+    Raises:
+        tf.errors.OpError, OSError: The path cannot be stat'ed.
+    """
+    if scheme_of(path) is None:
+        result = os.stat(path)
+        return int(result.st_size), result.st_mtime_ns / 1e9
+    info = tf.io.gfile.stat(path)
+    return int(info.length), (info.mtime_nsec / 1e9 if info.mtime_nsec > 0 else None)

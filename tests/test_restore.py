@@ -622,3 +622,29 @@ def test_next_save_moves_the_rejected_checkpoint_aside_instead_of_overwriting(
     again = Trainee()
     assert manager(again, ckpt_dir).restore().outcome is Outcome.RESTORED
     assert again.value == 30.0
+
+
+def test_cleanup_temp_removes_index_less_data_of_an_interrupted_save(ckpt_dir: Path) -> None:
+    # A save of ckpt-4 killed after its data was renamed into place, before the index.
+    orphan = data_file(ckpt_dir, 4)
+    orphan.write_bytes(data_file(ckpt_dir, 3).read_bytes())
+    os.utime(orphan, (1, 1))
+    t = Trainee()
+    m = manager(t, ckpt_dir, cleanup_temp=True)
+    assert m.restore().save_path == str(ckpt_dir / "ckpt-3")
+    t.set(9)
+    m.save(checkpoint_number=5)
+    assert not orphan.exists()
+    assert (ckpt_dir / "ckpt-3.index").exists()
+
+
+def test_checkpoint_in_the_same_second_as_the_state_file_is_ordered_by_step(
+    ckpt_dir: Path,
+) -> None:
+    write_state(ckpt_dir, "ckpt-2", ["ckpt-1", "ckpt-2"])
+    same = (ckpt_dir / "ckpt-3.index").stat().st_mtime_ns
+    for p in [ckpt_dir / "checkpoint", *ckpt_dir.glob("ckpt-3.*")]:
+        os.utime(p, ns=(same, same))  # coarse timestamps: equal
+    t = Trainee()
+    assert manager(t, ckpt_dir).restore().save_path == str(ckpt_dir / "ckpt-3")
+    assert t.value == 3.0
