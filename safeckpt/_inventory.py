@@ -195,4 +195,12 @@ def newest_first(inventory: Inventory, name: str) -> list[CheckpointInfo]:
 
     newer = [c for c in by_step if c.prefix not in rank and is_newer(c)]
     older = [c for c in by_step if c.prefix not in rank and c not in newer]
-    return newer + recorded + older
+    # After the state file's latest, unlisted checkpoints take their place by step among the
+    # listed ones: a state file that lost entries (truncated, stale, edited) must not rank
+    # them below every checkpoint it still lists.
+    merged = recorded[:1]
+    for info in recorded[1:]:
+        while older and _order(older[0]) > _order(info):
+            merged.append(older.pop(0))
+        merged.append(info)
+    return newer + merged + older

@@ -8,6 +8,7 @@ the restore, and classify failures by probing the files, never by parsing messag
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -77,6 +78,18 @@ def _stage_diagnosis(prefix: str, exc: BaseException) -> Diagnosis:
     )
 
 
+def _create_save_counter(checkpoint: Any) -> None:
+    """Create `tf.train.Checkpoint`'s lazily built ``save_counter`` before a restore.
+
+    Otherwise TensorFlow restores it in a second ``RestoreV2`` op, after the one that assigns
+    every existing variable: a damaged ``save_counter`` tensor then fails the restore with the
+    model already holding the rejected checkpoint's values (and a fresh start would not be
+    fresh). Created first, it is read by the same op, which fails before assigning anything.
+    """
+    with contextlib.suppress(AttributeError):
+        _ = checkpoint.save_counter
+
+
 def _inventory_diagnosis(info: CheckpointInfo, level: VerifyLevel) -> Diagnosis:
     """Diagnose a candidate without restoring it (inventory problems, then verification)."""
     directory = _paths.dirname(info.prefix)
@@ -144,6 +157,7 @@ class Restore:
         diagnosis = _inventory_diagnosis(checkpoint, self._level)
         if diagnosis.ok:
             try:
+                _create_save_counter(self._manager._checkpoint)
                 status = self._manager._checkpoint.restore(checkpoint.prefix, options=self._options)
             except RESTORE_ERRORS as exc:
                 self._tf_failed = True
@@ -241,6 +255,7 @@ class Restore:
                 found = with_alternatives(checked, prefix)
                 raise restore_error(found, (found,), f"Cannot restore {prefix}.\n{found}")
         try:
+            _create_save_counter(manager._checkpoint)
             status = manager._checkpoint.restore(prefix, options=self._options)
         except RESTORE_ERRORS as exc:
             found = _stage_diagnosis(prefix, exc)

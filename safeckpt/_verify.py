@@ -49,6 +49,13 @@ def human_size(size: int) -> str:
     return f"{size} B"  # pragma: no cover
 
 
+def _is_directory(path: str) -> bool:
+    try:
+        return bool(tf.io.gfile.isdir(path))
+    except (tf.errors.OpError, OSError):
+        return False
+
+
 def _readable(path: str) -> str | None:
     """None when one byte of `path` can be read, else the error."""
     try:
@@ -82,6 +89,13 @@ def check_prefix(prefix: str, *, deep: bool = False, progress: Progress | None =
             Cause.MISSING_INDEX, f"{base} has no index file.", [f"{index_path} does not exist."]
         )
     except IndexFormatError as exc:
+        if exc.reason == "unreadable" and _is_directory(index_path):
+            return result(
+                Cause.MISSING_INDEX,
+                f"{base}.index is a directory, not an index file.",
+                [f"{index_path} is a directory."],
+                str(exc),
+            )
         if exc.reason == "unreadable":
             cause = (
                 Cause.PERMISSION_DENIED if "ermission" in str(exc) else Cause.STORAGE_UNAVAILABLE
@@ -103,7 +117,8 @@ def check_prefix(prefix: str, *, deep: bool = False, progress: Progress | None =
     for shard, need in sorted(required.items()):
         path = shard_path(prefix, shard, index.num_shards)
         try:
-            size = int(tf.io.gfile.stat(path).length)
+            stat = tf.io.gfile.stat(path)
+            size = int(stat.length)
         except tf.errors.NotFoundError:
             found.setdefault(Cause.MISSING_DATA_SHARD, []).append(
                 f"{path} is missing (shard {shard + 1} of {index.num_shards}, "
@@ -113,6 +128,11 @@ def check_prefix(prefix: str, *, deep: bool = False, progress: Progress | None =
         except (tf.errors.OpError, OSError) as exc:
             found.setdefault(Cause.PERMISSION_DENIED, []).append(
                 f"{path}: {describe_exception(exc)}"
+            )
+            continue
+        if stat.is_directory:
+            found.setdefault(Cause.MISSING_DATA_SHARD, []).append(
+                f"{path} is a directory, not a data file (shard {shard + 1} of {index.num_shards})."
             )
             continue
         if size < need:
