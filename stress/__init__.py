@@ -1,0 +1,1 @@
+"""Long-running harnesses: crash consistency (kill -9) and corruption fuzzing (make stress)."""
