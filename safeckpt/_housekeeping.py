@@ -57,13 +57,18 @@ def _mtime(path: str) -> float | None:
         return None
 
 
-def cleanup_temp(inventory: Inventory, checkpoint_name: str) -> list[str]:
+def cleanup_temp(
+    inventory: Inventory, checkpoint_name: str, finished: str | None = None
+) -> list[str]:
     """Remove leftovers of interrupted saves older than the newest complete checkpoint.
 
     Leftovers are ``<checkpoint_name>-N_temp/`` directories, ``checkpoint.tmp*`` files, and
-    data shards without an index that the state file does not list (a save killed between
-    moving its data into place and writing its index). Returns the removed paths. Without a
-    complete checkpoint nothing is removed.
+    the files of saves that never finished and that the state file does not list (data
+    shards without an index, or with an index that was never completely written).
+    ``finished`` is the prefix of a synchronous save that has just returned: its ``_temp``
+    directory can only hold what an earlier, interrupted save of the same number left
+    behind (which kept TensorFlow from removing it), whatever its time stamp. Returns the
+    removed paths. Without a complete checkpoint nothing is removed.
     """
     complete = [c for c in inventory.family(checkpoint_name) if c.complete]
     if not complete:
@@ -76,13 +81,17 @@ def cleanup_temp(inventory: Inventory, checkpoint_name: str) -> list[str]:
     orphans = [
         name
         for c in inventory.family(checkpoint_name)
-        if c.problems == (Cause.MISSING_INDEX,) and not c.in_state_file
+        if c.problems in ((Cause.MISSING_INDEX,), (Cause.INCOMPLETE_SAVE,)) and not c.in_state_file
         for name in c.files
+        if not name.endswith("_temp/")
     ]
+    done = _paths.basename(finished) + "_temp" if finished is not None else None
     for name in (*temps, *inventory.state_temps, *orphans):
         path = _paths.join(inventory.directory, name)
         when = _mtime(path)
-        if when is not None and newest is not None:
+        if name == done:
+            pass
+        elif when is not None and newest is not None:
             if when >= newest:
                 continue
         else:  # no times (ram://): only a <name>-N_temp below the newest complete step

@@ -6,8 +6,9 @@ from dataclasses import dataclass
 
 from safeckpt import _paths
 from safeckpt._causes import Cause
+from safeckpt._index import _FOOTER, _MAGIC
 from safeckpt._info import CheckpointInfo
-from safeckpt._layout import Listing, classify, split_step
+from safeckpt._layout import INDEX_SUFFIX, Listing, classify, split_step
 from safeckpt._statefile import Recorded, StateFile, read_state, resolve_recorded
 from safeckpt._tf import tf
 
@@ -69,6 +70,21 @@ def _stat(path: str) -> tuple[int, float | None]:
         return 0, None
 
 
+def _index_finished(directory: str, base: str) -> bool:
+    """Whether ``<base>.index`` ends with the table footer's magic number (fully written)."""
+    path = _paths.join(directory, base + INDEX_SUFFIX)
+    try:
+        size = int(tf.io.gfile.stat(path).length)
+        if size < _FOOTER:
+            return False
+        with tf.io.gfile.GFile(path, "rb") as f:
+            f.seek(size - 8)
+            tail = f.read(8)
+    except (tf.errors.OpError, OSError):
+        return True  # unreadable: verification reports it
+    return len(tail) == 8 and int.from_bytes(tail, "little") == _MAGIC
+
+
 def _order(info: CheckpointInfo) -> tuple[int, float, str]:
     return (-1 if info.step is None else info.step, info.mtime or 0.0, info.prefix)
 
@@ -117,6 +133,9 @@ def scan(directory: str, listing_names: list[str] | None = None) -> Inventory:
         problems: list[Cause] = []
         if files.shards and not files.index:
             problems.append(Cause.INCOMPLETE_SAVE if base in temp_bases else Cause.MISSING_INDEX)
+        elif files.index and base in temp_bases and not _index_finished(directory, base):
+            # Killed while MergeV2Checkpoints wrote the index (in place, the last file).
+            problems.append(Cause.INCOMPLETE_SAVE)
         elif files.index and files.missing_shards:
             problems.append(Cause.MISSING_DATA_SHARD)
         elif not files.index and not files.shards:

@@ -486,8 +486,13 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
                 checkpoint_number=checkpoint_number, check_interval=check_interval, options=options
             )
             if result is not None and self._cleanup_temp:
+                asynchronous = getattr(options, "experimental_enable_async_checkpoint", False)
                 try:
-                    cleanup_temp(scan(self.directory), self.checkpoint_name)
+                    cleanup_temp(
+                        scan(self.directory),
+                        self.checkpoint_name,
+                        finished=None if asynchronous else result,
+                    )
                 except (tf.errors.OpError, OSError) as exc:
                     logger.warning("Could not clean up leftovers in %s: %s", self.directory, exc)
             return result
