@@ -57,6 +57,19 @@ def _mtime(path: str) -> float | None:
         return None
 
 
+def remove(path: str) -> bool:
+    """Delete a file or a directory tree; False (and a WARNING) when that fails."""
+    try:
+        if tf.io.gfile.isdir(path):
+            tf.io.gfile.rmtree(path)
+        else:
+            tf.io.gfile.remove(path)
+    except (tf.errors.OpError, OSError) as exc:
+        logger.warning("Could not remove %s: %s", path, exc)
+        return False
+    return True
+
+
 def cleanup_temp(
     inventory: Inventory, checkpoint_name: str, finished: str | None = None
 ) -> list[str]:
@@ -99,15 +112,8 @@ def cleanup_temp(
             step = split_step(base)[1] if name not in inventory.state_temps else None
             if step is None or top is None or step >= top:
                 continue
-        try:
-            if tf.io.gfile.isdir(path):
-                tf.io.gfile.rmtree(path)
-            else:
-                tf.io.gfile.remove(path)
-        except (tf.errors.OpError, OSError) as exc:
-            logger.warning("Could not remove the leftover %s: %s", path, exc)
-            continue
-        removed.append(path)
+        if remove(path):
+            removed.append(path)
     if removed:
         logger.info("Removed %d leftover(s) of interrupted saves: %s", len(removed), removed)
     return removed

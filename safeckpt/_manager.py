@@ -16,7 +16,7 @@ from safeckpt._diagnose import diagnose
 from safeckpt._diagnosis import Diagnosis
 from safeckpt._directory import validate_directory
 from safeckpt._errors import CheckpointDirectoryError, ReadOnlyError, SaveError, restore_error
-from safeckpt._housekeeping import cleanup_temp
+from safeckpt._housekeeping import cleanup_temp, remove
 from safeckpt._housekeeping import quarantine as move_to_quarantine
 from safeckpt._info import CheckpointInfo
 from safeckpt._inventory import newest_first, scan
@@ -301,14 +301,7 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
             # cleanup_temp=True removes anyway.
             logger.info("Removing %s, the remains of an interrupted save.", info.prefix)
             for name in present:
-                path = _paths.join(self.directory, name.rstrip("/"))
-                try:
-                    if tf.io.gfile.isdir(path):
-                        tf.io.gfile.rmtree(path)
-                    else:
-                        tf.io.gfile.remove(path)
-                except (tf.errors.OpError, OSError) as exc:
-                    logger.warning("Could not remove %s: %s", path, exc)
+                remove(_paths.join(self.directory, name.rstrip("/")))
             return
         logger.warning(
             "The next save reuses the number of %s, which failed verification; moving its "
