@@ -31,7 +31,7 @@ from safeckpt._policies import (
 from safeckpt._report import RestoreReport
 from safeckpt._restore import Restore
 from safeckpt._statefile import resolve_recorded
-from safeckpt._tf import tf, tf_checkpoint_management
+from safeckpt._tf import MANAGER_TAKES_LAST_CHECKPOINT_STEP, tf, tf_checkpoint_management
 
 logger = logging.getLogger("safeckpt")
 
@@ -190,7 +190,11 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
                 step_counter=step_counter,
                 checkpoint_interval=checkpoint_interval,
                 init_fn=init_fn,
-                last_checkpoint_step=last_checkpoint_step,
+                **(
+                    {"last_checkpoint_step": last_checkpoint_step}
+                    if MANAGER_TAKES_LAST_CHECKPOINT_STEP
+                    else {}
+                ),
             )
         except (ValueError, UnicodeDecodeError) as exc:
             # TensorFlow raises these while reading an empty, incomplete or non-UTF-8 state
@@ -207,6 +211,8 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
             self._maybe_delete: collections.OrderedDict[str, float] = collections.OrderedDict()
             self._latest_checkpoint: str | None = None
             self._last_preserved_timestamp = tf_checkpoint_management.time.time() - 1.0
+        if not MANAGER_TAKES_LAST_CHECKPOINT_STEP and checkpoint_interval is not None:
+            self._last_checkpoint_step = last_checkpoint_step  # TF < 2.20 lacks the keyword
         self._reconcile()
         self._inherited = set(self._maybe_delete)
 

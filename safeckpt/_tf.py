@@ -13,4 +13,12 @@ except ImportError as exc:  # pragma: no cover - exercised only without TensorFl
         "'safeckpt[tensorflow-cpu]' (or any other TensorFlow build such as tensorflow-macos)."
     ) from exc
 
-__all__ = ["tf", "tf_checkpoint_management"]
+import inspect
+
+#: TensorFlow 2.20 added ``last_checkpoint_step`` to `tf.train.CheckpointManager`; 2.16-2.19
+#: lack it, and a subclass then sets the attribute the keyword would have set.
+MANAGER_TAKES_LAST_CHECKPOINT_STEP = (
+    "last_checkpoint_step" in inspect.signature(tf.train.CheckpointManager.__init__).parameters
+)
+
+__all__ = ["MANAGER_TAKES_LAST_CHECKPOINT_STEP", "tf", "tf_checkpoint_management"]
