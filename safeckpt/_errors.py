@@ -10,6 +10,7 @@ TensorFlow keeps catching it. The tree::
     └── RestoreError                      (+ tf.errors.OpError) no checkpoint could be restored
         ├── CheckpointNotFoundError       (+ tf.errors.NotFoundError) nothing to restore there
         ├── CheckpointCorruptedError      (+ tf.errors.DataLossError) damaged or incomplete files
+        │   └── NoUsableCheckpointError   (+ CheckpointNotFoundError) every candidate was damaged
         ├── CheckpointPermissionError     (+ tf.errors.PermissionDeniedError) files unreadable
         └── CheckpointMismatchError       (+ tf.errors.InvalidArgumentError, ValueError) the
                                           checkpoint is intact but does not fit the program
@@ -141,6 +142,17 @@ class CheckpointCorruptedError(RestoreError, tf.errors.DataLossError):  # type: 
     _code = _DATA_LOSS
 
 
+class NoUsableCheckpointError(CheckpointCorruptedError, CheckpointNotFoundError):
+    """Every checkpoint in the directory was tried and is damaged.
+
+    A `CheckpointCorruptedError` (and so a `tf.errors.DataLossError`) because damage is the
+    cause, and also a `CheckpointNotFoundError` (a `tf.errors.NotFoundError`), so that the
+    usual ``except tf.errors.NotFoundError:`` around a restore catches "nothing usable".
+    """
+
+    _code = _DATA_LOSS
+
+
 class CheckpointPermissionError(RestoreError, tf.errors.PermissionDeniedError):  # type: ignore[misc]
     """Checkpoint files exist but cannot be read (also a `tf.errors.PermissionDeniedError`)."""
 
@@ -163,9 +175,17 @@ class CheckpointMismatchError(
 
 
 def restore_error(
-    diagnosis: Diagnosis, attempts: Sequence[Diagnosis] = (), message: str | None = None
+    diagnosis: Diagnosis,
+    attempts: Sequence[Diagnosis] = (),
+    message: str | None = None,
+    *,
+    exhausted: bool = False,
 ) -> RestoreError:
-    """The `RestoreError` subclass that matches `diagnosis.cause`, with its text as message."""
+    """The `RestoreError` subclass that matches `diagnosis.cause`, with its text as message.
+
+    `exhausted` says that every candidate was tried: damage then raises
+    `NoUsableCheckpointError`, which is also a `tf.errors.NotFoundError`.
+    """
     cls: type[RestoreError]
     if diagnosis.cause is Cause.PERMISSION_DENIED:
         cls = CheckpointPermissionError
@@ -174,7 +194,7 @@ def restore_error(
     elif diagnosis.cause in NOT_FOUND:
         cls = CheckpointNotFoundError
     elif diagnosis.cause in CHECKPOINT_DAMAGE:
-        cls = CheckpointCorruptedError
+        cls = NoUsableCheckpointError if exhausted else CheckpointCorruptedError
     else:
         cls = RestoreError
     text = message if message is not None else str(diagnosis)

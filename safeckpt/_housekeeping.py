@@ -71,7 +71,10 @@ def remove(path: str) -> bool:
 
 
 def cleanup_temp(
-    inventory: Inventory, checkpoint_name: str, finished: str | None = None
+    inventory: Inventory,
+    checkpoint_name: str,
+    finished: str | None = None,
+    protected: frozenset[str] = frozenset(),
 ) -> list[str]:
     """Remove leftovers of interrupted saves older than the newest complete checkpoint.
 
@@ -80,8 +83,10 @@ def cleanup_temp(
     shards without an index, or with an index that was never completely written).
     ``finished`` is the prefix of a synchronous save that has just returned: its ``_temp``
     directory can only hold what an earlier, interrupted save of the same number left
-    behind (which kept TensorFlow from removing it), whatever its time stamp. Returns the
-    removed paths. Without a complete checkpoint nothing is removed.
+    behind (which kept TensorFlow from removing it), whatever its time stamp. Files of a
+    checkpoint in `protected` (what the state file listed when the manager was created) are
+    never removed. Returns the removed paths. Without a complete checkpoint nothing is
+    removed.
     """
     complete = [c for c in inventory.family(checkpoint_name) if c.complete]
     if not complete:
@@ -94,7 +99,9 @@ def cleanup_temp(
     orphans = [
         name
         for c in inventory.family(checkpoint_name)
-        if c.problems in ((Cause.MISSING_INDEX,), (Cause.INCOMPLETE_SAVE,)) and not c.in_state_file
+        if c.problems in ((Cause.MISSING_INDEX,), (Cause.INCOMPLETE_SAVE,))
+        and not c.in_state_file
+        and c.prefix not in protected
         for name in c.files
         if not name.endswith("_temp/")
     ]

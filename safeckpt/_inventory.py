@@ -58,6 +58,10 @@ class Inventory:
                 return rec
         return None
 
+    def state_mtime(self) -> float | None:
+        """The state file's modification time (one stat), None when unknown or absent."""
+        return _stat(self.state.path)[1] if self.state.exists else None
+
     def leftovers(self) -> list[str]:
         """Absolute paths of every leftover of interrupted saves and state writes."""
         return [_paths.join(self.directory, n) for n in (*self.temp_dirs, *self.state_temps)]
@@ -185,41 +189,3 @@ def list_checkpoints(
     if checkpoint_name is not None:
         _paths.normalize_checkpoint_name(checkpoint_name)
     return scan(path).family(checkpoint_name)
-
-
-def newest_first(inventory: Inventory, name: str) -> list[CheckpointInfo]:
-    """The checkpoints named `name`, most recently saved first.
-
-    With a readable state file, its order is authoritative (it is the order of the saves,
-    which differs from the step order after a rewind). Checkpoints it does not list come
-    before its entries when their files are newer than the state file (a save interrupted
-    between writing the checkpoint and writing the state file), else after them. Without a
-    readable state file, the highest step comes first.
-    """
-    family = inventory.family(name)
-    by_step = sorted(family, key=_order, reverse=True)
-    order = [r.prefix for r in inventory.recorded if r.prefix is not None]
-    if not inventory.state.readable or not order:
-        return by_step
-    rank = {prefix: i for i, prefix in enumerate(order)}
-    _size, state_mtime = _stat(inventory.state.path)
-    recorded = sorted((c for c in family if c.prefix in rank), key=lambda c: -rank[c.prefix])
-    top = max((c.step for c in recorded if c.step is not None), default=-1)
-
-    def is_newer(c: CheckpointInfo) -> bool:
-        if c.mtime is not None and state_mtime is not None and c.mtime != state_mtime:
-            return state_mtime < c.mtime
-        # No (or equal, coarse) times: a complete checkpoint above every recorded step.
-        return c.complete and c.step is not None and c.step > top
-
-    newer = [c for c in by_step if c.prefix not in rank and is_newer(c)]
-    older = [c for c in by_step if c.prefix not in rank and c not in newer]
-    # After the state file's latest, unlisted checkpoints take their place by step among the
-    # listed ones: a state file that lost entries (truncated, stale, edited) must not rank
-    # them below every checkpoint it still lists.
-    merged = recorded[:1]
-    for info in recorded[1:]:
-        while older and _order(older[0]) > _order(info):
-            merged.append(older.pop(0))
-        merged.append(info)
-    return newer + merged + older

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import collections
-import dataclasses
 import logging
 import numbers
 import os
@@ -16,10 +15,10 @@ from safeckpt._diagnose import diagnose
 from safeckpt._diagnosis import Diagnosis
 from safeckpt._directory import validate_directory
 from safeckpt._errors import CheckpointDirectoryError, ReadOnlyError, SaveError, restore_error
-from safeckpt._housekeeping import cleanup_temp, remove
-from safeckpt._housekeeping import quarantine as move_to_quarantine
+from safeckpt._housekeeping import cleanup_temp
 from safeckpt._info import CheckpointInfo
-from safeckpt._inventory import newest_first, scan
+from safeckpt._inventory import Inventory, scan
+from safeckpt._layout import split_step
 from safeckpt._policies import (
     FallbackPolicy,
     OnEmpty,
@@ -28,6 +27,7 @@ from safeckpt._policies import (
     normalize_on_empty,
     normalize_verify,
 )
+from safeckpt._ranking import rank
 from safeckpt._report import RestoreReport
 from safeckpt._restore import Restore
 from safeckpt._statefile import resolve_recorded
@@ -163,7 +163,8 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
                     "drop one of them."
                 )
         self.last_restore: RestoreReport | None = None
-        self._rejected: dict[str, CheckpointInfo] = {}
+        self._existing_steps: set[int] = set()
+        self._listed_at_start: frozenset[str] = frozenset()
         self._worker = _distribute.worker_context()
         if not self._worker.is_chief:
             self._quarantine = False  # only the chief moves files in the shared directory
@@ -217,108 +218,128 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
         self._inherited = set(self._maybe_delete)
 
     def _reconcile(self) -> None:
-        """Make the recorded state match the files (in memory; the state file is untouched).
+        """Make the recorded state follow the rule (in memory; the state file is untouched).
 
-        Entries whose files are gone or that point outside the directory leave the
-        ``max_to_keep`` rotation (so the sweep never deletes files elsewhere), foreign paths
-        are re-anchored when the directory holds that checkpoint, complete checkpoints newer
-        than the state file join it, and `latest_checkpoint` names the newest checkpoint
-        whose files exist.
+        `latest_checkpoint` becomes the first candidate of `safeckpt._ranking.rank`. The
+        ``max_to_keep`` rotation keeps only TensorFlow's entries that are candidates of this
+        manager's name (never files that are gone, outside the directory, or of another
+        name), plus interrupted saves newer than the state file, ordered by the same rule.
         """
         try:
             inventory = scan(self.directory)
         except (tf.errors.OpError, OSError):
             return
-        by_prefix = {c.prefix: c for c in inventory.checkpoints}
+        ranking = rank(inventory, self.checkpoint_name)
+        self._listed_at_start = frozenset(
+            c.prefix for c in inventory.checkpoints if c.in_state_file
+        )
+        self._note_existing(inventory)
+        ours = [c for c in reversed(ranking.candidates) if c.name == self.checkpoint_name]
         local = {c.basename for c in inventory.checkpoints}
-
-        def usable(path: str | None) -> str | None:
-            if path is None:
-                return None
-            prefix = resolve_recorded(self.directory, path, local).prefix
-            info = by_prefix.get(prefix) if prefix is not None else None
-            if info is None or Cause.STATE_FILE_STALE in info.problems:
-                return None
-            return info.prefix
-
-        rotation: collections.OrderedDict[str, float] = collections.OrderedDict()
+        timestamps: dict[str, float] = {}
         for path, timestamp in self._maybe_delete.items():
-            prefix = usable(path)
-            if prefix is None:
-                logger.warning("The state file lists %s, which is not usable here; ignored.", path)
+            prefix = resolve_recorded(self.directory, path, local).prefix
+            if prefix is not None and any(c.prefix == prefix for c in ours):
+                timestamps[prefix] = timestamp
             else:
-                rotation[prefix] = timestamp
-        order = newest_first(inventory, self.checkpoint_name)
-        latest = usable(self._latest_checkpoint)
-        newer = []
-        for info in order:
-            if info.prefix == latest:
-                break
-            if info.complete and not info.in_state_file:
-                newer.append(info)
-        if latest is not None or inventory.state.readable:
-            for info in reversed(newer):
-                rotation[info.prefix] = info.mtime or tf_checkpoint_management.time.time()
-        if newer:
-            latest = newer[0].prefix
-        elif latest is None:
-            latest = next((c.prefix for c in order if c.complete), None)
+                logger.info(
+                    "The state file lists %s, which is not a checkpoint named %r in %s; it "
+                    "is kept out of the max_to_keep rotation.",
+                    path,
+                    self.checkpoint_name,
+                    self.directory,
+                )
+        for info in ranking.interrupted:
+            timestamps[info.prefix] = info.mtime or tf_checkpoint_management.time.time()
+        self._maybe_delete = collections.OrderedDict(
+            (c.prefix, timestamps[c.prefix]) for c in ours if c.prefix in timestamps
+        )
+        latest = ranking.first.prefix if ranking.first is not None else None
         if latest != self._latest_checkpoint:
             logger.warning(
                 "latest_checkpoint is %s (the state file says %s).", latest, self._latest_checkpoint
             )
-        self._maybe_delete = rotation
+        for note in (*inventory.state.oddities, *ranking.notes):
+            logger.info("%s: %s", inventory.state.path, note)
         self._latest_checkpoint = latest
+
+    def _note_existing(self, inventory: Inventory) -> None:
+        """Remember which steps of this name have files, so that no save writes over them.
+
+        The remains of a save that never finished and that the state file never listed
+        (data without an index, a half-written index next to ``_temp/``) are not protected:
+        TensorFlow's next save of that number completes them.
+        """
+        leftover = {Cause.INCOMPLETE_SAVE, Cause.MISSING_INDEX}
+        self._existing_steps = {
+            c.step
+            for c in inventory.family(self.checkpoint_name)
+            if c.step is not None
+            and any(not f.endswith("_temp/") for f in c.files)
+            and (c.in_state_file or not c.problems or not set(c.problems) <= leftover)
+        }
 
     def _forget(self, info: CheckpointInfo) -> None:
         """Take a rejected checkpoint out of the rotation and out of `latest_checkpoint`."""
-        self._rejected[info.prefix] = info
         self._maybe_delete.pop(info.prefix, None)
         if self._latest_checkpoint == info.prefix:
             self._latest_checkpoint = None
 
-    def _move_rejected_aside(self, checkpoint_number: Any) -> None:
-        """Before a save that reuses a rejected checkpoint's number, move its files away.
+    def _adopt(self, prefix: str, newer: Sequence[CheckpointInfo], *, latest: bool = True) -> None:
+        """Make the restored `prefix` the newest of the rotation (and `latest_checkpoint`).
 
-        Restoring ``ckpt-4`` past a damaged ``ckpt-5`` makes TensorFlow's next save
-        ``ckpt-5``; writing over damaged files destroys the evidence, and on filesystems that
-        append (``ram://``) it even corrupts the new checkpoint. The damaged files go into
-        ``quarantine/`` first.
+        `newer` are intact checkpoints the rule ranks before it (an explicit restore of an
+        older checkpoint): they leave the rotation, so retention never deletes them.
         """
-        if not self._rejected or not tf.executing_eagerly():
+        if latest:
+            self._latest_checkpoint = prefix
+        for info in newer:
+            if self._maybe_delete.pop(info.prefix, None) is not None:
+                logger.info(
+                    "Keeping %s, newer than the restored %s, out of the max_to_keep rotation.",
+                    info.prefix,
+                    prefix,
+                )
+        if prefix in self._maybe_delete:
+            self._maybe_delete.move_to_end(prefix)
+
+    def _number_save(self, checkpoint_number: Any) -> None:
+        """Before a save: never let TensorFlow's numbering write over existing files.
+
+        TensorFlow numbers a save ``save_counter + 1``; after restoring an older checkpoint
+        (a fallback, a rewind) or starting fresh next to existing checkpoints, that number
+        can name files that exist. The save is then numbered above the highest existing step
+        instead. An explicit `checkpoint_number` is honoured, with a warning.
+        """
+        if not self._existing_steps or not tf.executing_eagerly():
             return
+        counter = self._checkpoint.save_counter
         try:
             if checkpoint_number is None:
-                number = int(self._checkpoint.save_counter.numpy()) + 1
+                number = int(counter.numpy()) + 1
             else:
                 number = int(getattr(checkpoint_number, "numpy", lambda: checkpoint_number)())
         except (TypeError, ValueError, AttributeError):
             return
-        info = self._rejected.pop(f"{self._checkpoint_prefix}-{number}", None)
-        if info is None:
+        if number not in self._existing_steps:
             return
-        present = tuple(
-            f for f in info.files if tf.io.gfile.exists(_paths.join(self.directory, f.rstrip("/")))
-        )
-        if not present:  # already quarantined, or gone
+        if checkpoint_number is not None:
+            logger.warning(
+                "save(checkpoint_number=%d) writes over the existing %s-%d, as asked.",
+                number,
+                self._checkpoint_prefix,
+                number,
+            )
             return
-        if self._cleanup_temp and not info.in_state_file:
-            # Never listed in the state file: the remains of an interrupted save, which
-            # cleanup_temp=True removes anyway.
-            logger.info("Removing %s, the remains of an interrupted save.", info.prefix)
-            for name in present:
-                remove(_paths.join(self.directory, name.rstrip("/")))
-            return
+        highest = max(self._existing_steps)
         logger.warning(
-            "The next save reuses the number of %s, which failed verification; moving its "
-            "files into quarantine/ instead of writing over them.",
-            info.prefix,
+            "The next save would write over the existing %s-%d; numbering it %d instead "
+            "(above the highest existing step).",
+            self._checkpoint_prefix,
+            number,
+            highest + 1,
         )
-        move_to_quarantine(dataclasses.replace(info, files=present), self.directory)
-
-    def _adopt(self, prefix: str) -> None:
-        """Make the restored `prefix` the `latest_checkpoint`."""
-        self._latest_checkpoint = prefix
+        counter.assign(highest)
 
     def _start_fresh(self, highest: int, *, keep_existing: bool, fallback: bool) -> None:
         """Number new checkpoints above `highest`; keep the inherited ones out of the sweep."""
@@ -478,19 +499,27 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
             )
 
         def run() -> str | None:
+            self._number_save(checkpoint_number)
             if not self._worker.is_chief:
-                return self._save_elsewhere(checkpoint_number, check_interval, options)
-            self._move_rejected_aside(checkpoint_number)
-            result: str | None = super(SafeCheckpointManager, self).save(
-                checkpoint_number=checkpoint_number, check_interval=check_interval, options=options
-            )
-            if result is not None and self._cleanup_temp:
+                result = self._save_elsewhere(checkpoint_number, check_interval, options)
+            else:
+                result = super(SafeCheckpointManager, self).save(
+                    checkpoint_number=checkpoint_number,
+                    check_interval=check_interval,
+                    options=options,
+                )
+            if result is not None:
+                step = split_step(_paths.basename(result))[1]
+                if step is not None:
+                    self._existing_steps.add(step)
+            if result is not None and self._cleanup_temp and self._worker.is_chief:
                 asynchronous = getattr(options, "experimental_enable_async_checkpoint", False)
                 try:
                     cleanup_temp(
                         scan(self.directory),
                         self.checkpoint_name,
                         finished=None if asynchronous else result,
+                        protected=self._listed_at_start,
                     )
                 except (tf.errors.OpError, OSError) as exc:
                     logger.warning("Could not clean up leftovers in %s: %s", self.directory, exc)

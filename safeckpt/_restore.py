@@ -20,9 +20,10 @@ from safeckpt._diagnosis import Diagnosis, describe_exception
 from safeckpt._errors import restore_error
 from safeckpt._housekeeping import quarantine
 from safeckpt._info import CheckpointInfo
-from safeckpt._inventory import Inventory, newest_first, scan
+from safeckpt._inventory import Inventory, scan
 from safeckpt._layout import STATE_FILE, split_step, strip_file_suffix
 from safeckpt._policies import OnEmpty, VerifyLevel
+from safeckpt._ranking import rank
 from safeckpt._report import Outcome, RestoreReport
 from safeckpt._tf import tf, tf_checkpoint_management
 from safeckpt._verify import check_prefix, with_alternatives
@@ -189,8 +190,17 @@ class Restore:
         return self._initialized(reason, sweep_existing=sweep_existing)
 
     def fail(self) -> NoReturn:
-        """Raise the diagnosed error for `failure`."""
-        raise restore_error(self._error_diagnosis(), self.attempts, self._error_message())
+        """Raise the diagnosed error for `failure`.
+
+        When every candidate was tried, nothing in the directory is usable: the error is then
+        also a `tf.errors.NotFoundError`, whatever the damage.
+        """
+        raise restore_error(
+            self._error_diagnosis(),
+            self.attempts,
+            self._error_message(),
+            exhausted=not self._candidates,
+        )
 
     # Entry point -------------------------------------------------------------------
 
@@ -206,27 +216,36 @@ class Restore:
                 return self._empty(diagnosis)
             return self._recover(diagnosis)
         self._inventory = inventory
-        family = newest_first(inventory, name)
-        if not family:
-            family = self._state_named_family(inventory, name)
-        primary = None
-        for index, info in enumerate(family):
-            if info.complete or info.in_state_file:
-                primary = info
-                self._candidates = [c for c in family[index + 1 :] if not _never_restorable(c)]
-                break
-            self._notes.append(
-                f"{info.basename} is incomplete ({', '.join(map(str, info.problems))}) and not "
-                "in the state file: a save that never finished; ignored."
-            )
-        state = inventory.state
-        if primary is None:
-            if not inventory.names() and state.problem not in _TRANSIENT:
+        ranking = rank(inventory, name)
+        self._notes.extend(f"The state file: {odd}." for odd in inventory.state.oddities)
+        self._notes.extend(ranking.notes)
+        manager._note_existing(inventory)
+        skipped = ranking.latest_unusable
+        if skipped is not None:
+            # What TensorFlow would restore; not a candidate (its files are gone or partial).
+            self._requested = skipped.prefix
+            diagnosis = _inventory_diagnosis(skipped, VerifyLevel.QUICK)
+            if not diagnosis.ok:
+                self._reject(skipped, diagnosis)
+        for info in inventory.family(name):
+            if info not in ranking.candidates and not info.in_state_file:
+                self._notes.append(
+                    f"{info.basename} is incomplete ({', '.join(map(str, info.problems))}) and "
+                    "not in the state file: a save that never finished; ignored."
+                )
+        if not ranking.candidates:
+            state = inventory.state
+            listed = any(c.in_state_file for c in inventory.checkpoints)
+            if not inventory.names() and not listed and state.problem not in _TRANSIENT:
                 if state.problem is not None:
                     self._notes.append(f"The state file is unreadable: {state.error}.")
                 return self._empty(None)
+            if self._attempts:
+                return self._recover(self._attempts[0])
             return self._recover(diagnose_directory(directory, checkpoint_name=name))
-        self._requested = primary.prefix
+        primary, *rest = ranking.candidates
+        self._candidates = rest
+        self._requested = self._requested or primary.prefix
         self._note_state(inventory, primary)
         report = self.try_restore(primary)
         if report is not None:
@@ -266,6 +285,11 @@ class Restore:
             manager._last_checkpoint_step = tf_checkpoint_management._evaluate(
                 manager._step_counter
             )
+        if _paths.dirname(prefix) == manager.directory:
+            ranking = rank(scan(manager.directory), manager.checkpoint_name)
+            ahead = [c.prefix for c in ranking.candidates]
+            newer = ranking.candidates[: ahead.index(prefix)] if prefix in ahead else ()
+            manager._adopt(prefix, newer, latest=False)
         logger.info("Restored %s (explicit request).", prefix)
         return RestoreReport(
             save_path=prefix,
@@ -278,27 +302,6 @@ class Restore:
         )
 
     # Internals -------------------------------------------------------------------
-
-    def _state_named_family(self, inventory: Inventory, name: str) -> list[CheckpointInfo]:
-        """TF's behaviour when no checkpoint has our name: follow the state file's latest.
-
-        A manager restores whatever the state file names, whatever its prefix. When the
-        state file names a complete checkpoint of another name, that name's checkpoints are
-        the candidates (with a note); otherwise there are none.
-        """
-        latest = inventory.state_latest()
-        info = next(
-            (c for c in inventory.checkpoints if latest is not None and c.prefix == latest.prefix),
-            None,
-        )
-        if info is None or not info.complete or info.name == name:
-            return []
-        self._notes.append(
-            f"No checkpoint is named {name!r}; restoring what the state file names, "
-            f"{info.basename} (checkpoint_name={info.name!r}), as TensorFlow does. New saves "
-            f"are named {name!r}."
-        )
-        return newest_first(inventory, info.name)
 
     def _note_state(self, inventory: Inventory, primary: CheckpointInfo) -> None:
         state = inventory.state
@@ -317,17 +320,6 @@ class Restore:
             self._notes.append(
                 f"The state file records {latest.recorded!r}, outside {inventory.directory}; "
                 f"re-anchored to {primary.prefix}."
-            )
-        if (
-            latest is not None
-            and latest.prefix is not None
-            and latest.prefix != primary.prefix
-            and not primary.in_state_file
-        ):
-            self._notes.append(
-                f"{primary.basename} is complete but newer than the state file's latest "
-                f"({_paths.basename(latest.prefix)}): a save was interrupted before the state "
-                "file was written."
             )
 
     def _reject(self, info: CheckpointInfo, diagnosis: Diagnosis) -> None:
@@ -349,7 +341,7 @@ class Restore:
 
     def _restored(self, info: CheckpointInfo, status: Any, outcome: Outcome) -> RestoreReport:
         manager = self._manager
-        manager._adopt(info.prefix)
+        manager._adopt(info.prefix, ())
         if self._quarantined:
             # The state file must stop naming what was moved away (quarantine is opt-in).
             # TF requires the latest checkpoint to be in the rotation when timestamps exist.
@@ -489,16 +481,14 @@ def resolve_request(save_path: object, checkpoint_name: str, notes: list[str]) -
 
 
 def _newest_in(directory: str, checkpoint_name: str) -> str:
-    """The checkpoint the state file names, else the newest complete one (our name first)."""
+    """The first candidate of the rule (see `rank`), else the newest complete checkpoint."""
     inventory = scan(directory)
-    latest = inventory.state_latest()
-    by_prefix = {c.prefix: c for c in inventory.checkpoints}
-    if latest is not None and latest.prefix in by_prefix and by_prefix[latest.prefix].complete:
-        return latest.prefix
-    for name in (checkpoint_name, None):
-        complete = [c for c in inventory.family(name) if c.complete]
-        if complete:
-            return complete[-1].prefix
+    first = rank(inventory, checkpoint_name).first
+    if first is not None:
+        return first.prefix
+    complete = [c for c in inventory.checkpoints if c.complete]
+    if complete:
+        return complete[-1].prefix
     found = diagnose_directory(directory, checkpoint_name=checkpoint_name)
     raise restore_error(
         replace(found, cause=_not_found_cause(found)), (), f"No checkpoint in {directory}.\n{found}"
@@ -523,11 +513,6 @@ def clear_pending_restorations(root: Any) -> int:
             dropped += len(pending)
             pending.clear()
     return dropped
-
-
-def _never_restorable(info: CheckpointInfo) -> bool:
-    """Leftovers of saves that never finished (no files TensorFlow could read)."""
-    return Cause.INCOMPLETE_SAVE in info.problems and not info.in_state_file
 
 
 def _not_found_cause(diagnosis: Diagnosis) -> Cause:

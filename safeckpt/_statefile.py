@@ -43,6 +43,9 @@ class StateFile:
             `Cause.STORAGE_UNAVAILABLE` or `Cause.NOT_A_DIRECTORY` (the state file is a
             directory), or None when it was read fine (or does not exist).
         error: What went wrong, naming the file.
+        oddities: What TensorFlow accepts silently but a person should know (a repeated
+            ``model_checkpoint_path``, a latest entry the list does not hold, timestamps that
+            do not match the paths).
     """
 
     path: str
@@ -52,6 +55,7 @@ class StateFile:
     timestamps: tuple[float, ...] = ()
     problem: Cause | None = None
     error: str | None = None
+    oddities: tuple[str, ...] = ()
 
     @property
     def readable(self) -> bool:
@@ -59,8 +63,14 @@ class StateFile:
         return self.exists and self.problem is None
 
     def recorded(self) -> list[str]:
-        """Every recorded path, oldest first, ``latest`` last if it is not listed."""
-        paths = list(self.all_paths)
+        """Every recorded path, oldest first, ``latest`` last if it is not listed.
+
+        Empty when the file could not be read: like TensorFlow, nothing of a garbled or
+        incomplete state file counts.
+        """
+        if not self.readable:
+            return []
+        paths = list(dict.fromkeys(self.all_paths))
         if self.latest and self.latest not in paths:
             paths.append(self.latest)
         return paths
@@ -106,15 +116,19 @@ def parse_state(path: str, raw: bytes) -> StateFile:
     fast = _parse_canonical(text)
     if fast is not None:
         latest, all_paths, timestamps = fast
+        repeats = 1
     else:
+        # TensorFlow reads the file with text_format.Merge: a repeated singular field is
+        # not an error, the last value wins.
         state = checkpoint_state_pb2.CheckpointState()
         try:
-            text_format.Parse(text, state)
+            text_format.Merge(text, state)
         except text_format.ParseError as exc:
             return _corrupt(path, f"not a valid CheckpointState text proto ({exc})")
         latest = str(state.model_checkpoint_path) or None
         all_paths = tuple(str(p) for p in state.all_model_checkpoint_paths)
         timestamps = tuple(float(t) for t in state.all_model_checkpoint_timestamps)
+        repeats = len(re.findall(r"^\s*model_checkpoint_path\s*:", text, re.MULTILINE))
     if latest is None:
         return StateFile(
             path,
@@ -123,9 +137,42 @@ def parse_state(path: str, raw: bytes) -> StateFile:
             all_paths,
             timestamps,
             Cause.STATE_FILE_CORRUPT,
-            f"{path}: model_checkpoint_path is missing",
+            f"{path}: model_checkpoint_path is missing (TensorFlow rejects such a file)",
         )
-    return StateFile(path, True, latest, all_paths, timestamps)
+    return StateFile(
+        path,
+        True,
+        latest,
+        all_paths,
+        timestamps,
+        oddities=_oddities(latest, all_paths, timestamps, repeats),
+    )
+
+
+def _oddities(
+    latest: str, all_paths: tuple[str, ...], timestamps: tuple[float, ...], repeats: int
+) -> tuple[str, ...]:
+    found = []
+    if repeats > 1:
+        found.append(
+            f"model_checkpoint_path appears {repeats} times; the last one ({latest!r}) counts, "
+            "as in TensorFlow"
+        )
+    if all_paths and latest not in all_paths:
+        found.append(f"model_checkpoint_path {latest!r} is not in all_model_checkpoint_paths")
+    elif all_paths and all_paths[-1] != latest:
+        found.append(
+            f"model_checkpoint_path {latest!r} is not the last of all_model_checkpoint_paths "
+            "(TensorFlow writes it last): the file was edited or written by another tool"
+        )
+    if len(set(all_paths)) != len(all_paths):
+        found.append("all_model_checkpoint_paths lists a path more than once")
+    if timestamps and len(timestamps) != len(all_paths):
+        found.append(
+            f"{len(timestamps)} timestamps for {len(all_paths)} paths (TensorFlow pairs them "
+            "up to the shorter list)"
+        )
+    return tuple(found)
 
 
 def _parse_canonical(text: str) -> tuple[str | None, tuple[str, ...], tuple[float, ...]] | None:
@@ -167,14 +214,14 @@ def _corrupt(path: str, reason: str) -> StateFile:
 
 @dataclass(frozen=True)
 class Recorded:
-    """A path from the state file, resolved against the directory.
+    """A path from the state file, resolved to one identity inside the directory.
 
     Attributes:
         recorded: The path as written in the state file.
-        prefix: Where it points inside the directory, or None when it points elsewhere and
-            no checkpoint of its base name exists in the directory.
+        prefix: ``<directory>/<base name>`` when the path points into the directory (in any
+            spelling) or was re-anchored there, else None.
         foreign: Whether the recorded path points outside the directory (absolute elsewhere,
-            ``../``, another URI, a Windows path).
+            ``../other``, another URI, a Windows path).
         reanchored: Whether `prefix` was found by re-anchoring a foreign path's base name.
     """
 
@@ -184,34 +231,33 @@ class Recorded:
     reanchored: bool
 
 
-def _inside(directory: str, path: str) -> bool:
-    if _paths.scheme_of(directory):
-        return path.startswith(directory.rstrip("/") + "/")
-    return os.path.dirname(os.path.normpath(path)) == os.path.normpath(directory)
+def _normalized(path: str) -> str:
+    """`path` with ``.``, ``..`` and repeated slashes collapsed, URIs kept intact."""
+    scheme = _paths.scheme_of(path)
+    if scheme is None:
+        return os.path.normpath(path)
+    rest = path[len(scheme) + 3 :]
+    return f"{path[: len(scheme) + 3]}{posixpath.normpath('/' + rest).lstrip('/')}"
 
 
-def resolve_recorded(directory: str, recorded: str, local_prefixes: set[str]) -> Recorded:
-    """Resolve one recorded path; never follow it out of `directory`.
+def resolve_recorded(directory: str, recorded: str, local_bases: set[str]) -> Recorded:
+    """Map one recorded path to its checkpoint in `directory`; never follow it elsewhere.
 
-    A relative name (``ckpt-3``) or an absolute path to a file directly in `directory` is
-    used as is. Anything else (absolute paths of another location, ``../..``, Windows paths,
-    other URIs) is foreign: it is re-anchored to ``<directory>/<base name>`` only when a
-    checkpoint of that base name exists there (`local_prefixes` holds the base names of the
-    checkpoints found in the listing).
+    Every spelling of a path directly inside the directory (``ckpt-3``, ``./ckpt-3``,
+    ``<dir>//ckpt-3``, ``<dir>/./ckpt-3``, ``../<dir name>/ckpt-3``, the absolute path) is
+    the prefix ``<directory>/ckpt-3``. A path elsewhere (another directory or machine,
+    another URI, a Windows path) is foreign: it is re-anchored to ``<directory>/<base
+    name>`` only when a checkpoint of that base name exists there (`local_bases` holds the
+    base names found in the listing). This is the only place where re-anchoring happens.
     """
-    windows = bool(_WINDOWS_RE.search(recorded))
-    if not windows:
-        if _paths.scheme_of(recorded) or os.path.isabs(recorded):
-            candidate = recorded.rstrip("/")
-        else:
-            candidate = _paths.join(directory, recorded)
-            if not _paths.scheme_of(directory):
-                candidate = os.path.normpath(candidate)
-            else:
-                candidate = posixpath.normpath(candidate).replace(":/", "://", 1)
-        if _inside(directory, candidate):
-            return Recorded(recorded, candidate, foreign=False, reanchored=False)
-    base = re.split(r"[\\/]", recorded.rstrip("\\/"))[-1]
-    if base in local_prefixes:
+    text = recorded.rstrip("/")
+    if text and not _WINDOWS_RE.search(text):
+        absolute = _paths.scheme_of(text) is not None or os.path.isabs(text)
+        candidate = _normalized(text if absolute else _paths.join(directory, text))
+        if _normalized(_paths.dirname(candidate)) == _normalized(directory):
+            base = _paths.basename(candidate)
+            return Recorded(recorded, _paths.join(directory, base), foreign=False, reanchored=False)
+    base = re.split(r"[\\/]", text)[-1] if text else ""
+    if base in local_bases:
         return Recorded(recorded, _paths.join(directory, base), foreign=True, reanchored=True)
     return Recorded(recorded, None, foreign=True, reanchored=False)

@@ -674,8 +674,14 @@ def test_side_by_side_same_files_and_state(tmp_path: pathlib.Path, clock: FakeTi
     tf_seen = _run_sequence(tf.train.CheckpointManager, tf_dir, clock)
     safe_seen = _run_sequence(SafeCheckpointManager, safe_dir, clock)
 
-    assert safe_seen == tf_seen
-    assert files_in(safe_dir) == files_in(tf_dir)
+    # One deliberate difference: the "model" manager leaves the "ckpt" checkpoints it
+    # inherits from the state file alone (two managers often share a directory); TF's
+    # rotation takes them in and sweeps them.
+    assert [[p for p in seen if not p.startswith("ckpt-")] for seen in tf_seen[5:]] == [
+        seen for seen in safe_seen[5:]
+    ]
+    assert safe_seen[:5] == tf_seen[:5]
+    assert files_in(safe_dir) == files_in(tf_dir) | ckpt_files("ckpt-4", "ckpt-5")
     # Preserved by keep_checkpoint_every_n_hours, swept by max_to_keep, then kept (None).
     assert files_in(tf_dir) == {STATE_FILE} | ckpt_files(
         "ckpt-2", "model-101", "model-102", "model-103", "model-7"

@@ -254,11 +254,13 @@ def test_both_workers_fall_back_to_the_same_checkpoint(tmp_path: Path) -> None:
         assert result["restored_step"] == 3
         assert result["restored_w"] == saved_w[3]
     assert results[0]["restored_seen"] == results[1]["restored_seen"]
-    # Training goes on from step 3; the next save replaces the damaged ckpt-4.
+    # Training goes on from step 3; the next save is numbered above the damaged ckpt-4 (on
+    # every worker alike), which stays as it was.
     assert results[0]["saves"] == results[1]["saves"]
-    assert results[0]["saves"][0]["path"] == str(directory / "ckpt-4")
+    assert results[0]["saves"][0]["path"] == str(directory / "ckpt-5")
     assert results[0]["saves"][0]["step"] == 4
-    assert safeckpt.verify(str(directory / "ckpt-4"), deep=True).ok
+    assert safeckpt.verify(str(directory / "ckpt-5"), deep=True).ok
+    assert not safeckpt.verify(str(directory / "ckpt-4")).ok
     assert not [n for n in _names(directory) if n.startswith("workertemp_")]
 
     for result in results:
@@ -266,5 +268,5 @@ def test_both_workers_fall_back_to_the_same_checkpoint(tmp_path: Path) -> None:
         error = result["probe_error"]
         assert error["type"] == "RestoreError"
         assert "did not restore alike" in error["message"]
-        assert str(directory / "ckpt-4") in error["message"]
+        assert str(directory / "ckpt-5") in error["message"]  # the chief restores the new save
     assert _names(elsewhere) == []

@@ -196,18 +196,34 @@ def test_complete_checkpoint_newer_than_state_file_is_restored(ckpt_dir: Path) -
     assert any("interrupted" in n for n in report.notes)
 
 
-def test_rewound_run_follows_state_file_order_not_step_order(ckpt_dir: Path) -> None:
-    # The user went back to ckpt-1 and saved ckpt-2 again: the state file's latest is the
-    # most recent save even though ckpt-3 has the higher step.
+def test_rewound_run_never_writes_over_the_newer_checkpoints(ckpt_dir: Path) -> None:
+    # The user went back to ckpt-1. TensorFlow's next save would be ckpt-2 (save_counter 1),
+    # over the intact ckpt-2: safeckpt numbers it above the highest existing step instead.
+    before = {p.name: p.read_bytes() for p in ckpt_dir.glob("ckpt-*")}
     t = Trainee()
-    t.set(7)
     m = manager(t, ckpt_dir)
     m.restore(str(ckpt_dir / "ckpt-1"))
     t.set(7)
-    m.save()  # save_counter restored to 1 -> ckpt-2, holding 7
+    assert m.save() == str(ckpt_dir / "ckpt-4")
+    assert {p.name: p.read_bytes() for p in ckpt_dir.glob("ckpt-[123].*")} == before
     fresh = Trainee()
     report = manager(fresh, ckpt_dir).restore()
-    assert report.save_path == str(ckpt_dir / "ckpt-2")
+    assert report.save_path == str(ckpt_dir / "ckpt-4")
+    assert fresh.value == 7.0
+
+
+def test_rewound_run_follows_the_state_files_latest_not_the_highest_step(ckpt_dir: Path) -> None:
+    # Plain TF rewound: restored ckpt-1 and saved ckpt-2 over the old one, so the state
+    # file's latest (the last save) is not the highest step.
+    t = Trainee()
+    plain = tf.train.CheckpointManager(t.checkpoint, str(ckpt_dir), max_to_keep=None)
+    t.checkpoint.restore(str(ckpt_dir / "ckpt-1"))
+    t.set(7)
+    assert plain.save() == str(ckpt_dir / "ckpt-2")
+    fresh = Trainee()
+    m = manager(fresh, ckpt_dir)
+    assert m.latest_checkpoint == str(ckpt_dir / "ckpt-2")
+    assert m.restore().save_path == str(ckpt_dir / "ckpt-2")
     assert fresh.value == 7.0
 
 
@@ -608,7 +624,7 @@ def test_fresh_init_after_failed_tf_restore_drops_pending_restorations(tmp_path:
     assert m.save() == str(d / "ckpt-2")  # numbered above the rejected ckpt-1
 
 
-def test_next_save_moves_the_rejected_checkpoint_aside_instead_of_overwriting(
+def test_next_save_is_numbered_above_the_rejected_checkpoint_instead_of_overwriting(
     ckpt_dir: Path,
 ) -> None:
     truncate(data_file(ckpt_dir, 3))
@@ -617,10 +633,14 @@ def test_next_save_moves_the_rejected_checkpoint_aside_instead_of_overwriting(
     m = manager(t, ckpt_dir)
     assert m.restore().save_path == str(ckpt_dir / "ckpt-2")
     t.set(30)
-    assert m.save() == str(ckpt_dir / "ckpt-3")  # TF's numbering: save_counter was 2
-    assert (ckpt_dir / "quarantine" / "ckpt-3.data-00000-of-00001").read_bytes() == damaged
+    # TF's numbering (save_counter was 2) would write ckpt-3 over the damaged files.
+    assert m.save() == str(ckpt_dir / "ckpt-4")
+    assert data_file(ckpt_dir, 3).read_bytes() == damaged
+    assert not (ckpt_dir / "quarantine").exists()
     again = Trainee()
-    assert manager(again, ckpt_dir).restore().outcome is Outcome.RESTORED
+    report = manager(again, ckpt_dir).restore()
+    assert report.outcome is Outcome.RESTORED
+    assert report.save_path == str(ckpt_dir / "ckpt-4")
     assert again.value == 30.0
 
 

@@ -1,0 +1,110 @@
+"""The one rule for "the newest checkpoint".
+
+`rank` orders the checkpoints of one name, most recent first. `latest_checkpoint`,
+``restore(None)``, retention (the order of the ``max_to_keep`` rotation) and housekeeping all
+use it, so they can never disagree. The rule, as stated in ``docs/fallback.md``:
+
+- **Identity:** a checkpoint is its prefix ``<directory>/<base name>``; every spelling of a
+  path in the state file maps to it (`safeckpt._statefile.resolve_recorded`).
+- **Candidates:** the checkpoints named ``<checkpoint_name>-<N>`` whose ``.index`` and every
+  data shard their file names declare exist. Only when there is none does the state file's
+  latest of another name apply (TensorFlow's behaviour): that name's checkpoints then are the
+  candidates.
+- **Order:** the state file's ``model_checkpoint_path`` first when it is a candidate (after a
+  rewind the last save is not the highest step). Before it come the interrupted saves:
+  candidates the state file does not list at all, with a step above every step it lists and,
+  where the filesystem has times, files newer than the state file. Then every other candidate
+  by step, highest first. Without a usable ``model_checkpoint_path``: by step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from safeckpt._info import CheckpointInfo
+from safeckpt._inventory import Inventory
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """The candidates of one checkpoint name, newest first, and how they were ordered.
+
+    Attributes:
+        name: The checkpoint name the candidates have (the manager's, or the other name the
+            state file's latest has when the manager's name has no candidate).
+        candidates: Checkpoints whose index and every data shard exist, newest first.
+        state_latest: The checkpoint the state file's ``model_checkpoint_path`` names inside
+            the directory (complete or not), or None.
+        interrupted: Candidates ranked before the state file's latest because they are newer
+            than the state file (a save interrupted before its state write).
+        notes: What a person should know about how the order came about.
+    """
+
+    name: str
+    candidates: tuple[CheckpointInfo, ...]
+    state_latest: CheckpointInfo | None = None
+    interrupted: tuple[CheckpointInfo, ...] = ()
+    notes: tuple[str, ...] = ()
+
+    @property
+    def first(self) -> CheckpointInfo | None:
+        """The newest candidate, or None."""
+        return self.candidates[0] if self.candidates else None
+
+    @property
+    def latest_unusable(self) -> CheckpointInfo | None:
+        """The state file's latest when it has this name but is not a candidate."""
+        latest = self.state_latest
+        if latest is None or latest.name != self.name or latest in self.candidates:
+            return None
+        return latest
+
+
+def _by_step(info: CheckpointInfo) -> tuple[int, float, str]:
+    return (-1 if info.step is None else info.step, info.mtime or 0.0, info.prefix)
+
+
+def _state_latest(inventory: Inventory) -> CheckpointInfo | None:
+    latest = inventory.state_latest()
+    if latest is None or latest.prefix is None:
+        return None
+    return next((c for c in inventory.checkpoints if c.prefix == latest.prefix), None)
+
+
+def rank(inventory: Inventory, name: str, *, times: bool = True) -> Ranking:
+    """Order the candidates of `name` in `inventory` by the rule (see the module docstring).
+
+    Args:
+        inventory: The directory's inventory.
+        name: The manager's checkpoint name.
+        times: Compare modification times with the state file's (one stat, only when a
+            checkpoint may be an interrupted save); False orders by names alone.
+    """
+    latest = _state_latest(inventory)
+    candidates = [c for c in inventory.family(name) if c.complete]
+    notes: list[str] = []
+    if not candidates and latest is not None and latest.complete and latest.name != name:
+        notes.append(
+            f"No checkpoint is named {name!r}; following the state file's latest, "
+            f"{latest.basename} (checkpoint_name={latest.name!r}), as TensorFlow does."
+        )
+        name = latest.name
+        candidates = [c for c in inventory.family(name) if c.complete]
+    by_step = sorted(candidates, key=_by_step, reverse=True)
+    if latest is None or latest not in candidates:
+        return Ranking(name, tuple(by_step), latest, (), tuple(notes))
+    listed_steps = [c.step for c in inventory.checkpoints if c.in_state_file and c.step is not None]
+    top = max(listed_steps, default=-1)
+    maybe = [c for c in by_step if not c.in_state_file and c.step is not None and c.step > top]
+    interrupted: list[CheckpointInfo] = []
+    if maybe:
+        when = inventory.state_mtime() if times else None
+        interrupted = [c for c in maybe if when is None or c.mtime is None or c.mtime >= when]
+    for info in interrupted:
+        notes.append(
+            f"{info.basename} is complete and newer than the state file's latest "
+            f"({latest.basename}), which does not list it: a save was interrupted before the "
+            "state file was written."
+        )
+    rest = [c for c in by_step if c is not latest and c not in interrupted]
+    return Ranking(name, (*interrupted, latest, *rest), latest, tuple(interrupted), tuple(notes))
