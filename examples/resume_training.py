@@ -42,6 +42,8 @@ def train(model: keras.Model, manager: safeckpt.SafeCheckpointManager, until: in
     x, y = rng.normal(size=(16, 4)), rng.normal(size=(16, 1))
     # The optimizer counts the steps, and the checkpoint stores it with the weights.
     while (step := int(model.optimizer.iterations)) < until:
+        # Keras < 3.15 train_on_batch reports the mean loss since compile(), not this batch's.
+        model.reset_metrics()
         loss = model.train_on_batch(x, y)
         if (step + 1) % SAVE_EVERY == 0:
             path = manager.save(checkpoint_number=step + 1)

@@ -12,7 +12,7 @@ from safeckpt._directory import describe_missing
 from safeckpt._errors import CheckpointDirectoryError
 from safeckpt._info import CheckpointInfo
 from safeckpt._inventory import Inventory, scan
-from safeckpt._layout import STATE_FILE, split_step, strip_file_suffix
+from safeckpt._layout import STATE_FILE, data_shard, split_step, strip_file_suffix
 from safeckpt._nearmiss import similar_checkpoint_dirs, summarize
 from safeckpt._sniff import sniff
 from safeckpt._tf import tf
@@ -168,6 +168,17 @@ def _missing(path: str, checkpoint_name: str | None, deep: bool) -> Diagnosis:
     others = inventory.names()
     if others:
         return _name_mismatch(inventory, name, step, others, path)
+    if step is None:
+        # Not a checkpoint prefix: a directory that does not exist (often a typo).
+        evidence, suggestions = describe_missing(path)
+        return Diagnosis(
+            Cause.DIRECTORY_MISSING,
+            "This path does not exist.",
+            path,
+            None,
+            tuple(evidence),
+            tuple(suggestions),
+        )
     result = diagnose_directory(directory, checkpoint_name=checkpoint_name, deep=deep)
     return replace(result, checkpoint=path, evidence=(f"{path} does not exist.", *result.evidence))
 
@@ -181,6 +192,14 @@ def _describe_files(inventory: Inventory, info: CheckpointInfo) -> tuple[str, ..
     ]
     if not any(f.endswith(".index") for f in info.files):
         lines.append(f"{_paths.join(d, base + '.index')} does not exist.")
+    elif Cause.MISSING_DATA_SHARD in info.problems:
+        present = [f for f in info.files if data_shard(f) is not None]
+        count = max((shard[2] for f in present if (shard := data_shard(f))), default=1)
+        lines.extend(
+            f"{_paths.join(d, name)} does not exist."
+            for k in range(count)
+            if (name := f"{base}.data-{k:05d}-of-{count:05d}") not in present
+        )
     if info.in_state_file:
         lines.append(f"The state file {inventory.state.path} lists {base}.")
     return tuple(lines)

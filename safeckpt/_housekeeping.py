@@ -14,12 +14,10 @@ from safeckpt import _paths
 from safeckpt._causes import Cause
 from safeckpt._info import CheckpointInfo
 from safeckpt._inventory import Inventory
-from safeckpt._layout import split_step, strip_file_suffix
+from safeckpt._layout import QUARANTINE_DIR, split_step, strip_file_suffix
 from safeckpt._tf import tf
 
 logger = logging.getLogger("safeckpt")
-
-QUARANTINE = "quarantine"
 
 
 def quarantine(info: CheckpointInfo, directory: str) -> list[str]:
@@ -30,7 +28,7 @@ def quarantine(info: CheckpointInfo, directory: str) -> list[str]:
     files go into ``quarantine/<name>.<timestamp>/`` instead. Files that cannot be moved
     are left in place (and logged).
     """
-    target = _paths.join(directory, QUARANTINE)
+    target = _paths.join(directory, QUARANTINE_DIR)
     if any(tf.io.gfile.exists(_paths.join(target, name.rstrip("/"))) for name in info.files):
         target = _paths.join(target, f"{info.basename}.{time.time_ns()}")
     tf.io.gfile.makedirs(target)

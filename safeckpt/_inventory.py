@@ -140,7 +140,8 @@ def scan(directory: str, listing_names: list[str] | None = None) -> Inventory:
         elif files.index and base in temp_bases and not _index_finished(directory, base):
             # Killed while MergeV2Checkpoints wrote the index (in place, the last file).
             problems.append(Cause.INCOMPLETE_SAVE)
-        elif files.index and files.missing_shards:
+        elif files.index and (files.missing_shards or not files.shards):
+            # TensorFlow writes at least one data shard, even for a checkpoint of no tensors.
             problems.append(Cause.MISSING_DATA_SHARD)
         elif not files.index and not files.shards:
             continue  # only a TF1 .meta graph file: not a checkpoint by itself

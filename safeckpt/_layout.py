@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 STATE_FILE = "checkpoint"
 INDEX_SUFFIX = ".index"
 META_SUFFIX = ".meta"
+#: Where ``quarantine=True`` moves damaged checkpoints (inside the checkpoint directory).
+QUARANTINE_DIR = "quarantine"
 
 _DATA_RE = re.compile(r"^(?P<prefix>.+)\.data-(?P<shard>\d{5})-of-(?P<count>\d{5})$")
 _STEP_RE = re.compile(r"^(?P<name>.*?)-(?P<step>\d+)$")
@@ -83,7 +85,7 @@ class Listing:
         return [
             name
             for name, files in self.prefixes.items()
-            if files.index and not files.missing_shards
+            if files.index and files.shards and not files.missing_shards
         ]
 
 

@@ -18,7 +18,7 @@ from safeckpt._errors import CheckpointDirectoryError, ReadOnlyError, SaveError,
 from safeckpt._housekeeping import cleanup_temp
 from safeckpt._info import CheckpointInfo
 from safeckpt._inventory import Inventory, scan
-from safeckpt._layout import split_step
+from safeckpt._layout import STATE_FILE, split_step
 from safeckpt._policies import (
     FallbackPolicy,
     OnEmpty,
@@ -164,6 +164,7 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
                 )
         self.last_restore: RestoreReport | None = None
         self._existing_steps: set[int] = set()
+        self._state_is_directory = False
         self._listed_at_start: frozenset[str] = frozenset()
         self._worker = _distribute.worker_context()
         if not self._worker.is_chief:
@@ -230,6 +231,7 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
         except (tf.errors.OpError, OSError):
             return
         ranking = rank(inventory, self.checkpoint_name)
+        self._state_is_directory = inventory.state.problem is Cause.NOT_A_DIRECTORY
         self._listed_at_start = frozenset(
             c.prefix for c in inventory.checkpoints if c.in_state_file
         )
@@ -302,6 +304,30 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
                 )
         if prefix in self._maybe_delete:
             self._maybe_delete.move_to_end(prefix)
+
+    def _refuse_unrecordable_save(self) -> None:
+        """Raise `SaveError` before writing when the state file is a directory.
+
+        TensorFlow would write the checkpoint's files and then fail to record them (a bare
+        ``FailedPreconditionError``), leaving an unlisted checkpoint behind.
+        """
+        if not self._state_is_directory:
+            return
+        state = _paths.join(self.directory, STATE_FILE)
+        if not _paths.isdir(state):
+            self._state_is_directory = False  # fixed meanwhile
+            return
+        diagnosis = Diagnosis(
+            Cause.NOT_A_DIRECTORY,
+            f"The state file {state} is a directory, so no save could be recorded.",
+            self.directory,
+            evidence=(f"{state} is a directory (TensorFlow writes its checkpoint list there).",),
+            suggestions=(
+                f"Move the directory {state} elsewhere; the checkpoints next to it stay "
+                "usable, and restore() works meanwhile.",
+            ),
+        )
+        raise SaveError(f"Nothing was saved: {diagnosis}", diagnosis)
 
     def _number_save(self, checkpoint_number: Any) -> None:
         """Before a save: never let TensorFlow's numbering write over existing files.
@@ -499,6 +525,7 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
             )
 
         def run() -> str | None:
+            self._refuse_unrecordable_save()
             self._number_save(checkpoint_number)
             if not self._worker.is_chief:
                 result = self._save_elsewhere(checkpoint_number, check_interval, options)

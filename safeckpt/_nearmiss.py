@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass
 
 from safeckpt import _paths
-from safeckpt._layout import classify, split_step
+from safeckpt._layout import QUARANTINE_DIR, classify, split_step
 from safeckpt._tf import tf
 
 _MAX_LISTED = 64  # subdirectories listed per level while searching: keeps errors cheap
@@ -97,6 +97,8 @@ def similar_checkpoint_dirs(missing: str, limit: int = 3) -> list[CheckpointDirS
         next_level = []
         for directory, rel in level:
             for name in sorted(_listdir(directory))[:_MAX_LISTED]:
+                if name == QUARANTINE_DIR:
+                    continue  # damaged checkpoints moved aside: never a suggestion
                 child = _paths.join(directory, name)
                 child_rel = f"{rel}/{name}" if rel else name
                 names = _listdir(child)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,6 +34,22 @@ class Trainee:
 @pytest.fixture
 def trainee() -> Trainee:
     return Trainee()
+
+
+def tf_manager_parameters() -> list[inspect.Parameter]:
+    """`tf.train.CheckpointManager.__init__`'s parameters as of TF 2.20 (with ``self``).
+
+    TF 2.16-2.19 lack ``last_checkpoint_step`` (added in 2.20); safeckpt takes it on every
+    version, in the same place, so it is appended where TF lacks it.
+    """
+    params = list(inspect.signature(tf.train.CheckpointManager.__init__).parameters.values())
+    if "last_checkpoint_step" not in {p.name for p in params}:
+        params.append(
+            inspect.Parameter(
+                "last_checkpoint_step", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None
+            )
+        )
+    return params
 
 
 def write_checkpoints(directory: Path, count: int, name: str = "ckpt") -> list[str]:

@@ -27,6 +27,7 @@ from unittest import mock
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import tf_manager_parameters
 from google.protobuf import text_format
 from tensorflow.python.checkpoint import checkpoint_management
 from tensorflow.python.platform import tf_logging
@@ -756,7 +757,7 @@ def test_directory_created_at_construction(tmp_path: pathlib.Path) -> None:
 
 def test_constructor_takes_tf_parameters_in_tf_order() -> None:
     """TF's parameters, TF's order and defaults; safeckpt's own options are keyword-only."""
-    tf_params = list(inspect.signature(tf.train.CheckpointManager.__init__).parameters.values())
+    tf_params = tf_manager_parameters()
     safe_params = list(inspect.signature(SafeCheckpointManager.__init__).parameters.values())
     positional = [p for p in safe_params if p.kind is not inspect.Parameter.KEYWORD_ONLY]
     assert [(p.name, p.kind, p.default) for p in positional] == [
