@@ -507,7 +507,12 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
         check_interval: bool = True,
         options: Any = None,
     ) -> str | None:
-        """Save a checkpoint, exactly as `tf.train.CheckpointManager.save` does.
+        """Save a checkpoint, as `tf.train.CheckpointManager.save` does, never over another.
+
+        When TensorFlow's numbering (``save_counter + 1``) names a checkpoint whose files
+        exist (after restoring an older checkpoint, or in a new run next to old ones), the
+        save is numbered above the highest existing step instead (logged). An explicit
+        `checkpoint_number` is honoured, with a warning when it names an existing checkpoint.
 
         On a non-chief worker of a multi-worker job the checkpoint is written into
         ``<directory>/workertemp_<task_id>/``, which is then deleted, and the path returned
@@ -515,6 +520,7 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
 
         Raises:
             ReadOnlyError: The manager was created with ``read_only=True``.
+            SaveError: The ``checkpoint`` state file is a directory (nothing is written).
             SaveError: Another worker of a multi-worker job failed to save.
         """
         if self._read_only:

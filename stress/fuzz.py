@@ -108,7 +108,11 @@ INDEX = ".index"
 STATE = "checkpoint"
 _FAMILY_RE = re.compile(rf"^{NAME}-(\d+)$")
 _FALLBACK_TF = ("previous_valid", "fresh_init")
-IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
+
+
+def is_root() -> bool:
+    """Whether this process runs as root now (asked each time: privileges can be dropped)."""
+    return hasattr(os, "geteuid") and os.geteuid() == 0
 
 
 @dataclass(frozen=True)
@@ -994,7 +998,7 @@ def compute_truth(case: CaseDir) -> Truth:
             intact[base] = (int(match.group(1)), hi[0])
     touched = {k: tuple(v) for k, v in case.touched.items()}
     pinned = _pinned(case, intact)
-    permission = any(d.kind.startswith("chmod") for d in case.applied) and not IS_ROOT
+    permission = any(d.kind.startswith("chmod") for d in case.applied) and not is_root()
     return Truth(intact, origin, family_files, case.dir_permission, touched, pinned, permission)
 
 
@@ -1540,7 +1544,7 @@ def available_kinds(kinds: Sequence[str] | None = None) -> tuple[list[str], dict
     if unknown:
         raise ValueError(f"unknown damage kinds {unknown}; known: {', '.join(KINDS)}")
     skipped = {
-        k: "running as root (file modes do not apply)" for k in wanted if IS_ROOT and KINDS[k][2]
+        k: "running as root (file modes do not apply)" for k in wanted if is_root() and KINDS[k][2]
     }
     return [k for k in wanted if k not in skipped], skipped
 
@@ -1781,8 +1785,6 @@ def _drop_privileges() -> None:
     os.setgroups([])
     os.setgid(user.pw_gid)
     os.setuid(user.pw_uid)
-    global IS_ROOT
-    IS_ROOT = os.geteuid() == 0
 
 
 def _user() -> str:
@@ -1828,11 +1830,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(_CHILD_FLAG, action="store_true", help=argparse.SUPPRESS)
     raw = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(raw)
-    if args.as_nobody and IS_ROOT and not args.as_unprivileged_child:
+    if args.as_nobody and is_root() and not args.as_unprivileged_child:
         if not _nobody_exists():
             parser.error("--as-nobody: there is no user 'nobody'")
         return _child([a for a in raw if a != "--as-nobody"]).returncode
-    if args.as_unprivileged_child and IS_ROOT:
+    if args.as_unprivileged_child and is_root():
         _drop_privileges()
     kinds = args.kinds.split(",") if args.kinds else None
     configs = BASELINE if args.baseline else CONFIGS
@@ -1854,7 +1856,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     extra = args.unprivileged_cases
     if extra is None:
         extra = args.cases // 10 if not args.baseline else 0
-    if extra and IS_ROOT and not args.as_unprivileged_child:
+    if extra and is_root() and not args.as_unprivileged_child:
         if _nobody_exists():
             summary.merge(_run_unprivileged(args, extra))
         else:

@@ -120,6 +120,7 @@ import os, sys
 import tensorflow as tf
 import safeckpt  # import everything before dropping privileges
 import json, logging, shutil, pathlib
+{preimport}
 if os.geteuid() == 0:
     import pwd
     user = pwd.getpwnam("nobody")
@@ -130,12 +131,14 @@ assert os.geteuid() != 0
 """
 
 
-def run_unprivileged(code: str, timeout: float = 120) -> str:
+def run_unprivileged(code: str, timeout: float = 120, preimport: str = "") -> str:
     """Run Python `code` without root privileges; return its stdout.
 
-    As root, the child imports TensorFlow and safeckpt first (the interpreter may live where
-    ``nobody`` cannot read) and then drops to ``nobody`` before running `code`. The code
-    should print its results. A non-zero exit fails the calling test with the child's stderr.
+    As root, the child imports TensorFlow, safeckpt and `preimport` (Python statements, e.g.
+    ``"from stress import fuzz"``) first, and then drops to ``nobody`` before running `code`:
+    the interpreter and the checkout may live where ``nobody`` cannot read (a clone in a
+    mode-0700 folder). The code should print its results. A non-zero exit fails the calling
+    test with the child's stderr.
     """
     import subprocess
     import sys
@@ -143,7 +146,7 @@ def run_unprivileged(code: str, timeout: float = 120) -> str:
     repo = str(Path(__file__).resolve().parents[1])
     env = {**os.environ, "PYTHONPATH": repo, "TF_CPP_MIN_LOG_LEVEL": "2"}
     proc = subprocess.run(
-        [sys.executable, "-c", _DROP_PRIVILEGES + code],
+        [sys.executable, "-c", _DROP_PRIVILEGES.replace("{preimport}", preimport) + code],
         capture_output=True,
         text=True,
         env=env,

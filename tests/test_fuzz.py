@@ -107,11 +107,11 @@ def test_a_case_replays_identically_and_minimizes(baseline: fuzz.Summary, tmp_pa
 def test_permission_damage_as_an_unprivileged_user(unprivileged: Path) -> None:
     out = run_unprivileged(
         f"""
-from stress import fuzz
 kinds = ["chmod_file", "chmod_dir", "flip_data", "delete_index", "state_garble", "temp_leftover"]
 s = fuzz.run(24, {SEED}, kinds=kinds, workdir={str(unprivileged / "fuzz")!r})
 print(json.dumps(s.to_dict(), default=str))
-"""
+""",
+        preimport="from stress import fuzz",
     )
     result = fuzz.Summary.from_dict(json.loads(out.strip().splitlines()[-1]))
     assert result.ok, result.table()
