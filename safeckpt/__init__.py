@@ -1,7 +1,7 @@
 """safeckpt: a drop-in `tf.train.CheckpointManager` that never silently starts from scratch."""
 
 from safeckpt._causes import Cause
-from safeckpt._diagnose import diagnose
+from safeckpt._diagnose import diagnose, verify
 from safeckpt._diagnosis import Diagnosis
 from safeckpt._errors import (
     CheckpointCorruptedError,
@@ -28,7 +28,6 @@ from safeckpt._policies import (
     VerifyLevel,
 )
 from safeckpt._report import Outcome, RestoreReport
-from safeckpt._verify import verify
 
 __version__ = "0.1.0"
 

@@ -10,14 +10,14 @@ from typing import Any, TextIO
 
 from safeckpt import _paths
 from safeckpt._causes import Cause
-from safeckpt._diagnose import diagnose
+from safeckpt._diagnose import diagnose, verify
 from safeckpt._diagnosis import Diagnosis, describe_exception
 from safeckpt._errors import CheckpointDirectoryError
 from safeckpt._info import CheckpointInfo
 from safeckpt._inventory import scan
 from safeckpt._repair import apply_repair, plan_repair
 from safeckpt._tf import tf
-from safeckpt._verify import check_prefix, verify
+from safeckpt._verify import check_prefix
 from safeckpt._verify import human_size as _human
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2

@@ -25,7 +25,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
-from safeckpt import _paths
+from safeckpt import _paths, _tf
 from safeckpt._causes import Cause
 from safeckpt._diagnosis import Diagnosis, describe_exception
 from safeckpt._tf import tf
@@ -106,12 +106,9 @@ def _from_cluster(
 
 def _from_strategy(strategy: Any) -> WorkerContext | None:
     """The context of a strategy, or None when it is not a multi-worker one."""
-    extended: Any = getattr(strategy, "extended", None)
-    in_multi_worker_mode = getattr(extended, "_in_multi_worker_mode", None)
-    if not callable(in_multi_worker_mode) or not in_multi_worker_mode():
+    worker = _tf.strategy_worker(strategy)
+    if worker is None:
         return None
-    task_type = getattr(extended, "_task_type", None)
-    task_id = getattr(extended, "_task_id", None)
     collective = isinstance(
         strategy,
         (
@@ -119,24 +116,12 @@ def _from_strategy(strategy: Any) -> WorkerContext | None:
             tf.distribute.experimental.MultiWorkerMirroredStrategy,
         ),
     )
-    return WorkerContext(
-        is_chief=bool(extended.should_checkpoint),
-        task_type=task_type,
-        task_id=None if task_id is None else int(task_id),
-        num_workers=int(getattr(extended, "_num_workers", 2)),
-        id_in_cluster=int(getattr(extended, "_id_in_cluster", 0) or 0),
-        collective=collective,
-    )
+    return WorkerContext(**worker, collective=collective)
 
 
 def _from_server_def() -> WorkerContext | None:
     """The cluster TensorFlow's collective ops were enabled with (by any cluster resolver)."""
-    try:
-        from tensorflow.python.eager import context as tf_context
-
-        server_def = getattr(tf_context.context(), "_collective_ops_server_def", None)
-    except (ImportError, AttributeError):  # pragma: no cover - TensorFlow internals moved
-        return None
+    server_def = _tf.collective_server_def()
     if server_def is None or not server_def.job_name:
         return None
     cluster = {job.name: dict(job.tasks) for job in server_def.cluster.job}
@@ -235,22 +220,9 @@ _sequence = 0
 _previous_key: str | None = None
 
 
-def _coordination() -> Any:
-    """TensorFlow's eager context when its coordination service runs, else None."""
-    try:
-        from tensorflow.python.eager import context as tf_context
-
-        ctx = tf_context.context()
-        if ctx.coordination_service is None:
-            return None
-    except (ImportError, AttributeError):  # pragma: no cover - TensorFlow internals moved
-        return None
-    return ctx
-
-
 def can_agree(context: WorkerContext) -> bool:
     """Whether `agree` will exchange outcomes (collective multi-worker job, service up)."""
-    return context.collective and context.multi_worker and _coordination() is not None
+    return context.collective and context.multi_worker and _tf.coordination_context() is not None
 
 
 def _failure_message(exc: BaseException) -> dict[str, Any]:
@@ -320,7 +292,7 @@ def agree(
     Returns:
         What `action` returned.
     """
-    ctx = _coordination() if context.collective and context.multi_worker else None
+    ctx = _tf.coordination_context() if context.collective and context.multi_worker else None
     if ctx is None:
         return action()
     global _sequence, _previous_key

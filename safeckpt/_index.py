@@ -1,52 +1,46 @@
-"""Reads a checkpoint's ``<prefix>.index`` in pure Python and re-checks tensor data CRCs.
+"""Reads a checkpoint's ``<prefix>.index`` in pure Python (the table parser).
 
 The index is TensorFlow's LevelDB-style table (``tsl/lib/io/table``), always uncompressed for
 bundles: data blocks of prefix-compressed ``(key, value)`` entries with a restart array, each
 block followed by a 5-byte trailer (type byte, masked CRC32C of block + type), an index block of
 ``BlockHandle``s, an empty meta-index block and a 48-byte footer ending in a magic number. Key
 ``""`` holds a ``BundleHeaderProto``, every other key a ``BundleEntryProto``.
-Indexes and remote shards are read through `tf.io.gfile`, so ``ram://`` and ``gs://``
-prefixes work. Local data shards are streamed with plain ``readinto`` into reused buffers
-(``GFile.read`` allocates every chunk anew and reads at a fifth of the disk's speed), with a
-reader thread overlapping I/O and CRC for large ranges.
+The index is read through `tf.io.gfile`, so ``ram://`` and ``gs://`` prefixes work. The tensor
+data is checked against it by `safeckpt._shards.verify_data`.
 """
 
 from __future__ import annotations
 
 import itertools
-import math
-import os
-import queue
 import struct
-import threading
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from google.protobuf.message import DecodeError
-from tensorflow.core.protobuf import tensor_bundle_pb2
 
-from safeckpt import _paths
+from safeckpt import _tf
 from safeckpt._crc32c import crc32c, unmask
 from safeckpt._tf import tf
 
 __all__ = [
+    "FOOTER_SIZE",
+    "TABLE_MAGIC",
     "BundleEntry",
     "BundleIndex",
-    "DataProblem",
     "IndexFormatError",
+    "IndexProblem",
     "read_index",
-    "verify_data",
 ]
 
-_MAGIC = 0xDB4775248B80FB57
-_FOOTER = 48  # two BlockHandles padded to 40 bytes + 8-byte magic
+#: The magic number that ends every table's footer (a fully written ``.index``).
+TABLE_MAGIC = 0xDB4775248B80FB57
+#: The footer's size: two BlockHandles padded to 40 bytes + the 8-byte magic.
+FOOTER_SIZE = 48
+
+#: What is wrong with an index, as `IndexFormatError.reason`.
+IndexProblem = Literal["too_short", "bad_magic", "block_checksum", "malformed", "unreadable"]
 _TRAILER = 5  # compression type + masked CRC32C
-_DT_STRING, _DT_VARIANT = 7, 21
-_CHUNK = 8 * 1024 * 1024
-_SCRATCH = 1024 * 1024  # reused read buffers of the local fast path; stay in the L2 cache
-_PIPELINE = 8 * _SCRATCH  # from this size on, a reader thread overlaps reads and CRC32C
-_MAX_SHARDS = 1 << 20  # sanity bound: verify_data stats every shard
+_MAX_SHARDS = 1 << 20  # sanity bound: verification stats every shard
 
 
 class IndexFormatError(Exception):
@@ -59,7 +53,7 @@ class IndexFormatError(Exception):
         detail: What exactly is wrong, with byte offsets where they help.
     """
 
-    def __init__(self, path: str, reason: str, detail: str) -> None:
+    def __init__(self, path: str, reason: IndexProblem, detail: str) -> None:
         super().__init__(path, reason, detail)
         self.path, self.reason, self.detail = path, reason, detail
 
@@ -67,7 +61,7 @@ class IndexFormatError(Exception):
         return f"bad checkpoint index {self.path} ({self.reason}): {self.detail}"
 
 
-def _bad(reason: str, detail: str) -> IndexFormatError:
+def _bad(reason: IndexProblem, detail: str) -> IndexFormatError:
     return IndexFormatError("", reason, detail)  # read_index fills in the path
 
 
@@ -109,16 +103,6 @@ class BundleIndex:
         return sizes
 
 
-@dataclass(frozen=True)
-class DataProblem:
-    """Something wrong with the tensor data found by `verify_data`."""
-
-    key_name: str  # "" for a problem with a whole shard
-    shard_file: str
-    kind: str  # missing_shard, truncated, checksum_mismatch, unreadable, unverifiable
-    detail: str
-
-
 def _varint(buf: bytes, pos: int, limit: int, max_bytes: int = 10) -> tuple[int, int]:
     value = 0
     for i in range(max_bytes):
@@ -139,7 +123,7 @@ def _read_items(data: bytes, handle: bytes, what: str) -> list[tuple[bytes, byte
         size, _ = _varint(handle, pos, len(handle))
     except IndexFormatError as exc:
         raise _bad("malformed", f"{what}: bad block handle {handle.hex()}: {exc.detail}") from None
-    end, stop = offset + size, len(data) - _FOOTER
+    end, stop = offset + size, len(data) - FOOTER_SIZE
     where = f"{what} at bytes {offset}..{end + _TRAILER}"
     if end + _TRAILER > stop:
         raise _bad("malformed", f"{where} runs past byte {stop}, where the footer starts")
@@ -181,12 +165,12 @@ def _block_items(block: bytes, where: str) -> list[tuple[bytes, bytes]]:
 
 
 def _parse(path: str, data: bytes) -> BundleIndex:
-    if len(data) < _FOOTER:
-        raise _bad("too_short", f"{len(data)} bytes, less than the {_FOOTER}-byte footer")
-    footer = data[-_FOOTER:]
-    (magic,) = struct.unpack_from("<Q", footer, _FOOTER - 8)
-    if magic != _MAGIC:
-        raise _bad("bad_magic", f"footer at byte {len(data) - _FOOTER} has magic {magic:#018x}")
+    if len(data) < FOOTER_SIZE:
+        raise _bad("too_short", f"{len(data)} bytes, less than the {FOOTER_SIZE}-byte footer")
+    footer = data[-FOOTER_SIZE:]
+    (magic,) = struct.unpack_from("<Q", footer, FOOTER_SIZE - 8)
+    if magic != TABLE_MAGIC:
+        raise _bad("bad_magic", f"footer at byte {len(data) - FOOTER_SIZE} has magic {magic:#018x}")
     meta_end = _varint(footer, _varint(footer, 0, 40)[1], 40)[1]  # handle = 2 varints
     index_end = _varint(footer, _varint(footer, meta_end, 40)[1], 40)[1]
     _read_items(data, footer[:meta_end], "meta-index block")
@@ -202,7 +186,7 @@ def _parse(path: str, data: bytes) -> BundleIndex:
         raise _bad("malformed", "keys are not strictly increasing")
     if not items or items[0][0] != b"":
         raise _bad("malformed", "no BundleHeaderProto under key ''")
-    header = _proto(tensor_bundle_pb2.BundleHeaderProto, b"", items[0][1])
+    header = _proto(_tf.BundleHeaderProto, b"", items[0][1])
     if not 1 <= header.num_shards <= _MAX_SHARDS:
         raise _bad("malformed", f"header says num_shards={header.num_shards}")
     return BundleIndex(
@@ -210,7 +194,7 @@ def _parse(path: str, data: bytes) -> BundleIndex:
         num_shards=header.num_shards,
         entries=tuple(_entry(key, value, header.num_shards) for key, value in items[1:]),
         size_bytes=len(data),
-        big_endian=header.endianness == tensor_bundle_pb2.BundleHeaderProto.BIG,
+        big_endian=header.endianness == _tf.BundleHeaderProto.BIG,
     )
 
 
@@ -222,7 +206,7 @@ def _proto(cls: Any, key: bytes, value: bytes) -> Any:
 
 
 def _entry(key: bytes, value: bytes, num_shards: int) -> BundleEntry:
-    proto = _proto(tensor_bundle_pb2.BundleEntryProto, key, value)
+    proto = _proto(_tf.BundleEntryProto, key, value)
     shape = tuple(d.size for d in proto.shape.dim)
     entry = BundleEntry(key, proto.dtype, shape, proto.shard_id, proto.offset, proto.size,
                         proto.crc32c, is_slice_container=len(proto.slices) > 0)  # fmt: skip
@@ -258,253 +242,3 @@ def read_index(path: str) -> BundleIndex:
         raise IndexFormatError(path, exc.reason, exc.detail) from None
     except (IndexError, ValueError, struct.error, OverflowError) as exc:  # defensive
         raise IndexFormatError(path, "malformed", f"{type(exc).__name__}: {exc}") from exc
-
-
-class _Stream:
-    """Sequential reader of one entry's byte range, at most `_CHUNK` bytes per read."""
-
-    def __init__(self, f: Any, entry: BundleEntry, tick: Callable[[int], None]) -> None:
-        if f.tell() != entry.offset:
-            f.seek(entry.offset)
-        self._f, self._left, self._tick = f, entry.size, tick
-        self._buf, self._pos = b"", 0
-        self._scratch: memoryview | None = getattr(f, "scratch", None)
-
-    def remaining(self) -> int:
-        return len(self._buf) - self._pos + self._left
-
-    def take(self, n: int) -> bytes:
-        if n > self.remaining():
-            raise ValueError(f"content overruns the entry's size by {n - self.remaining()} bytes")
-        while len(self._buf) - self._pos < n:
-            want = min(_CHUNK, self._left)
-            data = bytes(self._f.read(want))
-            if len(data) != want:
-                raise EOFError(f"shard ended {want - len(data)} bytes early")
-            self._buf, self._pos, self._left = self._buf[self._pos :] + data, 0, self._left - want
-            self._tick(want)
-        self._pos += n
-        return self._buf[self._pos - n : self._pos]
-
-    def varint(self) -> int:
-        value = shift = 0
-        while shift < 64:
-            b = self.take(1)[0]
-            value |= (b & 0x7F) << shift
-            if not b & 0x80:
-                return value
-            shift += 7
-        raise ValueError("varint longer than 10 bytes")
-
-    def feed(self, n: int, crc: int) -> int:
-        """Consumes `n` bytes, returning `crc` extended over them."""
-        scratch = self._scratch
-        if scratch is not None:
-            while n and self._pos < len(self._buf):  # bytes already buffered by take()
-                piece = self.take(min(n, len(self._buf) - self._pos))
-                crc, n = crc32c(piece, crc), n - len(piece)
-            if n > self._left:
-                raise ValueError(f"content overruns the entry's size by {n - self._left} bytes")
-            if n >= _PIPELINE:
-                return self._pipelined(n, crc)
-            while n:  # straight from the file into the reused buffer: no allocation, no copy
-                want = min(n, len(scratch))
-                got = self._f.readinto(scratch[:want])
-                if got != want:
-                    raise EOFError(f"shard ended {want - (got or 0)} bytes early")
-                crc, n, self._left = crc32c(scratch[:want], crc), n - want, self._left - want
-                self._tick(want)
-            return crc
-        while n:
-            piece = self.take(min(n, _CHUNK))
-            crc, n = crc32c(piece, crc), n - len(piece)
-        return crc
-
-    def _pipelined(self, n: int, crc: int) -> int:
-        """`feed` for large ranges: a thread reads the next buffers while this one checksums."""
-        free: queue.SimpleQueue[memoryview | None] = queue.SimpleQueue()
-        full: queue.SimpleQueue[tuple[memoryview, int, int] | BaseException] = queue.SimpleQueue()
-        for view in self._f.buffers:
-            free.put(view)
-
-        def reader(todo: int) -> None:
-            try:
-                while todo:
-                    view = free.get()
-                    if view is None:
-                        return
-                    want = min(todo, len(view))
-                    got = self._f.readinto(view[:want])
-                    full.put((view, got, want))
-                    if got != want:
-                        return
-                    todo -= want
-            except BaseException as exc:  # handed to the consumer, raised there
-                full.put(exc)
-
-        thread = threading.Thread(target=reader, args=(n,), daemon=True)
-        thread.start()
-        try:
-            while n:
-                item = full.get()
-                if isinstance(item, BaseException):
-                    raise item
-                view, got, want = item
-                if got != want:
-                    raise EOFError(f"shard ended {want - got} bytes early")
-                crc, n, self._left = crc32c(view[:want], crc), n - want, self._left - want
-                self._tick(want)
-                free.put(view)
-        finally:
-            free.put(None)
-            thread.join()
-        return crc
-
-
-def _content_crc(s: _Stream, entry: BundleEntry, fmt: str) -> int:
-    """Recomputes an entry's CRC32C the way ``tensor_bundle.cc`` wrote it."""
-    if entry.dtype not in (_DT_STRING, _DT_VARIANT) or entry.size == 0:
-        return s.feed(entry.size, 0)
-    count = math.prod(entry.shape)
-    if count > entry.size:
-        raise ValueError(f"{count} elements cannot fit in {entry.size} bytes")
-    crc = 0
-    if entry.dtype == _DT_VARIANT:  # per element: varint len, bytes, masked crc so far
-        for i in range(count):
-            n = s.varint()
-            crc = s.feed(n, crc32c(struct.pack(fmt + "Q", n), crc))
-            raw = s.take(4)
-            if unmask(struct.unpack(fmt + "I", raw)[0]) != crc:
-                raise ValueError(f"checksum after variant element {i} does not match")
-            crc = crc32c(raw, crc)
-    else:  # varint lengths, masked crc of lengths, string bytes
-        lengths = [s.varint() for _ in range(count)]
-        packed = [struct.pack(fmt + ("I" if n <= 0xFFFFFFFF else "Q"), n) for n in lengths]
-        crc = crc32c(b"".join(packed))
-        raw = s.take(4)
-        if unmask(struct.unpack(fmt + "I", raw)[0]) != crc:
-            raise ValueError("the checksum of the string lengths does not match")
-        crc = s.feed(sum(lengths), crc32c(raw, crc))
-    if s.remaining():
-        raise ValueError(f"{s.remaining()} bytes left over after the last element")
-    return crc
-
-
-def verify_data(
-    prefix: str, index: BundleIndex, *, progress: Callable[[int, int], None] | None = None
-) -> list[DataProblem]:
-    """Re-reads every tensor's bytes from the data shards and checks its stored CRC32C.
-
-    Shards are ``<prefix>.data-NNNNN-of-MMMMM``, read in offset order, one open file each,
-    at most 8 MiB at a time. String and variant tensors are checksummed the way
-    ``tensor_bundle.cc`` writes them (lengths as fixed-width integers, embedded checksums).
-
-    Args:
-        prefix: The checkpoint prefix (any `tf.io.gfile` URI).
-        index: The checkpoint's parsed index, from `read_index`.
-        progress: Called as ``progress(bytes_done, bytes_total)`` after each chunk.
-
-    Returns:
-        Every problem found; empty when all data is intact. A missing or unreadable shard
-        is reported once (``key_name`` is "" or the tensor being read).
-    """
-    todo = [e for e in index.entries if not e.is_slice_container]
-    meter = _Progress(sum(e.size for e in todo), progress)
-    problems: list[DataProblem] = []
-    for shard in range(index.num_shards):
-        entries = sorted((e for e in todo if e.shard_id == shard), key=lambda e: e.offset)
-        name = f"{prefix}.data-{shard:05d}-of-{index.num_shards:05d}"
-        problems += _verify_shard(name, entries, ">" if index.big_endian else "<", meter)
-    if meter.total == 0 and progress is not None:
-        progress(0, 0)
-    return problems
-
-
-class _Progress:
-    def __init__(self, total: int, callback: Callable[[int, int], None] | None) -> None:
-        self.total, self.done, self._callback = total, 0, callback
-
-    def tick(self, n: int) -> None:
-        self.done += n
-        if self._callback is not None:
-            self._callback(self.done, self.total)
-
-    def settle(self, mark: int) -> None:
-        """Counts bytes up to `mark` as done (skipped or partly read entries)."""
-        if mark > self.done:
-            self.tick(mark - self.done)
-
-
-class _LocalShard:
-    """A local data shard read without `tf.io.gfile` (which allocates every chunk anew)."""
-
-    def __init__(self, name: str) -> None:
-        self._f = open(name, "rb", buffering=0)  # noqa: SIM115 - closed by __exit__
-        size = min(_SCRATCH, _CHUNK)  # progress is reported at most every _CHUNK bytes
-        self.buffers = [memoryview(bytearray(size)) for _ in range(3)]
-        self.scratch = self.buffers[0]
-
-    def __enter__(self) -> _LocalShard:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._f.close()
-
-    def size(self) -> int:
-        return os.fstat(self._f.fileno()).st_size
-
-    def tell(self) -> int:
-        return self._f.tell()
-
-    def seek(self, offset: int) -> None:
-        self._f.seek(offset)
-
-    def read(self, n: int) -> bytes:
-        return self._f.read(n) or b""
-
-    def readinto(self, view: memoryview) -> int:
-        return self._f.readinto(view) or 0
-
-
-def _open_shard(name: str) -> Any:
-    """Local shards through `_LocalShard`; URIs and unreadable paths through `tf.io.gfile`."""
-    if _paths.scheme_of(name) is None:
-        try:
-            return _LocalShard(name)
-        except FileNotFoundError as exc:
-            raise tf.errors.NotFoundError(None, None, str(exc)) from exc
-        except OSError:
-            pass  # e.g. a directory: let tf.io.gfile report it exactly as before
-    return tf.io.gfile.GFile(name, "rb")
-
-
-def _verify_shard(
-    name: str, entries: list[BundleEntry], fmt: str, meter: _Progress
-) -> list[DataProblem]:
-    """Checks the entries of one data shard (sorted by offset)."""
-    out: list[DataProblem] = []
-    mark, end_mark, current = meter.done, meter.done + sum(e.size for e in entries), ""
-    try:
-        with _open_shard(name) as f:
-            size = f.size()
-            for e in entries:
-                current, span = e.name, f"bytes {e.offset}..{e.offset + e.size}"
-                try:
-                    if e.offset + e.size > size:
-                        raise EOFError(f"the shard has only {size} bytes")
-                    crc = _content_crc(_Stream(f, e, meter.tick), e, fmt)
-                    if crc != unmask(e.crc32c):
-                        raise ValueError(f"CRC32C {crc:#010x}, index says {unmask(e.crc32c):#010x}")
-                except EOFError as exc:
-                    out.append(DataProblem(e.name, name, "truncated", f"{span}: {exc}"))
-                except ValueError as exc:
-                    out.append(DataProblem(e.name, name, "checksum_mismatch", f"{span}: {exc}"))
-                mark += e.size
-                meter.settle(mark)
-    except tf.errors.NotFoundError:
-        detail = f"missing; it should hold {len(entries)} tensors ({end_mark - mark} bytes)"
-        out.append(DataProblem("", name, "missing_shard", detail))
-    except (tf.errors.OpError, OSError) as exc:
-        out.append(DataProblem(current, name, "unreadable", f"{type(exc).__name__}: {exc}"))
-    meter.settle(end_mark)
-    return out

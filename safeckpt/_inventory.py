@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from safeckpt import _paths
 from safeckpt._causes import Cause
-from safeckpt._index import _FOOTER, _MAGIC
+from safeckpt._index import FOOTER_SIZE, TABLE_MAGIC
 from safeckpt._info import CheckpointInfo
 from safeckpt._layout import INDEX_SUFFIX, Listing, classify, split_step
 from safeckpt._statefile import Recorded, StateFile, read_state, resolve_recorded
@@ -79,14 +79,14 @@ def _index_finished(directory: str, base: str) -> bool:
     path = _paths.join(directory, base + INDEX_SUFFIX)
     try:
         size = int(tf.io.gfile.stat(path).length)
-        if size < _FOOTER:
+        if size < FOOTER_SIZE:
             return False
         with tf.io.gfile.GFile(path, "rb") as f:
             f.seek(size - 8)
             tail = f.read(8)
     except (tf.errors.OpError, OSError):
         return True  # unreadable: verification reports it
-    return len(tail) == 8 and int.from_bytes(tail, "little") == _MAGIC
+    return len(tail) == 8 and int.from_bytes(tail, "little") == TABLE_MAGIC
 
 
 def _order(info: CheckpointInfo) -> tuple[int, float, str]:

@@ -1,24 +1,36 @@
-"""`SafeCheckpointManager`: a drop-in `tf.train.CheckpointManager`."""
+"""`SafeCheckpointManager`: a drop-in `tf.train.CheckpointManager`.
+
+The manager owns its state (TensorFlow's rotation, latest checkpoint and counters, reached
+only through the `safeckpt._tf` adapter) and is the only code that changes it: the restore
+engine (`safeckpt._restore`) returns a `RestorePlan`, which `SafeCheckpointManager._apply`
+carries out.
+"""
 
 from __future__ import annotations
 
 import collections
+import dataclasses
 import logging
-import numbers
 import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from safeckpt import _distribute, _paths
+from safeckpt import _distribute, _paths, _tf
+from safeckpt._arguments import (
+    check_bool,
+    check_checkpoint,
+    check_hours,
+    check_max_to_keep,
+    check_writes,
+)
 from safeckpt._causes import Cause
 from safeckpt._diagnose import diagnose
 from safeckpt._diagnosis import Diagnosis
 from safeckpt._directory import validate_directory
 from safeckpt._errors import CheckpointDirectoryError, ReadOnlyError, SaveError, restore_error
-from safeckpt._housekeeping import cleanup_temp
-from safeckpt._info import CheckpointInfo
-from safeckpt._inventory import Inventory, scan
-from safeckpt._layout import STATE_FILE, split_step
+from safeckpt._housekeeping import cleanup_temp, quarantine
+from safeckpt._inventory import scan
+from safeckpt._layout import split_step
 from safeckpt._policies import (
     FallbackPolicy,
     OnEmpty,
@@ -29,45 +41,17 @@ from safeckpt._policies import (
 )
 from safeckpt._ranking import rank
 from safeckpt._report import RestoreReport
-from safeckpt._restore import Restore
+from safeckpt._restore import Restore, RestorePlan, RestoreSettings, existing_steps
+from safeckpt._saving import (
+    raise_counter,
+    refuse_if_state_is_directory,
+    renumber_above,
+    requested_number,
+)
 from safeckpt._statefile import resolve_recorded
-from safeckpt._tf import MANAGER_TAKES_LAST_CHECKPOINT_STEP, tf, tf_checkpoint_management
+from safeckpt._tf import MANAGER_TAKES_LAST_CHECKPOINT_STEP, tf
 
 logger = logging.getLogger("safeckpt")
-
-
-def _check_bool(name: str, value: object) -> bool:
-    if not isinstance(value, bool):
-        raise TypeError(f"{name}={value!r}: expected True or False, got {type(value).__name__}.")
-    return value
-
-
-def _check_max_to_keep(value: object) -> int | None:
-    # TensorFlow accepts any positive number; integral floats (2.0) stay accepted.
-    if value is None:
-        return None
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, numbers.Real)
-        or float(value) <= 0
-        or not float(value).is_integer()
-    ):
-        raise ValueError(
-            f"max_to_keep={value!r}: expected a positive integer, or None to keep every checkpoint."
-        )
-    return int(float(value))
-
-
-def _check_hours(value: object) -> float | None:
-    # TensorFlow treats 0 like None (no preservation); keep accepting it.
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or float(value) < 0:
-        raise ValueError(
-            f"keep_checkpoint_every_n_hours={value!r}: expected a positive number of hours, "
-            "or None (0 also disables it, as in TensorFlow)."
-        )
-    return float(value) if value else None
 
 
 class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
@@ -139,31 +123,19 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
         cleanup_temp: bool = False,
         quarantine: bool = False,
     ) -> None:
-        if checkpoint is None or not callable(getattr(checkpoint, "restore", None)):
-            raise TypeError(
-                f"checkpoint={checkpoint!r}: expected a tf.train.Checkpoint (an object with "
-                "restore() and save_counter), got "
-                f"{type(checkpoint).__name__}."
-            )
-        if init_fn is not None and not callable(init_fn):
-            raise TypeError(f"init_fn={init_fn!r}: expected a callable or None.")
-        max_to_keep = _check_max_to_keep(max_to_keep)
-        keep_checkpoint_every_n_hours = _check_hours(keep_checkpoint_every_n_hours)
-        self._read_only = _check_bool("read_only", read_only)
-        _check_bool("create_directory", create_directory)
+        check_checkpoint(checkpoint, init_fn)
+        max_to_keep = check_max_to_keep(max_to_keep)
+        keep_checkpoint_every_n_hours = check_hours(keep_checkpoint_every_n_hours)
+        self._read_only = check_bool("read_only", read_only)
+        check_bool("create_directory", create_directory)
         self._fallback = normalize_fallback(fallback)
         self._on_empty = normalize_on_empty(on_empty)
         self._verify = normalize_verify(verify)
-        self._cleanup_temp = _check_bool("cleanup_temp", cleanup_temp)
-        self._quarantine = _check_bool("quarantine", quarantine)
-        for option, value in (("cleanup_temp", cleanup_temp), ("quarantine", quarantine)):
-            if value and read_only:
-                raise ValueError(
-                    f"{option}=True writes to the directory, but read_only=True was given; "
-                    "drop one of them."
-                )
+        self._cleanup_temp = check_bool("cleanup_temp", cleanup_temp)
+        self._quarantine = check_bool("quarantine", quarantine)
+        check_writes(read_only, cleanup_temp=cleanup_temp, quarantine=quarantine)
         self.last_restore: RestoreReport | None = None
-        self._existing_steps: set[int] = set()
+        self._existing_steps: frozenset[int] = frozenset()
         self._state_is_directory = False
         self._listed_at_start: frozenset[str] = frozenset()
         self._worker = _distribute.worker_context()
@@ -201,7 +173,7 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
         except (ValueError, UnicodeDecodeError) as exc:
             # TensorFlow raises these while reading an empty, incomplete or non-UTF-8 state
             # file. Arguments were validated above, so finish TF's "no recorded state" branch.
-            if not hasattr(self, "_checkpoint_interval"):
+            if not _tf.constructed(self):
                 raise
             logger.warning(
                 "The checkpoint state file in %s could not be read (%s: %s); "
@@ -210,13 +182,11 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
                 type(exc).__name__,
                 exc,
             )
-            self._maybe_delete: collections.OrderedDict[str, float] = collections.OrderedDict()
-            self._latest_checkpoint: str | None = None
-            self._last_preserved_timestamp = tf_checkpoint_management.time.time() - 1.0
+            _tf.finish_without_state(self)
         if not MANAGER_TAKES_LAST_CHECKPOINT_STEP and checkpoint_interval is not None:
-            self._last_checkpoint_step = last_checkpoint_step  # TF < 2.20 lacks the keyword
+            _tf.set_last_checkpoint_step(self, last_checkpoint_step)  # TF < 2.20
         self._reconcile()
-        self._inherited = set(self._maybe_delete)
+        self._inherited = frozenset(_tf.rotation(self))
 
     def _reconcile(self) -> None:
         """Make the recorded state follow the rule (in memory; the state file is untouched).
@@ -235,11 +205,11 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
         self._listed_at_start = frozenset(
             c.prefix for c in inventory.checkpoints if c.in_state_file
         )
-        self._note_existing(inventory)
+        self._existing_steps = existing_steps(inventory, self.checkpoint_name)
         ours = [c for c in reversed(ranking.candidates) if c.name == self.checkpoint_name]
         local = {c.basename for c in inventory.checkpoints}
         timestamps: dict[str, float] = {}
-        for path, timestamp in self._maybe_delete.items():
+        for path, timestamp in _tf.rotation(self).items():
             prefix = resolve_recorded(self.directory, path, local).prefix
             if prefix is not None and any(c.prefix == prefix for c in ours):
                 timestamps[prefix] = timestamp
@@ -252,136 +222,83 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
                     self.directory,
                 )
         for info in ranking.interrupted:
-            timestamps[info.prefix] = info.mtime or tf_checkpoint_management.time.time()
-        self._maybe_delete = collections.OrderedDict(
-            (c.prefix, timestamps[c.prefix]) for c in ours if c.prefix in timestamps
+            timestamps[info.prefix] = info.mtime or _tf.now()
+        _tf.set_rotation(
+            self,
+            collections.OrderedDict(
+                (c.prefix, timestamps[c.prefix]) for c in ours if c.prefix in timestamps
+            ),
         )
         latest = ranking.first.prefix if ranking.first is not None else None
-        if latest != self._latest_checkpoint:
+        if latest != _tf.latest(self):
             logger.warning(
-                "latest_checkpoint is %s (the state file says %s).", latest, self._latest_checkpoint
+                "latest_checkpoint is %s (the state file says %s).", latest, _tf.latest(self)
             )
         for note in (*inventory.state.oddities, *ranking.notes):
             logger.info("%s: %s", inventory.state.path, note)
-        self._latest_checkpoint = latest
-
-    def _note_existing(self, inventory: Inventory) -> None:
-        """Remember which steps of this name have files, so that no save writes over them.
-
-        The remains of a save that never finished and that the state file never listed
-        (data without an index, a half-written index next to ``_temp/``) are not protected:
-        TensorFlow's next save of that number completes them.
-        """
-        leftover = {Cause.INCOMPLETE_SAVE, Cause.MISSING_INDEX}
-        self._existing_steps = {
-            c.step
-            for c in inventory.family(self.checkpoint_name)
-            if c.step is not None
-            and any(not f.endswith("_temp/") for f in c.files)
-            and (c.in_state_file or not c.problems or not set(c.problems) <= leftover)
-        }
-
-    def _forget(self, info: CheckpointInfo) -> None:
-        """Take a rejected checkpoint out of the rotation and out of `latest_checkpoint`."""
-        self._maybe_delete.pop(info.prefix, None)
-        if self._latest_checkpoint == info.prefix:
-            self._latest_checkpoint = None
-
-    def _adopt(self, prefix: str, newer: Sequence[CheckpointInfo], *, latest: bool = True) -> None:
-        """Make the restored `prefix` the newest of the rotation (and `latest_checkpoint`).
-
-        `newer` are intact checkpoints the rule ranks before it (an explicit restore of an
-        older checkpoint): they leave the rotation, so retention never deletes them.
-        """
-        if latest:
-            self._latest_checkpoint = prefix
-        for info in newer:
-            if self._maybe_delete.pop(info.prefix, None) is not None:
-                logger.info(
-                    "Keeping %s, newer than the restored %s, out of the max_to_keep rotation.",
-                    info.prefix,
-                    prefix,
-                )
-        if prefix in self._maybe_delete:
-            self._maybe_delete.move_to_end(prefix)
-
-    def _refuse_unrecordable_save(self) -> None:
-        """Raise `SaveError` before writing when the state file is a directory.
-
-        TensorFlow would write the checkpoint's files and then fail to record them (a bare
-        ``FailedPreconditionError``), leaving an unlisted checkpoint behind.
-        """
-        if not self._state_is_directory:
-            return
-        state = _paths.join(self.directory, STATE_FILE)
-        if not _paths.isdir(state):
-            self._state_is_directory = False  # fixed meanwhile
-            return
-        diagnosis = Diagnosis(
-            Cause.NOT_A_DIRECTORY,
-            f"The state file {state} is a directory, so no save could be recorded.",
-            self.directory,
-            evidence=(f"{state} is a directory (TensorFlow writes its checkpoint list there).",),
-            suggestions=(
-                f"Move the directory {state} elsewhere; the checkpoints next to it stay "
-                "usable, and restore() works meanwhile.",
-            ),
-        )
-        raise SaveError(f"Nothing was saved: {diagnosis}", diagnosis)
+        _tf.set_latest(self, latest)
 
     def _number_save(self, checkpoint_number: Any) -> None:
-        """Before a save: never let TensorFlow's numbering write over existing files.
-
-        TensorFlow numbers a save ``save_counter + 1``; after restoring an older checkpoint
-        (a fallback, a rewind) or starting fresh next to existing checkpoints, that number
-        can name files that exist. The save is then numbered above the highest existing step
-        instead. An explicit `checkpoint_number` is honoured, with a warning.
-        """
+        """Raise ``save_counter`` when TensorFlow's number would name existing files."""
         if not self._existing_steps or not tf.executing_eagerly():
-            return
-        counter = self._checkpoint.save_counter
-        try:
-            if checkpoint_number is None:
-                number = int(counter.numpy()) + 1
-            else:
-                number = int(getattr(checkpoint_number, "numpy", lambda: checkpoint_number)())
-        except (TypeError, ValueError, AttributeError):
-            return
-        if number not in self._existing_steps:
-            return
-        if checkpoint_number is not None:
-            logger.warning(
-                "save(checkpoint_number=%d) writes over the existing %s-%d, as asked.",
-                number,
-                self._checkpoint_prefix,
-                number,
-            )
-            return
-        highest = max(self._existing_steps)
-        logger.warning(
-            "The next save would write over the existing %s-%d; numbering it %d instead "
-            "(above the highest existing step).",
-            self._checkpoint_prefix,
-            number,
-            highest + 1,
-        )
-        counter.assign(highest)
+            return  # (reading save_counter in graph mode would create it in the graph)
+        counter = _tf.checkpoint_of(self).save_counter
+        number = requested_number(counter, checkpoint_number)
+        explicit = checkpoint_number is not None
+        above = renumber_above(_tf.checkpoint_prefix(self), number, explicit, self._existing_steps)
+        if above is not None:
+            raise_counter(counter, above)
 
-    def _start_fresh(self, highest: int, *, keep_existing: bool, fallback: bool) -> None:
-        """Number new checkpoints above `highest`; keep the inherited ones out of the sweep."""
-        counter = self._checkpoint.save_counter
-        if tf.executing_eagerly():
-            if highest > int(counter.numpy()):
-                counter.assign(highest)
-        else:  # graph mode (tf.compat.v1): only with a default session
-            session = tf.compat.v1.get_default_session()
-            if session is not None and highest > int(session.run(counter)):
-                session.run(counter.assign(highest))
-        if keep_existing:
-            for prefix in self._inherited:
-                self._maybe_delete.pop(prefix, None)
-        if fallback:
-            self._latest_checkpoint = None
+    def _apply(self, plan: RestorePlan) -> RestoreReport | None:
+        """Carry out what a restore decided: the only place that changes the manager's state.
+
+        Returns the plan's report, with a note for each checkpoint moved into quarantine.
+        """
+        rotation = _tf.rotation(self)
+        if plan.existing_steps is not None:
+            self._existing_steps = plan.existing_steps
+        for info in plan.rejected:
+            rotation.pop(info.prefix, None)
+            if _tf.latest(self) == info.prefix:
+                _tf.set_latest(self, None)
+        moved = []
+        if not self._read_only:
+            for info in plan.quarantine:
+                if quarantine(info, self.directory):
+                    moved.append(info.basename)
+        for prefix in plan.keep_newer:
+            if rotation.pop(prefix, None) is not None:
+                logger.info(
+                    "Keeping %s, newer than the restored checkpoint, out of the "
+                    "max_to_keep rotation.",
+                    prefix,
+                )
+        if plan.adopt is not None:
+            if plan.make_latest:
+                _tf.set_latest(self, plan.adopt)
+            if plan.adopt in rotation:
+                rotation.move_to_end(plan.adopt)
+        if moved and plan.adopt is not None:
+            # The state file must stop naming what was moved away (quarantine is opt-in).
+            # TF requires the latest checkpoint to be in the rotation when timestamps exist.
+            rotation.setdefault(plan.adopt, _tf.now())
+            try:
+                _tf.record_state(self)
+            except (tf.errors.OpError, OSError, ValueError) as exc:
+                logger.warning("Could not rewrite the state file after quarantine: %s", exc)
+        if plan.restored:
+            _tf.note_restored_step(self)
+        if plan.fresh_above is not None:
+            raise_counter(_tf.checkpoint_of(self).save_counter, plan.fresh_above)
+            if plan.keep_existing:
+                for prefix in self._inherited:
+                    rotation.pop(prefix, None)
+            if plan.clear_latest:
+                _tf.set_latest(self, None)
+        if moved and plan.report is not None:
+            note = f"Moved into quarantine: {', '.join(moved)}."
+            return dataclasses.replace(plan.report, notes=(*plan.report.notes, note))
+        return plan.report
 
     @property
     def read_only(self) -> bool:
@@ -419,7 +336,7 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
     @property
     def checkpoint_name(self) -> str:
         """The base name of this manager's checkpoint prefixes."""
-        return str(_paths.basename(self._checkpoint_prefix))
+        return str(_paths.basename(_tf.checkpoint_prefix(self)))
 
     def diagnose(self, *, deep: bool = False) -> Diagnosis:
         """Diagnose this manager's directory for its `checkpoint_name` (see `safeckpt.diagnose`)."""
@@ -454,13 +371,30 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
                 that worker, rebuilt from its diagnosis) or when they would restore
                 different checkpoints.
         """
+        settings = RestoreSettings(
+            checkpoint=_tf.checkpoint_of(self),
+            directory=self.directory,
+            checkpoint_name=self.checkpoint_name,
+            verify=self._verify,
+            fallback=self._fallback,
+            on_empty=self._on_empty,
+            quarantine=self._quarantine and not self._read_only,
+            init_fn=_tf.init_fn(self),
+            options=options,
+        )
 
         def run() -> RestoreReport:
-            restore = Restore(self, options)
-            if save_path is None or self._is_latest(save_path):
-                report = restore.newest()
-            else:
-                report = restore.exact(save_path)
+            engine = Restore(settings)
+            try:
+                if save_path is None or self._is_latest(save_path):
+                    plan = engine.newest()
+                else:
+                    plan = engine.exact(save_path)
+            except BaseException:
+                self._apply(engine.plan_so_far())
+                raise
+            report = self._apply(plan)
+            assert report is not None
             self.last_restore = report
             return report
 
@@ -490,14 +424,13 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
         return self.restore().save_path
 
     def _is_latest(self, save_path: Any) -> bool:
-        if self._latest_checkpoint is None or not isinstance(save_path, (str, os.PathLike)):
+        latest = _tf.latest(self)
+        if latest is None or not isinstance(save_path, (str, os.PathLike)):
             return False
-        if os.fspath(save_path) == self._latest_checkpoint:
+        if os.fspath(save_path) == latest:
             return True
         try:
-            return bool(
-                _paths.normalize_directory(save_path, "save_path") == self._latest_checkpoint
-            )
+            return bool(_paths.normalize_directory(save_path, "save_path") == latest)
         except (TypeError, ValueError):
             return False
 
@@ -531,7 +464,8 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
             )
 
         def run() -> str | None:
-            self._refuse_unrecordable_save()
+            if self._state_is_directory:
+                self._state_is_directory = refuse_if_state_is_directory(self.directory)
             self._number_save(checkpoint_number)
             if not self._worker.is_chief:
                 result = self._save_elsewhere(checkpoint_number, check_interval, options)
@@ -541,10 +475,9 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
                     check_interval=check_interval,
                     options=options,
                 )
-            if result is not None:
-                step = split_step(_paths.basename(result))[1]
-                if step is not None:
-                    self._existing_steps.add(step)
+            step = None if result is None else split_step(_paths.basename(result))[1]
+            if step is not None:
+                self._existing_steps = self._existing_steps | {step}
             if result is not None and self._cleanup_temp and self._worker.is_chief:
                 asynchronous = getattr(options, "experimental_enable_async_checkpoint", False)
                 try:
@@ -571,18 +504,22 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
         chief's files, as on the chief.
         """
         directory: str = self.directory
-        prefix: str = self._prefix
+        prefix = _tf.checkpoint_prefix(self)
         temp = _distribute.make_write_directory(directory, self._worker)
 
         def move(path: str, into: str) -> str:
             return _paths.join(into, _paths.basename(path))
 
-        latest = self._latest_checkpoint
-        self._maybe_delete = collections.OrderedDict(
-            (move(p, temp), t) for p, t in self._maybe_delete.items()
-        )
-        self._latest_checkpoint = None if latest is None else move(latest, temp)
-        self._directory, self._checkpoint_prefix = temp, move(prefix, temp)
+        def relocate(into: str) -> None:
+            latest = _tf.latest(self)
+            _tf.set_rotation(
+                self,
+                collections.OrderedDict((move(p, into), t) for p, t in _tf.rotation(self).items()),
+            )
+            _tf.set_latest(self, None if latest is None else move(latest, into))
+            _tf.relocate(self, into, move(prefix, into))
+
+        relocate(temp)
         try:
             result: str | None = super().save(
                 checkpoint_number=checkpoint_number, check_interval=check_interval, options=options
@@ -591,18 +528,13 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
             try:
                 self._sync_checkpoint()  # an async save must finish in the temporary directory
             finally:
-                latest = self._latest_checkpoint
-                self._directory, self._checkpoint_prefix = directory, prefix
-                self._maybe_delete = collections.OrderedDict(
-                    (move(p, directory), t) for p, t in self._maybe_delete.items()
-                )
-                self._latest_checkpoint = None if latest is None else move(latest, directory)
+                relocate(directory)
                 _distribute.remove_write_directory(directory, self._worker)
         return None if result is None else move(result, directory)
 
     def _sync_checkpoint(self) -> None:
         """Wait for an asynchronous save (`sync`, also for checkpoints without one)."""
-        sync = getattr(self._checkpoint, "sync", None)
+        sync = getattr(_tf.checkpoint_of(self), "sync", None)
         if callable(sync):
             sync()
 

@@ -6,11 +6,11 @@ import datetime as _dt
 from dataclasses import dataclass
 from typing import Any
 
-from safeckpt import _paths
-from safeckpt._diagnose import _default_name
+from safeckpt import _paths, _tf
+from safeckpt._diagnose_dir import default_name
 from safeckpt._inventory import scan
 from safeckpt._layout import STATE_FILE
-from safeckpt._tf import tf, tf_checkpoint_management
+from safeckpt._tf import tf
 from safeckpt._verify import check_prefix
 
 
@@ -61,7 +61,7 @@ def plan_repair(directory: str, checkpoint_name: str | None = None) -> RepairPla
     when it had them, else taken from the files' modification times.
     """
     inventory = scan(directory)
-    name = checkpoint_name or _default_name(inventory, inventory.names())
+    name = checkpoint_name or default_name(inventory, inventory.names())
     old_times: dict[str, float] = {}
     state = inventory.state
     for recorded, stamp in zip(state.all_paths, state.timestamps, strict=False):
@@ -82,7 +82,7 @@ def plan_repair(directory: str, checkpoint_name: str | None = None) -> RepairPla
         return RepairPlan(
             directory, name, None, (), (), tuple(skipped), old_text, None, changed=False
         )
-    proto = tf_checkpoint_management.generate_checkpoint_state_proto(
+    proto = _tf.generate_checkpoint_state_proto(
         directory,
         good[-1],
         all_model_checkpoint_paths=good,

@@ -1,129 +1,128 @@
-"""Restoring through the fallback policies.
+"""The restore engine: runs the fallback policies and returns a `RestorePlan`.
 
-`restore_newest` resolves "the newest usable checkpoint" of a `SafeCheckpointManager`;
-`restore_exact` restores an explicit path exactly as asked. Both verify a checkpoint at the
-manager's level *before* TensorFlow touches it, catch TensorFlow's whole error family during
-the restore, and classify failures by probing the files, never by parsing messages alone.
+`Restore.newest` resolves "the newest usable checkpoint" by the rule (`safeckpt._ranking`);
+`Restore.exact` restores an explicit path exactly as asked. Both verify a checkpoint at the
+configured level *before* TensorFlow touches it and classify failures by probing the files
+(`safeckpt._failures`). The engine restores into the `tf.train.Checkpoint` it is given and
+decides what the manager must change; it never touches the manager. The manager applies the
+plan (`SafeCheckpointManager._apply`), also when the engine raises (`Restore.plan_so_far`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
-from dataclasses import replace
-from typing import TYPE_CHECKING, Any, NoReturn
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any, NoReturn
 
-from safeckpt import _paths
+from safeckpt import _paths, _tf
+from safeckpt._alternatives import with_alternatives
 from safeckpt._causes import CHECKPOINT_DAMAGE, Cause
-from safeckpt._diagnose import diagnose, diagnose_directory
-from safeckpt._diagnosis import Diagnosis, describe_exception
+from safeckpt._diagnose import diagnose
+from safeckpt._diagnose_dir import diagnose_directory
+from safeckpt._diagnosis import Diagnosis
 from safeckpt._errors import restore_error
-from safeckpt._housekeeping import quarantine
+from safeckpt._failures import (
+    RESTORE_ERRORS,
+    create_save_counter,
+    inventory_diagnosis,
+    stage_diagnosis,
+)
 from safeckpt._info import CheckpointInfo
 from safeckpt._inventory import Inventory, scan
-from safeckpt._layout import STATE_FILE, split_step, strip_file_suffix
-from safeckpt._policies import OnEmpty, VerifyLevel
+from safeckpt._layout import split_step
+from safeckpt._policies import FallbackPolicy, OnEmpty, VerifyLevel
 from safeckpt._ranking import rank
 from safeckpt._report import Outcome, RestoreReport
-from safeckpt._tf import tf, tf_checkpoint_management
-from safeckpt._verify import check_prefix, with_alternatives
-
-if TYPE_CHECKING:
-    from safeckpt._manager import SafeCheckpointManager
+from safeckpt._request import not_found_cause, resolve_request
+from safeckpt._verify import check_prefix
 
 logger = logging.getLogger("safeckpt")
-
-#: What TensorFlow raises while restoring a checkpoint (see the notes on its irregular classes).
-RESTORE_ERRORS = (tf.errors.OpError, IndexError, ValueError, UnicodeDecodeError, OSError)
 
 _TRANSIENT = (Cause.PERMISSION_DENIED, Cause.STORAGE_UNAVAILABLE, Cause.NOT_A_DIRECTORY)
 
 
-def _stage_diagnosis(prefix: str, exc: BaseException) -> Diagnosis:
-    """Diagnose an error TensorFlow raised while restoring `prefix`, by probing its files."""
-    directory = _paths.dirname(prefix)
-    try:
-        has_index = tf.io.gfile.exists(prefix + ".index")
-    except RESTORE_ERRORS:
-        has_index = False
-    probe = check_prefix(prefix, deep=True) if has_index else diagnose(prefix)
-    seen = f"TensorFlow raised {describe_exception(exc)}"
-    if not probe.ok:
-        return replace(probe, evidence=(*probe.evidence, seen + "."), error=describe_exception(exc))
-    mismatch = isinstance(exc, (ValueError, tf.errors.InvalidArgumentError)) and not isinstance(
-        exc, UnicodeDecodeError
-    )
-    if mismatch:
-        return Diagnosis(
-            Cause.MODEL_MISMATCH,
-            f"{_paths.basename(prefix)} is intact but does not fit the program's variables.",
-            directory,
-            prefix,
-            (f"{prefix}: every tensor's checksum matches (deep check).", seen + "."),
-            (
-                "Restore with the model configuration the checkpoint was written with "
-                "(layer sizes, dtypes, mixed precision policy), or start this configuration "
-                "in a new directory.",
-                f"List what the checkpoint holds: tf.train.list_variables({prefix!r}).",
-            ),
-            error=describe_exception(exc),
-        )
-    return Diagnosis(
-        Cause.UNKNOWN,
-        f"TensorFlow could not restore {_paths.basename(prefix)}, although its files verify.",
-        directory,
-        prefix,
-        (f"{prefix}: every tensor's checksum matches (deep check).", seen + "."),
-        (f"Run `safeckpt doctor {directory}` and retry; the storage may have failed briefly.",),
-        error=describe_exception(exc),
-    )
+@dataclass(frozen=True)
+class RestoreSettings:
+    """What a restore needs to know about its manager, as plain values."""
+
+    checkpoint: Any
+    directory: str
+    checkpoint_name: str
+    verify: VerifyLevel
+    fallback: tuple[FallbackPolicy, ...]
+    on_empty: OnEmpty
+    quarantine: bool
+    init_fn: Callable[[], Any] | None
+    options: Any = None
 
 
-def _create_save_counter(checkpoint: Any) -> None:
-    """Create `tf.train.Checkpoint`'s lazily built ``save_counter`` before a restore.
+@dataclass(frozen=True)
+class RestorePlan:
+    """What the manager changes after a restore (the engine decides, the manager applies).
 
-    Otherwise TensorFlow restores it in a second ``RestoreV2`` op, after the one that assigns
-    every existing variable: a damaged ``save_counter`` tensor then fails the restore with the
-    model already holding the rejected checkpoint's values (and a fresh start would not be
-    fresh). Created first, it is read by the same op, which fails before assigning anything.
+    Attributes:
+        report: The `RestoreReport` (None when the restore raised).
+        rejected: Checkpoints rejected on the way: they leave the ``max_to_keep`` rotation.
+        quarantine: Of those, the ones whose files move into ``quarantine/`` (then the state
+            file is rewritten so that nothing names them).
+        adopt: The restored checkpoint: it becomes the newest of the rotation.
+        make_latest: Whether `adopt` also becomes `latest_checkpoint` (not for an explicit
+            request, which TensorFlow does not record either).
+        keep_newer: Intact checkpoints the rule ranks above `adopt` (a rewind): they leave the
+            rotation and are kept.
+        fresh_above: After an initialization: number new saves above this step.
+        keep_existing: With `fresh_above`: keep the inherited checkpoints out of the rotation.
+        clear_latest: Set `latest_checkpoint` to None (a fresh start after a failure).
+        existing_steps: Steps of the manager's name whose files exist (no save writes over
+            them), when the directory was listed.
+        restored: Whether a checkpoint was restored (the interval counts from its step).
     """
-    with contextlib.suppress(AttributeError):
-        _ = checkpoint.save_counter
+
+    report: RestoreReport | None
+    rejected: tuple[CheckpointInfo, ...] = ()
+    quarantine: tuple[CheckpointInfo, ...] = ()
+    adopt: str | None = None
+    make_latest: bool = False
+    keep_newer: tuple[str, ...] = ()
+    fresh_above: int | None = None
+    keep_existing: bool = True
+    clear_latest: bool = False
+    existing_steps: frozenset[int] | None = None
+    restored: bool = False
 
 
-def _inventory_diagnosis(info: CheckpointInfo, level: VerifyLevel) -> Diagnosis:
-    """Diagnose a candidate without restoring it (inventory problems, then verification)."""
-    directory = _paths.dirname(info.prefix)
-    if Cause.STATE_FILE_STALE in info.problems:
-        return Diagnosis(
-            Cause.STATE_FILE_STALE,
-            f"The state file names {info.basename}, whose files are gone.",
-            directory,
-            info.prefix,
-            (f"{info.prefix}.index does not exist.",),
-        )
-    if Cause.INCOMPLETE_SAVE in info.problems:
-        return Diagnosis(
-            Cause.INCOMPLETE_SAVE,
-            f"{info.basename} was never completed (an interrupted save).",
-            directory,
-            info.prefix,
-            tuple(f"{_paths.join(directory, f)} is left over." for f in info.files),
-        )
-    if level is VerifyLevel.NONE and not info.problems:
-        return Diagnosis(
-            Cause.HEALTHY, f"{info.basename} was not verified.", directory, info.prefix
-        )
-    return check_prefix(info.prefix, deep=level is VerifyLevel.DEEP)
+def existing_steps(inventory: Inventory, name: str) -> frozenset[int]:
+    """Steps of `name` whose files a save must not write over.
+
+    The remains of a save that never finished and that the state file never listed (data
+    without an index, a half-written index next to ``_temp/``) are not protected:
+    TensorFlow's next save of that number completes them.
+    """
+    leftover = {Cause.INCOMPLETE_SAVE, Cause.MISSING_INDEX}
+    return frozenset(
+        c.step
+        for c in inventory.family(name)
+        if c.step is not None
+        and any(not f.endswith("_temp/") for f in c.files)
+        and (c.in_state_file or not c.problems or not set(c.problems) <= leftover)
+    )
+
+
+@dataclass
+class _Progress:
+    """What the engine has decided so far."""
+
+    rejected: list[CheckpointInfo] = field(default_factory=list)
+    quarantine: list[CheckpointInfo] = field(default_factory=list)
+    existing: frozenset[int] | None = None
 
 
 class Restore:
     """One restore through the policies; also the `RecoveryContext` the policies see."""
 
-    def __init__(self, manager: SafeCheckpointManager, options: Any) -> None:
-        self._manager = manager
-        self._options = options
-        self._level: VerifyLevel = manager.verify
+    def __init__(self, settings: RestoreSettings) -> None:
+        self._s = settings
         self._failure: Diagnosis | None = None
         self._candidates: list[CheckpointInfo] = []
         self._attempts: list[Diagnosis] = []
@@ -131,7 +130,8 @@ class Restore:
         self._requested: str | None = None
         self._notes: list[str] = []
         self._tf_failed = False
-        self._quarantined = False
+        self._progress = _Progress()
+        self._plan: RestorePlan | None = None
 
     # RecoveryContext -------------------------------------------------------------------
 
@@ -155,19 +155,19 @@ class Restore:
         """Verify, then restore `checkpoint`; None (and an attempt recorded) if rejected."""
         if checkpoint in self._candidates:
             self._candidates.remove(checkpoint)
-        diagnosis = _inventory_diagnosis(checkpoint, self._level)
+        diagnosis = inventory_diagnosis(checkpoint, self._s.verify)
         if diagnosis.ok:
             try:
-                _create_save_counter(self._manager._checkpoint)
-                status = self._manager._checkpoint.restore(checkpoint.prefix, options=self._options)
+                status = self._tf_restore(checkpoint.prefix)
             except RESTORE_ERRORS as exc:
                 self._tf_failed = True
-                diagnosis = _stage_diagnosis(checkpoint.prefix, exc)
+                diagnosis = stage_diagnosis(checkpoint.prefix, exc)
                 if diagnosis.cause is Cause.MODEL_MISMATCH:
                     raise restore_error(diagnosis, self.attempts) from exc
             else:
                 outcome = Outcome.FELL_BACK if self._attempts else Outcome.RESTORED
-                return self._restored(checkpoint, status, outcome)
+                self._plan = self._restored(checkpoint, status, outcome)
+                return self._plan.report
         self._reject(checkpoint, diagnosis)
         return None
 
@@ -178,16 +178,18 @@ class Restore:
             logger.warning(
                 "Starting from initialization in %s although checkpoints exist (fallback "
                 "policy fresh_init): %s",
-                self._manager.directory,
+                self._s.directory,
                 reason.summary,
             )
             if self._tf_failed:
-                dropped = clear_pending_restorations(self._manager._checkpoint)
+                dropped = _tf.drop_pending_restorations(self._s.checkpoint)
                 self._notes.append(
                     f"A checkpoint failed inside TensorFlow's restore; {dropped} pending "
                     "restoration(s) it queued for objects not created yet were dropped."
                 )
-        return self._initialized(reason, sweep_existing=sweep_existing)
+        self._plan = self._initialized(reason, sweep_existing=sweep_existing)
+        assert self._plan.report is not None
+        return self._plan.report
 
     def fail(self) -> NoReturn:
         """Raise the diagnosed error for `failure`.
@@ -202,12 +204,20 @@ class Restore:
             exhausted=not self._candidates,
         )
 
-    # Entry point -------------------------------------------------------------------
+    # Entry points ----------------------------------------------------------------------
 
-    def newest(self) -> RestoreReport:
-        """Restore the newest usable checkpoint, applying the manager's policies."""
-        manager = self._manager
-        directory, name = manager.directory, manager.checkpoint_name
+    def plan_so_far(self) -> RestorePlan:
+        """The decisions taken before the engine raised (rejections, the directory's steps)."""
+        return RestorePlan(
+            None,
+            tuple(self._progress.rejected),
+            tuple(self._progress.quarantine),
+            existing_steps=self._progress.existing,
+        )
+
+    def newest(self) -> RestorePlan:
+        """Restore the newest usable checkpoint, applying the policies."""
+        directory, name = self._s.directory, self._s.checkpoint_name
         try:
             inventory = scan(directory)
         except RESTORE_ERRORS:
@@ -216,15 +226,15 @@ class Restore:
                 return self._empty(diagnosis)
             return self._recover(diagnosis)
         self._inventory = inventory
+        self._progress.existing = existing_steps(inventory, name)
         ranking = rank(inventory, name)
         self._notes.extend(f"The state file: {odd}." for odd in inventory.state.oddities)
         self._notes.extend(ranking.notes)
-        manager._note_existing(inventory)
         skipped = ranking.latest_unusable
         if skipped is not None:
             # What TensorFlow would restore; not a candidate (its files are gone or partial).
             self._requested = skipped.prefix
-            diagnosis = _inventory_diagnosis(skipped, VerifyLevel.QUICK)
+            diagnosis = inventory_diagnosis(skipped, VerifyLevel.QUICK)
             if not diagnosis.ok:
                 self._reject(skipped, diagnosis)
         for info in inventory.family(name):
@@ -247,74 +257,79 @@ class Restore:
         self._candidates = rest
         self._requested = self._requested or primary.prefix
         self._note_state(inventory, primary)
-        report = self.try_restore(primary)
-        if report is not None:
-            return report
+        if self.try_restore(primary) is not None and self._plan is not None:
+            return self._plan
         return self._recover(self._attempts[0])
 
-    def exact(self, save_path: object) -> RestoreReport:
+    def exact(self, save_path: object) -> RestorePlan:
         """Restore exactly `save_path` (normalized), or raise with a diagnosis."""
-        manager = self._manager
-        prefix = resolve_request(save_path, manager.checkpoint_name, self._notes)
+        directory, name = self._s.directory, self._s.checkpoint_name
+        prefix = resolve_request(save_path, name, self._notes)
         for note in self._notes:
             logger.info("%s", note)
         self._requested = prefix
         try:
-            has_index = tf.io.gfile.exists(prefix + ".index")
+            has_index = _paths.exists(prefix + ".index")
         except RESTORE_ERRORS:
             has_index = False
         if not has_index:
-            found = diagnose(prefix, checkpoint_name=manager.checkpoint_name)
+            found = diagnose(prefix, checkpoint_name=name)
             if found.ok:  # pragma: no cover - a V1 checkpoint (single file) or a race
                 found = replace(found, cause=Cause.UNKNOWN)
             raise restore_error(found, (), f"Cannot restore {prefix}.\n{found}")
-        if self._level is not VerifyLevel.NONE:
-            checked = check_prefix(prefix, deep=self._level is VerifyLevel.DEEP)
+        if self._s.verify is not VerifyLevel.NONE:
+            checked = check_prefix(prefix, deep=self._s.verify is VerifyLevel.DEEP)
             if not checked.ok:
                 found = with_alternatives(checked, prefix)
                 raise restore_error(found, (found,), f"Cannot restore {prefix}.\n{found}")
         try:
-            _create_save_counter(manager._checkpoint)
-            status = manager._checkpoint.restore(prefix, options=self._options)
+            status = self._tf_restore(prefix)
         except RESTORE_ERRORS as exc:
-            found = _stage_diagnosis(prefix, exc)
+            found = stage_diagnosis(prefix, exc)
             if found.cause is not Cause.MODEL_MISMATCH:
                 found = with_alternatives(found, prefix)
             raise restore_error(found, (found,), f"Cannot restore {prefix}.\n{found}") from exc
-        if manager._checkpoint_interval is not None:
-            manager._last_checkpoint_step = tf_checkpoint_management._evaluate(
-                manager._step_counter
-            )
-        if _paths.dirname(prefix) == manager.directory:
-            ranking = rank(scan(manager.directory), manager.checkpoint_name)
-            ahead = [c.prefix for c in ranking.candidates]
-            newer = ranking.candidates[: ahead.index(prefix)] if prefix in ahead else ()
-            manager._adopt(prefix, newer, latest=False)
+        newer: tuple[str, ...] = ()
+        existing = None
+        if _paths.dirname(prefix) == directory:
+            inventory = scan(directory)
+            existing = existing_steps(inventory, name)
+            ahead = [c.prefix for c in rank(inventory, name).candidates]
+            newer = tuple(ahead[: ahead.index(prefix)]) if prefix in ahead else ()
         logger.info("Restored %s (explicit request).", prefix)
-        return RestoreReport(
+        report = RestoreReport(
             save_path=prefix,
             outcome=Outcome.RESTORED,
             requested=prefix,
             status=status,
             step=split_step(_paths.basename(prefix))[1],
-            directory=manager.directory,
+            directory=directory,
             notes=tuple(self._notes),
         )
+        return RestorePlan(
+            report,
+            adopt=prefix if existing is not None else None,
+            keep_newer=newer,
+            existing_steps=existing,
+            restored=True,
+        )
 
-    # Internals -------------------------------------------------------------------
+    # Internals -------------------------------------------------------------------------
+
+    def _tf_restore(self, prefix: str) -> Any:
+        create_save_counter(self._s.checkpoint)
+        return self._s.checkpoint.restore(prefix, options=self._s.options)
 
     def _note_state(self, inventory: Inventory, primary: CheckpointInfo) -> None:
         state = inventory.state
+        how = (
+            f"{primary.basename} was found by listing the directory (TensorFlow would have "
+            "started from scratch)"
+        )
         if not state.exists:
-            self._notes.append(
-                f"The state file {state.path} is missing; {primary.basename} was found by "
-                "listing the directory (TensorFlow would have started from scratch)."
-            )
+            self._notes.append(f"The state file {state.path} is missing; {how}.")
         elif state.problem is not None:
-            self._notes.append(
-                f"The state file is unreadable ({state.error}); {primary.basename} was found "
-                "by listing the directory (TensorFlow would have started from scratch)."
-            )
+            self._notes.append(f"The state file is unreadable ({state.error}); {how}.")
         latest = inventory.state_latest()
         if latest is not None and latest.reanchored and latest.prefix == primary.prefix:
             self._notes.append(
@@ -323,37 +338,18 @@ class Restore:
             )
 
     def _reject(self, info: CheckpointInfo, diagnosis: Diagnosis) -> None:
-        manager = self._manager
         self._attempts.append(diagnosis)
         logger.warning("Cannot restore %s: %s", info.prefix, diagnosis.summary)
-        manager._forget(info)
+        self._progress.rejected.append(info)
         if (
-            manager.quarantine
-            and not manager.read_only
+            self._s.quarantine
             and diagnosis.cause in CHECKPOINT_DAMAGE
             and diagnosis.cause is not Cause.PERMISSION_DENIED
             and info.files
         ):
-            moved = quarantine(info, manager.directory)
-            if moved:
-                self._quarantined = True
-                self._notes.append(f"Moved {info.basename} into quarantine: {', '.join(moved)}.")
+            self._progress.quarantine.append(info)
 
-    def _restored(self, info: CheckpointInfo, status: Any, outcome: Outcome) -> RestoreReport:
-        manager = self._manager
-        manager._adopt(info.prefix, ())
-        if self._quarantined:
-            # The state file must stop naming what was moved away (quarantine is opt-in).
-            # TF requires the latest checkpoint to be in the rotation when timestamps exist.
-            manager._maybe_delete.setdefault(info.prefix, info.mtime or 0.0)
-            try:
-                manager._record_state()
-            except RESTORE_ERRORS as exc:
-                logger.warning("Could not rewrite the state file after quarantine: %s", exc)
-        if manager._checkpoint_interval is not None:
-            manager._last_checkpoint_step = tf_checkpoint_management._evaluate(
-                manager._step_counter
-            )
+    def _restored(self, info: CheckpointInfo, status: Any, outcome: Outcome) -> RestorePlan:
         report = RestoreReport(
             save_path=info.prefix,
             outcome=outcome,
@@ -361,7 +357,7 @@ class Restore:
             skipped=self.attempts,
             status=status,
             step=info.step,
-            directory=manager.directory,
+            directory=self._s.directory,
             notes=tuple(self._notes),
         )
         if outcome is Outcome.FELL_BACK:
@@ -372,64 +368,59 @@ class Restore:
                 self._attempts[0].summary,
             )
         logger.info("Restored %s (step %s, %s).", info.prefix, info.step, outcome.value)
-        return report
-
-    def _initialized(self, reason: Diagnosis | None, *, sweep_existing: bool) -> RestoreReport:
-        manager = self._manager
-        if manager._init_fn is not None:
-            manager._init_fn()
-        status = manager._checkpoint.restore(None)
-        highest = max(
-            (
-                c.step
-                for c in (
-                    self._inventory.family(manager.checkpoint_name) if self._inventory else []
-                )
-                if c.step is not None
-            ),
-            default=0,
+        return replace(
+            self.plan_so_far(), report=report, adopt=info.prefix, make_latest=True, restored=True
         )
-        manager._start_fresh(highest, keep_existing=not sweep_existing, fallback=reason is not None)
+
+    def _initialized(self, reason: Diagnosis | None, *, sweep_existing: bool) -> RestorePlan:
+        if self._s.init_fn is not None:
+            self._s.init_fn()
+        status = self._s.checkpoint.restore(None)
+        family = self._inventory.family(self._s.checkpoint_name) if self._inventory else []
+        highest = max((c.step for c in family if c.step is not None), default=0)
         report = RestoreReport(
             save_path=None,
             outcome=Outcome.INITIALIZED,
             requested=self._requested,
             skipped=self.attempts,
             status=status,
-            directory=manager.directory,
+            directory=self._s.directory,
             reason=reason,
             notes=tuple(self._notes),
         )
         if reason is None:
-            logger.info("No checkpoint in %s: starting from initialization.", manager.directory)
-        return report
+            logger.info("No checkpoint in %s: starting from initialization.", self._s.directory)
+        return replace(
+            self.plan_so_far(),
+            report=report,
+            fresh_above=highest,
+            keep_existing=not sweep_existing,
+            clear_latest=reason is not None,
+        )
 
-    def _empty(self, diagnosis: Diagnosis | None) -> RestoreReport:
-        manager = self._manager
-        if manager.on_empty is OnEmpty.RAISE:
+    def _empty(self, diagnosis: Diagnosis | None) -> RestorePlan:
+        if self._s.on_empty is OnEmpty.RAISE:
             found = diagnosis or diagnose(
-                manager.directory, checkpoint_name=manager.checkpoint_name
+                self._s.directory, checkpoint_name=self._s.checkpoint_name
             )
             message = (
-                f"No checkpoint to restore in {manager.directory} (on_empty='raise').\n"
+                f"No checkpoint to restore in {self._s.directory} (on_empty='raise').\n"
                 + str(found)
             )
-            raise restore_error(replace(found, cause=_not_found_cause(found)), (), message)
+            raise restore_error(replace(found, cause=not_found_cause(found)), (), message)
         return self._initialized(None, sweep_existing=False)
 
-    def _recover(self, failure: Diagnosis) -> RestoreReport:
+    def _recover(self, failure: Diagnosis) -> RestorePlan:
         self._failure = failure
-        for policy in self._manager.fallback:
-            report = policy.recover(self)
-            if report is not None:
-                return report
+        for policy in self._s.fallback:
+            if policy.recover(self) is not None and self._plan is not None:
+                return self._plan
         self.fail()
 
     def _error_diagnosis(self) -> Diagnosis:
         failure = self.failure
         suggestions = list(failure.suggestions)
-        directory = self._manager.directory
-        suggestions.append(f"See the full diagnosis: safeckpt doctor {directory}")
+        suggestions.append(f"See the full diagnosis: safeckpt doctor {self._s.directory}")
         if failure.cause in CHECKPOINT_DAMAGE or failure.cause is Cause.STATE_FILE_STALE:
             suggestions.append(
                 "To start from initialization while these checkpoints exist (they are kept), "
@@ -438,82 +429,9 @@ class Restore:
         return replace(failure, suggestions=tuple(dict.fromkeys(suggestions)))
 
     def _error_message(self) -> str:
-        diagnosis = self._error_diagnosis()
-        lines = [f"No checkpoint in {self._manager.directory} could be restored."]
-        lines.append(str(diagnosis))
+        lines = [f"No checkpoint in {self._s.directory} could be restored."]
+        lines.append(str(self._error_diagnosis()))
         if len(self._attempts) > 1:
             lines.append("Checkpoints tried, newest first:")
             lines.extend(f"  - {d.checkpoint}: {d.summary}" for d in self._attempts)
         return "\n".join(lines)
-
-
-def resolve_request(save_path: object, checkpoint_name: str, notes: list[str]) -> str:
-    """Normalize an explicit `save_path` to a checkpoint prefix; each rewrite is noted.
-
-    A ``.index``/``.data-…`` file name becomes its prefix, a directory its newest checkpoint,
-    the ``checkpoint`` state file the checkpoint it names.
-
-    Raises:
-        TypeError, CheckpointDirectoryError: `save_path` is malformed.
-        CheckpointNotFoundError: A directory or state file names no checkpoint.
-    """
-    path = _paths.normalize_directory(save_path, "save_path")
-    try:
-        if tf.io.gfile.exists(path + ".index"):
-            return path
-        stripped = strip_file_suffix(path)
-        if stripped is not None and tf.io.gfile.exists(stripped + ".index"):
-            notes.append(f"{path} is a checkpoint file; restoring its prefix {stripped}.")
-            return stripped
-        is_dir = _paths.isdir(path)
-        if _paths.basename(path) == STATE_FILE and not is_dir and tf.io.gfile.exists(path):
-            directory = _paths.dirname(path)
-            chosen = _newest_in(directory, checkpoint_name)
-            notes.append(f"{path} is the state file; restoring the checkpoint it names, {chosen}.")
-            return chosen
-        if is_dir:
-            chosen = _newest_in(path, checkpoint_name)
-            notes.append(f"{path} is a directory; restoring its newest checkpoint, {chosen}.")
-            return chosen
-    except RESTORE_ERRORS:
-        pass
-    return path
-
-
-def _newest_in(directory: str, checkpoint_name: str) -> str:
-    """The first candidate of the rule (see `rank`), else the newest complete checkpoint."""
-    inventory = scan(directory)
-    first = rank(inventory, checkpoint_name).first
-    if first is not None:
-        return first.prefix
-    complete = [c for c in inventory.checkpoints if c.complete]
-    if complete:
-        return complete[-1].prefix
-    found = diagnose_directory(directory, checkpoint_name=checkpoint_name)
-    raise restore_error(
-        replace(found, cause=_not_found_cause(found)), (), f"No checkpoint in {directory}.\n{found}"
-    )
-
-
-def clear_pending_restorations(root: Any) -> int:
-    """Drop the restorations a failed ``restore()`` left queued for objects not created yet.
-
-    TensorFlow queues values for objects that do not exist yet on their parents (deferred
-    restoration); a restore that fails midway leaves them queued, and objects created later
-    would silently receive values of the rejected checkpoint. Returns how many were dropped.
-    """
-    dropped = 0
-    try:
-        objects = tf.train.TrackableView(root).descendants()
-    except Exception:  # pragma: no cover - a graph TF cannot walk; nothing more can be done
-        return 0
-    for trackable in objects:
-        pending = getattr(trackable, "_self_unconditional_deferred_dependencies", None)
-        if isinstance(pending, dict) and pending:
-            dropped += len(pending)
-            pending.clear()
-    return dropped
-
-
-def _not_found_cause(diagnosis: Diagnosis) -> Cause:
-    return Cause.NO_CHECKPOINTS if diagnosis.cause is Cause.HEALTHY else diagnosis.cause

@@ -13,9 +13,8 @@ import re
 from dataclasses import dataclass
 
 from google.protobuf import text_format
-from tensorflow.python.training import checkpoint_state_pb2
 
-from safeckpt import _paths
+from safeckpt import _paths, _tf
 from safeckpt._causes import Cause
 from safeckpt._diagnosis import describe_exception
 from safeckpt._layout import STATE_FILE
@@ -120,7 +119,7 @@ def parse_state(path: str, raw: bytes) -> StateFile:
     else:
         # TensorFlow reads the file with text_format.Merge: a repeated singular field is
         # not an error, the last value wins.
-        state = checkpoint_state_pb2.CheckpointState()
+        state = _tf.CheckpointState()
         try:
             text_format.Merge(text, state)
         except text_format.ParseError as exc:

@@ -1,10 +1,52 @@
-"""The one place that imports TensorFlow, with a clear message when it is missing."""
+"""The adapter to TensorFlow: the one module that imports it and touches its privates.
+
+Every other module uses the public ``tf`` namespace re-exported here and the functions
+below; nothing else names a private TensorFlow module or attribute (a test enforces it).
+Each private use, why it is needed, and where it was verified (TF 2.16.2 on Python 3.10,
+TF 2.19.1 on 3.12, TF 2.21.0 on 3.11 unless noted; identical in all three):
+
+Modules:
+    ``tensorflow.python.checkpoint.checkpoint_management``: TensorFlow's own clock
+        (``time.time``, which TF's tests and ours patch), ``_evaluate`` (reads a step
+        counter in eager and graph mode, as TF's ``restore_or_initialize`` does), and
+        ``generate_checkpoint_state_proto`` (`repair` writes a state file exactly as TF
+        would).
+    ``tensorflow.python.training.checkpoint_state_pb2``: the ``CheckpointState`` proto of
+        the ``checkpoint`` state file (no public alias exists).
+    ``tensorflow.core.protobuf.tensor_bundle_pb2``: ``BundleHeaderProto`` and
+        ``BundleEntryProto`` of the ``.index`` table (no public alias exists).
+    ``tensorflow.python.eager.context``: the coordination service of multi-worker jobs
+        (``context().coordination_service``, ``set/get/delete_config_key_value``) and the
+        cluster collective ops were enabled with (``_collective_ops_server_def``).
+
+`tf.train.CheckpointManager` attributes a subclass has to read or set (there is no public
+way to change the rotation, the latest checkpoint or the directory of a manager):
+    ``_checkpoint``, ``_checkpoint_prefix``, ``_directory``, ``_maybe_delete`` (the
+    ``max_to_keep`` rotation, path -> timestamp), ``_latest_checkpoint``,
+    ``_last_preserved_timestamp``, ``_checkpoint_interval``, ``_step_counter``,
+    ``_last_checkpoint_step`` (these two exist only with an interval), ``_init_fn`` and
+    ``_record_state()`` (writes the state file from the rotation).
+    ``last_checkpoint_step`` is a constructor argument only from TF 2.20 on
+    (`MANAGER_TAKES_LAST_CHECKPOINT_STEP`); on older TF the attribute is set afterwards.
+
+Distribution strategy internals (``strategy.extended``): ``_in_multi_worker_mode()``,
+``_task_type``, ``_task_id``, ``_num_workers``, ``_id_in_cluster``: which worker this is.
+
+Trackables: ``_self_unconditional_deferred_dependencies``, the restorations a restore queued
+for objects not created yet, dropped after a failed restore (`drop_pending_restorations`).
+"""
 
 from __future__ import annotations
 
+import collections
+import inspect
+from typing import Any
+
 try:
     import tensorflow as tf
-    from tensorflow.python.checkpoint import checkpoint_management as tf_checkpoint_management
+    from tensorflow.core.protobuf import tensor_bundle_pb2
+    from tensorflow.python.checkpoint import checkpoint_management as _checkpoint_management
+    from tensorflow.python.training import checkpoint_state_pb2
 except ImportError as exc:  # pragma: no cover - exercised only without TensorFlow
     raise ImportError(
         "safeckpt needs TensorFlow (>= 2.16), but it could not be imported "
@@ -13,12 +55,185 @@ except ImportError as exc:  # pragma: no cover - exercised only without TensorFl
         "'safeckpt[tensorflow-cpu]' (or any other TensorFlow build such as tensorflow-macos)."
     ) from exc
 
-import inspect
-
 #: TensorFlow 2.20 added ``last_checkpoint_step`` to `tf.train.CheckpointManager`; 2.16-2.19
 #: lack it, and a subclass then sets the attribute the keyword would have set.
 MANAGER_TAKES_LAST_CHECKPOINT_STEP = (
     "last_checkpoint_step" in inspect.signature(tf.train.CheckpointManager.__init__).parameters
 )
 
-__all__ = ["MANAGER_TAKES_LAST_CHECKPOINT_STEP", "tf", "tf_checkpoint_management"]
+CheckpointState = checkpoint_state_pb2.CheckpointState
+BundleHeaderProto = tensor_bundle_pb2.BundleHeaderProto
+BundleEntryProto = tensor_bundle_pb2.BundleEntryProto
+
+
+def now() -> float:
+    """TensorFlow's clock for checkpoint timestamps (patched by TF's and our tests)."""
+    return float(_checkpoint_management.time.time())
+
+
+def generate_checkpoint_state_proto(directory: str, latest: str, **fields: Any) -> Any:
+    """TensorFlow's own ``CheckpointState`` builder (the fields its manager writes)."""
+    return _checkpoint_management.generate_checkpoint_state_proto(directory, latest, **fields)
+
+
+# --- tf.train.CheckpointManager state -------------------------------------------------
+
+
+def checkpoint_of(manager: Any) -> Any:
+    """The `tf.train.Checkpoint` a manager saves and restores."""
+    return manager._checkpoint
+
+
+def checkpoint_prefix(manager: Any) -> str:
+    """``<directory>/<checkpoint_name>``, what TensorFlow numbers saves after."""
+    return str(manager._checkpoint_prefix)
+
+
+def rotation(manager: Any) -> collections.OrderedDict[str, float]:
+    """The ``max_to_keep`` rotation (oldest first, prefix -> timestamp), TF's own object."""
+    result: collections.OrderedDict[str, float] = manager._maybe_delete
+    return result
+
+
+def set_rotation(manager: Any, entries: collections.OrderedDict[str, float]) -> None:
+    """Replace the ``max_to_keep`` rotation."""
+    manager._maybe_delete = entries
+
+
+def latest(manager: Any) -> str | None:
+    """What `latest_checkpoint` returns (and the next state write records)."""
+    value: str | None = manager._latest_checkpoint
+    return value
+
+
+def set_latest(manager: Any, prefix: str | None) -> None:
+    """Set what `latest_checkpoint` returns."""
+    manager._latest_checkpoint = prefix
+
+
+def init_fn(manager: Any) -> Any:
+    """The manager's ``init_fn`` (or None)."""
+    return manager._init_fn
+
+
+def record_state(manager: Any) -> None:
+    """Write the state file from the rotation and the latest checkpoint (TF's method)."""
+    manager._record_state()
+
+
+def relocate(manager: Any, directory: str, prefix: str) -> None:
+    """Point the manager's saves at another directory (a worker's private one)."""
+    manager._directory, manager._checkpoint_prefix = directory, prefix
+
+
+def constructed(manager: Any) -> bool:
+    """Whether TensorFlow's constructor got past its arguments (before reading the state)."""
+    return hasattr(manager, "_checkpoint_interval")
+
+
+def finish_without_state(manager: Any) -> None:
+    """End TensorFlow's constructor as it does when there is no state file."""
+    manager._maybe_delete = collections.OrderedDict()
+    manager._latest_checkpoint = None
+    manager._last_preserved_timestamp = now() - 1.0
+
+
+def set_last_checkpoint_step(manager: Any, step: Any) -> None:
+    """Set the step the interval counts from (TF < 2.20 has no constructor argument)."""
+    manager._last_checkpoint_step = step
+
+
+def note_restored_step(manager: Any) -> None:
+    """After a restore, count the interval from the restored step, as TF does."""
+    if manager._checkpoint_interval is not None:
+        manager._last_checkpoint_step = _checkpoint_management._evaluate(manager._step_counter)
+
+
+# --- distribution and trackables ------------------------------------------------------
+
+
+def strategy_worker(strategy: Any) -> dict[str, Any] | None:
+    """Which worker of a multi-worker strategy this is, or None when it is not one."""
+    extended: Any = getattr(strategy, "extended", None)
+    in_multi_worker_mode = getattr(extended, "_in_multi_worker_mode", None)
+    if not callable(in_multi_worker_mode) or not in_multi_worker_mode():
+        return None
+    task_id = getattr(extended, "_task_id", None)
+    return {
+        "is_chief": bool(extended.should_checkpoint),
+        "task_type": getattr(extended, "_task_type", None),
+        "task_id": None if task_id is None else int(task_id),
+        "num_workers": int(getattr(extended, "_num_workers", 2)),
+        "id_in_cluster": int(getattr(extended, "_id_in_cluster", 0) or 0),
+    }
+
+
+def collective_server_def() -> Any:
+    """The ``ServerDef`` TensorFlow's collective ops were enabled with, or None."""
+    try:
+        from tensorflow.python.eager import context as tf_context
+
+        return getattr(tf_context.context(), "_collective_ops_server_def", None)
+    except (ImportError, AttributeError):  # pragma: no cover - TensorFlow internals moved
+        return None
+
+
+def coordination_context() -> Any:
+    """TensorFlow's eager context when its coordination service runs, else None."""
+    try:
+        from tensorflow.python.eager import context as tf_context
+
+        ctx = tf_context.context()
+        if ctx.coordination_service is None:
+            return None
+    except (ImportError, AttributeError):  # pragma: no cover - TensorFlow internals moved
+        return None
+    return ctx
+
+
+def drop_pending_restorations(root: Any) -> int:
+    """Drop the restorations queued for objects not created yet; returns how many.
+
+    TensorFlow queues values for objects that do not exist yet on their parents (deferred
+    restoration); a restore that fails midway leaves them queued, and objects created later
+    would silently receive values of the rejected checkpoint.
+    """
+    dropped = 0
+    try:
+        objects = tf.train.TrackableView(root).descendants()
+    except Exception:  # pragma: no cover - a graph TF cannot walk; nothing more can be done
+        return 0
+    for trackable in objects:
+        pending = getattr(trackable, "_self_unconditional_deferred_dependencies", None)
+        if isinstance(pending, dict) and pending:
+            dropped += len(pending)
+            pending.clear()
+    return dropped
+
+
+__all__ = [
+    "MANAGER_TAKES_LAST_CHECKPOINT_STEP",
+    "BundleEntryProto",
+    "BundleHeaderProto",
+    "CheckpointState",
+    "checkpoint_of",
+    "checkpoint_prefix",
+    "coordination_context",
+    "collective_server_def",
+    "constructed",
+    "drop_pending_restorations",
+    "finish_without_state",
+    "generate_checkpoint_state_proto",
+    "init_fn",
+    "latest",
+    "note_restored_step",
+    "now",
+    "record_state",
+    "relocate",
+    "rotation",
+    "set_last_checkpoint_step",
+    "set_latest",
+    "set_rotation",
+    "strategy_worker",
+    "tf",
+]

@@ -7,9 +7,8 @@ from collections.abc import Callable
 from safeckpt import _paths
 from safeckpt._causes import Cause
 from safeckpt._diagnosis import Diagnosis, describe_exception
-from safeckpt._errors import CheckpointDirectoryError
-from safeckpt._index import IndexFormatError, read_index, verify_data
-from safeckpt._layout import split_step
+from safeckpt._index import IndexFormatError, read_index
+from safeckpt._shards import verify_data
 from safeckpt._sniff import sniff
 from safeckpt._tf import tf
 
@@ -176,94 +175,3 @@ def check_prefix(prefix: str, *, deep: bool = False, progress: Progress | None =
             "(tf.train.Checkpoint restores it by variable names only)."
         )
     return result(Cause.HEALTHY, summary, evidence)
-
-
-def alternatives(prefix: str, limit: int = 3) -> list[str]:
-    """Other checkpoints of the same name in the same directory that pass a quick check.
-
-    Newest (highest step) first; used to suggest what to restore instead.
-    """
-    from safeckpt._inventory import scan
-
-    directory = _paths.dirname(prefix)
-    name, _step = split_step(_paths.basename(prefix))
-    try:
-        inventory = scan(directory)
-    except (tf.errors.OpError, OSError):
-        return []
-    found: list[str] = []
-    for info in reversed(inventory.family(name)):
-        if info.prefix == prefix or not info.complete:
-            continue
-        if check_prefix(info.prefix).ok:
-            found.append(info.prefix)
-        if len(found) >= limit:
-            break
-    return found
-
-
-def verify(prefix: object, *, deep: bool = False, progress: Progress | None = None) -> Diagnosis:
-    """Verify one checkpoint without restoring it.
-
-    Quick (default): parse ``<prefix>.index`` (checking its block checksums) and check that
-    every data shard it needs exists, is readable and is at least as long as the index
-    requires. Deep: additionally stream every tensor's bytes and compare their CRC32C with
-    the index.
-
-    Args:
-        prefix: The checkpoint prefix, e.g. ``/runs/a/ckpt-3`` (or any path a user might
-            pass; anything that is not a prefix gets a diagnosis saying what it is).
-        deep: Also check every tensor's CRC32C.
-        progress: Called with ``(bytes_done, bytes_total)`` during a deep check.
-
-    Returns:
-        A `Diagnosis`; ``diagnosis.ok`` is True when the checkpoint verified.
-    """
-    try:
-        path = _paths.normalize_directory(prefix, "prefix")
-    except CheckpointDirectoryError as exc:
-        return _error_diagnosis(exc)
-    try:
-        has_index = tf.io.gfile.exists(path + ".index")
-    except (tf.errors.OpError, OSError) as exc:
-        return Diagnosis(
-            Cause.STORAGE_UNAVAILABLE,
-            "The storage could not be reached.",
-            _paths.dirname(path),
-            path,
-            (f"{path}.index: {describe_exception(exc)}",),
-            error=describe_exception(exc),
-        )
-    if not has_index:
-        from safeckpt._diagnose import diagnose
-
-        return diagnose(path, deep=deep)
-    diagnosis = check_prefix(path, deep=deep, progress=progress)
-    if diagnosis.ok:
-        return diagnosis
-    return with_alternatives(diagnosis, path)
-
-
-def with_alternatives(diagnosis: Diagnosis, prefix: str) -> Diagnosis:
-    """Add suggestions naming the checkpoints to use instead of a damaged `prefix`."""
-    from dataclasses import replace
-
-    others = alternatives(prefix)
-    suggestions = list(diagnosis.suggestions)
-    if others:
-        suggestions.append(
-            f"Restore the previous complete checkpoint instead: checkpoint.restore({others[0]!r})."
-        )
-    else:
-        suggestions.append("No other complete checkpoint of this name exists in the directory.")
-    suggestions.append(
-        f"Keep the damaged files for inspection but out of the way: move {prefix}.* into "
-        f"{_paths.join(_paths.dirname(prefix), 'quarantine')}/."
-    )
-    return replace(diagnosis, suggestions=tuple(suggestions))
-
-
-def _error_diagnosis(exc: CheckpointDirectoryError) -> Diagnosis:
-    if exc.diagnosis is not None:
-        return exc.diagnosis
-    return Diagnosis(Cause.UNKNOWN, str(exc).splitlines()[0], exc.directory)  # pragma: no cover

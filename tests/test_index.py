@@ -18,9 +18,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from safeckpt import _crc32c, _index
+from safeckpt import _crc32c, _shards
 from safeckpt._crc32c import crc32c, mask, unmask
-from safeckpt._index import BundleIndex, IndexFormatError, read_index, verify_data
+from safeckpt._index import BundleIndex, IndexFormatError, read_index
+from safeckpt._shards import verify_data
 from safeckpt._tf import tf
 
 BACKENDS = ["google_crc32c", "tensorflow-tfrecord", "numpy", "python"]
@@ -375,7 +376,7 @@ def test_intact_checkpoint_verifies(ckpts: dict[str, str], kind: str, backend: s
 def test_progress_is_reported_in_bounded_chunks(
     ckpts: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(_index, "_CHUNK", 4096)
+    monkeypatch.setattr(_shards, "_CHUNK", 4096)
     index = read_index(ckpts["plain"] + ".index")
     calls: list[int] = []
     assert verify_data(ckpts["plain"], index, progress=lambda d, t: calls.append(d)) == []

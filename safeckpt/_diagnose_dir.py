@@ -1,0 +1,452 @@
+"""`diagnose_directory`: what is wrong with a checkpoint directory, and what to do."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from safeckpt import _paths
+from safeckpt._causes import Cause
+from safeckpt._diagnosis import Diagnosis, describe_exception
+from safeckpt._info import CheckpointInfo
+from safeckpt._inventory import Inventory, scan
+from safeckpt._layout import data_shard, split_step
+from safeckpt._nearmiss import similar_checkpoint_dirs, summarize
+from safeckpt._tf import tf
+from safeckpt._verify import check_prefix
+
+_IO = (tf.errors.OpError, OSError)
+_MAX_VERIFIED_CANDIDATES = 10
+_REPAIR = "Run `safeckpt repair {d}` to rewrite the state file from the checkpoints that verify."
+
+
+def unavailable(path: str, exc: BaseException) -> Diagnosis:
+    return Diagnosis(
+        Cause.STORAGE_UNAVAILABLE,
+        "The storage holding this path could not be reached.",
+        _paths.dirname(path),
+        None,
+        (f"{path}: {describe_exception(exc)}",),
+        ("Check network access and credentials, then retry.",),
+        error=describe_exception(exc),
+    )
+
+
+def describe_files(inventory: Inventory, info: CheckpointInfo) -> tuple[str, ...]:
+    d = inventory.directory
+    base = info.basename
+    lines = [
+        f"{_paths.join(d, f)} exists ({'directory' if f.endswith('/') else 'file'})."
+        for f in info.files
+    ]
+    if not any(f.endswith(".index") for f in info.files):
+        lines.append(f"{_paths.join(d, base + '.index')} does not exist.")
+    elif Cause.MISSING_DATA_SHARD in info.problems:
+        present = [f for f in info.files if data_shard(f) is not None]
+        count = max((shard[2] for f in present if (shard := data_shard(f))), default=1)
+        lines.extend(
+            f"{_paths.join(d, name)} does not exist."
+            for k in range(count)
+            if (name := f"{base}.data-{k:05d}-of-{count:05d}") not in present
+        )
+    if info.in_state_file:
+        lines.append(f"The state file {inventory.state.path} lists {base}.")
+    return tuple(lines)
+
+
+def step_not_found(
+    inventory: Inventory, path: str, name: str, step: int | None, family: list[CheckpointInfo]
+) -> Diagnosis:
+    directory, base = inventory.directory, _paths.basename(path)
+    steps = [c.step for c in family if c.step is not None]
+    newest = family[-1]
+    evidence = [
+        f"{path}.index does not exist.",
+        f"Checkpoints named {name!r} here have steps: {_steps_text(steps)}.",
+    ]
+    if step is None:
+        summary = f"{base} is the save prefix without its -N step suffix."
+    else:
+        summary = f"There is no checkpoint {base}; step {step} does not exist."
+        if steps and step < min(steps):
+            keep = len(inventory.state.all_paths) or len(family)
+            evidence.append(
+                f"Step {step} is older than every kept checkpoint: it was most likely deleted "
+                f"by retention (the state file keeps {keep}; max_to_keep={keep}?)."
+            )
+        elif steps and step > max(steps):
+            evidence.append(f"Step {step} is newer than any checkpoint that was saved here.")
+    suggestions = [f"Restore the newest checkpoint: checkpoint.restore({newest.prefix!r})."]
+    if step is not None:
+        below = [c for c in family if c.step is not None and c.step < step]
+        if below and below[-1] is not newest:
+            suggestions.append(f"The closest older one is {below[-1].prefix!r}.")
+    return Diagnosis(
+        Cause.STEP_NOT_FOUND,
+        summary,
+        directory,
+        path,
+        tuple(evidence),
+        tuple(suggestions),
+        tuple(reversed(family)),
+    )
+
+
+def _steps_text(steps: list[int]) -> str:
+    if not steps:
+        return "none"
+    if len(steps) > 8:
+        return f"{', '.join(map(str, steps[:3]))}, …, {', '.join(map(str, steps[-3:]))}"
+    return ", ".join(map(str, steps))
+
+
+def name_mismatch(
+    inventory: Inventory, name: str, step: int | None, others: dict[str, int], path: str | None
+) -> Diagnosis:
+    directory = inventory.directory
+    evidence = [f"No checkpoint named {name!r} exists in {directory}."]
+    suggestions = []
+    for other, count in sorted(others.items(), key=lambda kv: -kv[1]):
+        family = [c for c in inventory.family(other) if c.complete]
+        evidence.append(
+            f"{count} checkpoint{'s' if count != 1 else ''} named {other!r} exist: "
+            f"{', '.join(c.basename for c in family[-3:])}."
+        )
+        same = [c for c in family if step is not None and c.step == step]
+        if same:
+            suggestions.append(f"Restore {same[0].prefix!r} (same step, other name).")
+        suggestions.append(
+            f"Use checkpoint_name={other!r}: SafeCheckpointManager(checkpoint, {directory!r}, "
+            f"max_to_keep=..., checkpoint_name={other!r})."
+        )
+    best = max(others, key=lambda n: others[n])
+    candidates = tuple(reversed([c for c in inventory.family(best) if c.complete]))
+    return Diagnosis(
+        Cause.NAME_MISMATCH,
+        f"Checkpoints here are named {best!r}, not {name!r}.",
+        directory,
+        path,
+        tuple(evidence),
+        tuple(suggestions),
+        candidates,
+    )
+
+
+def diagnose_directory(
+    directory: str, *, checkpoint_name: str | None = None, deep: bool = False
+) -> Diagnosis:
+    """Diagnose a normalized, existing checkpoint directory."""
+    try:
+        names = [n.rstrip("/") for n in tf.io.gfile.listdir(directory)]
+    except tf.errors.PermissionDeniedError as exc:
+        return _denied(directory, exc)
+    except _IO as exc:
+        if "ermission" in str(exc):
+            return _denied(directory, exc)
+        return unavailable(directory, exc)
+    if "saved_model.pb" in names or "saved_model.pbtxt" in names:
+        return _saved_model(directory)
+    parent = _paths.dirname(directory)
+    if _paths.basename(directory) == "variables" and _has_saved_model(parent):
+        return _saved_model(parent)
+    inventory = scan(directory, names)
+    counts = inventory.names()
+    nested = _nested_prefix(inventory)
+    if nested is not None:
+        return nested
+    name = checkpoint_name or default_name(inventory, counts)
+    family = inventory.family(name)
+    complete = [c for c in family if c.complete]
+    if not complete:
+        if counts:
+            return name_mismatch(inventory, name, None, counts, None)
+        return _nothing_usable(inventory, name, family)
+    return _with_checkpoints(inventory, name, family, complete, deep)
+
+
+def _nested_prefix(inventory: Inventory) -> Diagnosis | None:
+    """A folder named like the checkpoint prefix it holds (an archive extracted one level deep)."""
+    own = _paths.basename(inventory.directory)
+    if inventory.state.exists:
+        return None
+    inside = [c for c in inventory.checkpoints if c.complete and own in (c.basename, c.name)]
+    if not inside:
+        return None
+    prefix = inside[-1].prefix
+    return Diagnosis(
+        Cause.DIRECTORY_NOT_PREFIX,
+        f"{own} is a directory holding the checkpoint {inside[-1].basename}, not a prefix.",
+        inventory.directory,
+        prefix,
+        (
+            f"{prefix}.index exists inside the directory {inventory.directory}.",
+            "An archive was probably extracted into a folder named like the checkpoint.",
+        ),
+        (
+            f"Pass the prefix inside it: {prefix!r}.",
+            f"Or move its files up one level into {_paths.dirname(inventory.directory)!r}.",
+        ),
+        (inside[-1],),
+    )
+
+
+def _has_saved_model(directory: str) -> bool:
+    try:
+        return any(
+            tf.io.gfile.exists(_paths.join(directory, f))
+            for f in ("saved_model.pb", "saved_model.pbtxt")
+        )
+    except _IO:
+        return False
+
+
+def _denied(directory: str, exc: BaseException) -> Diagnosis:
+    return Diagnosis(
+        Cause.PERMISSION_DENIED,
+        "The directory cannot be listed.",
+        directory,
+        None,
+        (f"{directory}: {describe_exception(exc)}",),
+        (f"Check its permissions: ls -ld {directory!r}.",),
+        error=describe_exception(exc),
+    )
+
+
+def _saved_model(directory: str) -> Diagnosis:
+    variables = _paths.join(directory, "variables/variables")
+    return Diagnosis(
+        Cause.SAVED_MODEL,
+        "This is a SavedModel directory, not a checkpoint directory.",
+        directory,
+        variables,
+        (
+            f"{_paths.join(directory, 'saved_model.pb')} exists.",
+            f"Its weights are the checkpoint {variables}.",
+        ),
+        (
+            f"Load the model with tf.saved_model.load({directory!r}).",
+            f"Or restore its weights: tf.train.Checkpoint(model=model).restore({variables!r}).",
+        ),
+    )
+
+
+def default_name(inventory: Inventory, counts: dict[str, int]) -> str:
+    latest = inventory.state_latest()
+    if latest is not None and latest.prefix is not None:
+        return split_step(_paths.basename(latest.prefix))[0]
+    if counts:
+        return Counter(counts).most_common(1)[0][0]
+    return "ckpt"
+
+
+def _nothing_usable(inventory: Inventory, name: str, family: list[CheckpointInfo]) -> Diagnosis:
+    directory = inventory.directory
+    if family:
+        newest = family[-1]
+        cause = newest.problems[0]
+        summary = {
+            Cause.INCOMPLETE_SAVE: "The only checkpoint here is an interrupted save.",
+            Cause.STATE_FILE_STALE: "The state file lists checkpoints whose files are gone.",
+        }.get(cause, f"No complete checkpoint: {newest.basename} is damaged ({cause.value}).")
+        evidence = [line for info in reversed(family) for line in describe_files(inventory, info)]
+        return Diagnosis(
+            cause,
+            summary,
+            directory,
+            newest.prefix,
+            tuple(evidence),
+            ("No usable checkpoint remains here; look for a copy elsewhere.",),
+        )
+    evidence = [f"{directory} holds no checkpoint files (no *.index)."]
+    suggestions = []
+    suggested: set[str] = set()
+    for entry in sorted(inventory.other)[:50]:
+        sub = _paths.join(directory, entry)
+        nested = summarize(sub) if tf.io.gfile.isdir(sub) else None
+        if nested is not None:
+            evidence.append(f"The subdirectory {nested.describe()} has checkpoints.")
+            suggestions.append(f"did you mean {nested.describe()}?")
+            suggested.add(nested.directory)
+    for near in similar_checkpoint_dirs(directory):
+        if near.directory != directory and near.directory not in suggested:
+            suggested.add(near.directory)
+            suggestions.append(f"did you mean {near.describe()}?")
+    if _paths.scheme_of(directory) is None:
+        import os
+
+        evidence.append(f"The working directory is {os.getcwd()}.")
+    suggestions.append("If this is the first run of this job, this is expected.")
+    return Diagnosis(
+        Cause.NO_CHECKPOINTS,
+        "There are no checkpoints in this directory.",
+        directory,
+        None,
+        tuple(evidence),
+        tuple(dict.fromkeys(suggestions)),
+    )
+
+
+def _with_checkpoints(
+    inventory: Inventory,
+    name: str,
+    family: list[CheckpointInfo],
+    complete: list[CheckpointInfo],
+    deep: bool,
+) -> Diagnosis:
+    directory = inventory.directory
+    findings: list[tuple[Cause, str]] = []
+    evidence: list[str] = []
+    newest = family[-1]
+    check = None
+    if newest.problems:
+        findings.append(
+            (
+                newest.problems[0],
+                f"The newest checkpoint {newest.basename} is damaged ({newest.problems[0].value}).",
+            )
+        )
+        evidence.extend(describe_files(inventory, newest))
+    else:
+        check = check_prefix(newest.prefix, deep=deep)
+        if not check.ok:
+            findings.append((check.cause, check.summary))
+            evidence.extend(check.evidence)
+    candidates = _verified(complete, exclude=newest.prefix if findings else None)
+    best = candidates[0].prefix if candidates else None
+    findings[:0] = _state_findings(inventory, name, complete, evidence)
+    for temp in inventory.leftovers():
+        evidence.append(
+            f"{temp} is a leftover of an interrupted save (safe to remove once a newer "
+            "checkpoint is complete; SafeCheckpointManager(..., cleanup_temp=True) does it)."
+        )
+    for worker in inventory.worker_temps:
+        evidence.append(f"{_paths.join(directory, worker)} is a multi-worker temporary directory.")
+    if not findings:
+        level = "deep" if deep else "quick"
+        summary = (
+            f"{len(complete)} checkpoint{'s' if len(complete) != 1 else ''} named "
+            f"{name!r}; the newest, {newest.basename}, verified ({level} check)."
+        )
+        return Diagnosis(
+            Cause.HEALTHY, summary, directory, newest.prefix, tuple(evidence), (), tuple(candidates)
+        )
+    cause, summary = findings[0]
+    evidence[:0] = [text for _c, text in findings[1:]]
+    suggestions = []
+    if best is not None:
+        suggestions.append(
+            f"Restore the newest checkpoint that verifies: checkpoint.restore({best!r})."
+        )
+    if cause.value.startswith("state_file") or cause is Cause.PERMISSION_DENIED:
+        suggestions.append(_REPAIR.format(d=directory))
+    if cause is Cause.PERMISSION_DENIED:
+        suggestions.insert(0, f"Check the files' permissions: ls -l {directory!r}.")
+    if (check is not None and not check.ok) or newest.problems:
+        suggestions.append(
+            f"Move the damaged {newest.basename} files into "
+            f"{_paths.join(directory, 'quarantine')}/ so that nothing tries them again "
+            "(SafeCheckpointManager(..., quarantine=True) does it at restore)."
+        )
+        suggestions.append(
+            "SafeCheckpointManager.restore() skips it and restores the newest checkpoint "
+            "that verifies (the default fallback='previous_valid')."
+        )
+    target = newest.prefix if (newest.problems or (check and not check.ok)) else None
+    return Diagnosis(
+        cause,
+        summary,
+        directory,
+        target if not cause.value.startswith("state_file") else (best or target),
+        tuple(evidence),
+        tuple(suggestions),
+        tuple(candidates),
+    )
+
+
+def _verified(complete: list[CheckpointInfo], exclude: str | None) -> list[CheckpointInfo]:
+    out: list[CheckpointInfo] = []
+    for info in reversed(complete):
+        if info.prefix == exclude:
+            continue
+        if len(out) >= _MAX_VERIFIED_CANDIDATES or check_prefix(info.prefix).ok:
+            out.append(info)
+    return out
+
+
+def _state_findings(
+    inventory: Inventory, name: str, complete: list[CheckpointInfo], evidence: list[str]
+) -> list[tuple[Cause, str]]:
+    state = inventory.state
+    newest = complete[-1].basename
+    found: list[tuple[Cause, str]] = []
+    if state.problem is Cause.PERMISSION_DENIED:
+        found.append((Cause.PERMISSION_DENIED, "The state file cannot be read."))
+        evidence.append(state.error or state.path)
+    elif state.problem is Cause.STORAGE_UNAVAILABLE:
+        found.append((Cause.STORAGE_UNAVAILABLE, "The state file could not be read."))
+        evidence.append(state.error or state.path)
+    elif state.problem is not None:
+        found.append(
+            (
+                Cause.STATE_FILE_CORRUPT,
+                f"The state file is unreadable; TensorFlow ignores all {len(complete)} "
+                "checkpoints here and starts from scratch.",
+            )
+        )
+        evidence.append(state.error or state.path)
+    elif not state.exists:
+        found.append(
+            (
+                Cause.STATE_FILE_MISSING,
+                f"The state file is missing; TensorFlow sees none of the "
+                f"{len(complete)} checkpoints here (newest {newest}).",
+            )
+        )
+        evidence.append(f"{state.path} does not exist.")
+    foreign = [r for r in inventory.recorded if r.foreign]
+    if foreign:
+        found.append(
+            (Cause.STATE_FILE_FOREIGN_PATHS, "The state file records paths outside this directory.")
+        )
+        for rec in foreign:
+            where = (
+                f"re-anchored to {rec.prefix}"
+                if rec.reanchored
+                else "no checkpoint of that name exists here; not followed"
+            )
+            evidence.append(f"{state.path} records {rec.recorded!r}: {where}.")
+    latest = inventory.state_latest()
+    by_prefix = {c.prefix: c for c in inventory.checkpoints}
+    if latest is not None and latest.prefix is not None:
+        info = by_prefix.get(latest.prefix)
+        if info is None or Cause.STATE_FILE_STALE in info.problems:
+            found.append(
+                (
+                    Cause.STATE_FILE_STALE,
+                    f"The state file names {_paths.basename(latest.prefix)}, whose files are gone.",
+                )
+            )
+            evidence.append(f"{latest.prefix}.index does not exist.")
+        elif info.step is not None and info.name == name:
+            newer = [c for c in complete if c.step is not None and c.step > info.step]
+            if newer:
+                found.append(
+                    (
+                        Cause.STATE_FILE_STALE,
+                        f"The state file names {info.basename}, but a newer complete "
+                        f"checkpoint {newer[-1].basename} exists (a save was interrupted "
+                        "before the state file was written).",
+                    )
+                )
+                evidence.append(f"{newer[-1].prefix}.index exists but is not in {state.path}.")
+        if info is not None and info.name != name:
+            evidence.append(
+                f"The state file's latest checkpoint is named {info.name!r}, not {name!r}."
+            )
+    missing = [
+        c
+        for c in inventory.checkpoints
+        if Cause.STATE_FILE_STALE in c.problems and not (latest and c.prefix == latest.prefix)
+    ]
+    for info in missing:
+        evidence.append(f"The state file lists {info.basename}, whose files are gone.")
+    return found

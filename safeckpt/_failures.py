@@ -1,0 +1,101 @@
+"""Diagnosing a restore candidate: before TensorFlow reads it, and after TensorFlow failed.
+
+Failures are classified by probing the files (verification), not by TensorFlow's irregular
+exception classes or messages.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import replace
+from typing import Any
+
+from safeckpt import _paths
+from safeckpt._causes import Cause
+from safeckpt._diagnose import diagnose
+from safeckpt._diagnosis import Diagnosis, describe_exception
+from safeckpt._info import CheckpointInfo
+from safeckpt._policies import VerifyLevel
+from safeckpt._tf import tf
+from safeckpt._verify import check_prefix
+
+#: What TensorFlow raises while restoring a checkpoint (see the notes on its irregular classes).
+RESTORE_ERRORS = (tf.errors.OpError, IndexError, ValueError, UnicodeDecodeError, OSError)
+
+
+def stage_diagnosis(prefix: str, exc: BaseException) -> Diagnosis:
+    """Diagnose an error TensorFlow raised while restoring `prefix`, by probing its files."""
+    directory = _paths.dirname(prefix)
+    try:
+        has_index = tf.io.gfile.exists(prefix + ".index")
+    except RESTORE_ERRORS:
+        has_index = False
+    probe = check_prefix(prefix, deep=True) if has_index else diagnose(prefix)
+    seen = f"TensorFlow raised {describe_exception(exc)}"
+    if not probe.ok:
+        return replace(probe, evidence=(*probe.evidence, seen + "."), error=describe_exception(exc))
+    mismatch = isinstance(exc, (ValueError, tf.errors.InvalidArgumentError)) and not isinstance(
+        exc, UnicodeDecodeError
+    )
+    if mismatch:
+        return Diagnosis(
+            Cause.MODEL_MISMATCH,
+            f"{_paths.basename(prefix)} is intact but does not fit the program's variables.",
+            directory,
+            prefix,
+            (f"{prefix}: every tensor's checksum matches (deep check).", seen + "."),
+            (
+                "Restore with the model configuration the checkpoint was written with "
+                "(layer sizes, dtypes, mixed precision policy), or start this configuration "
+                "in a new directory.",
+                f"List what the checkpoint holds: tf.train.list_variables({prefix!r}).",
+            ),
+            error=describe_exception(exc),
+        )
+    return Diagnosis(
+        Cause.UNKNOWN,
+        f"TensorFlow could not restore {_paths.basename(prefix)}, although its files verify.",
+        directory,
+        prefix,
+        (f"{prefix}: every tensor's checksum matches (deep check).", seen + "."),
+        (f"Run `safeckpt doctor {directory}` and retry; the storage may have failed briefly.",),
+        error=describe_exception(exc),
+    )
+
+
+def create_save_counter(checkpoint: Any) -> None:
+    """Create `tf.train.Checkpoint`'s lazily built ``save_counter`` before a restore.
+
+    Otherwise TensorFlow restores it in a second ``RestoreV2`` op, after the one that assigns
+    every existing variable: a damaged ``save_counter`` tensor then fails the restore with the
+    model already holding the rejected checkpoint's values (and a fresh start would not be
+    fresh). Created first, it is read by the same op, which fails before assigning anything.
+    """
+    with contextlib.suppress(AttributeError):
+        _ = checkpoint.save_counter
+
+
+def inventory_diagnosis(info: CheckpointInfo, level: VerifyLevel) -> Diagnosis:
+    """Diagnose a candidate without restoring it (inventory problems, then verification)."""
+    directory = _paths.dirname(info.prefix)
+    if Cause.STATE_FILE_STALE in info.problems:
+        return Diagnosis(
+            Cause.STATE_FILE_STALE,
+            f"The state file names {info.basename}, whose files are gone.",
+            directory,
+            info.prefix,
+            (f"{info.prefix}.index does not exist.",),
+        )
+    if Cause.INCOMPLETE_SAVE in info.problems:
+        return Diagnosis(
+            Cause.INCOMPLETE_SAVE,
+            f"{info.basename} was never completed (an interrupted save).",
+            directory,
+            info.prefix,
+            tuple(f"{_paths.join(directory, f)} is left over." for f in info.files),
+        )
+    if level is VerifyLevel.NONE and not info.problems:
+        return Diagnosis(
+            Cause.HEALTHY, f"{info.basename} was not verified.", directory, info.prefix
+        )
+    return check_prefix(info.prefix, deep=level is VerifyLevel.DEEP)

@@ -1,0 +1,90 @@
+"""What a save must do before TensorFlow writes: the number, and refusing a doomed save."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from safeckpt import _paths
+from safeckpt._causes import Cause
+from safeckpt._diagnosis import Diagnosis
+from safeckpt._errors import SaveError
+from safeckpt._layout import STATE_FILE
+from safeckpt._tf import tf
+
+logger = logging.getLogger("safeckpt")
+
+
+def requested_number(counter: Any, checkpoint_number: Any) -> int | None:
+    """The number TensorFlow will give the save (``save_counter + 1`` unless explicit).
+
+    None when it cannot be read (call it in eager mode only).
+    """
+    try:
+        if checkpoint_number is None:
+            return int(counter.numpy()) + 1
+        return int(getattr(checkpoint_number, "numpy", lambda: checkpoint_number)())
+    except (TypeError, ValueError, AttributeError):
+        return None
+
+
+def renumber_above(
+    prefix: str, number: int | None, explicit: bool, existing: frozenset[int]
+) -> int | None:
+    """The step TensorFlow's counter must be raised to so that no save writes over files.
+
+    Returns None when the save may go ahead as numbered: its number names no existing
+    checkpoint, or the user asked for it explicitly (honoured, with a warning).
+    """
+    if number is None or number not in existing:
+        return None
+    if explicit:
+        logger.warning(
+            "save(checkpoint_number=%d) writes over the existing %s-%d, as asked.",
+            number,
+            prefix,
+            number,
+        )
+        return None
+    highest = max(existing)
+    logger.warning(
+        "The next save would write over the existing %s-%d; numbering it %d instead "
+        "(above the highest existing step).",
+        prefix,
+        number,
+        highest + 1,
+    )
+    return highest
+
+
+def raise_counter(counter: Any, step: int) -> None:
+    """Raise ``save_counter`` to `step` (never lower it), eagerly or in the default session."""
+    if tf.executing_eagerly():
+        if step > int(counter.numpy()):
+            counter.assign(step)
+        return
+    session = tf.compat.v1.get_default_session()  # graph mode (tf.compat.v1)
+    if session is not None and step > int(session.run(counter)):
+        session.run(counter.assign(step))
+
+
+def refuse_if_state_is_directory(directory: str) -> bool:
+    """Raise `SaveError` when the state file is a directory; False once it no longer is.
+
+    TensorFlow would write the checkpoint's files and then fail to record them (a bare
+    ``FailedPreconditionError``), leaving an unlisted checkpoint behind.
+    """
+    state = _paths.join(directory, STATE_FILE)
+    if not _paths.isdir(state):
+        return False
+    diagnosis = Diagnosis(
+        Cause.NOT_A_DIRECTORY,
+        f"The state file {state} is a directory, so no save could be recorded.",
+        directory,
+        evidence=(f"{state} is a directory (TensorFlow writes its checkpoint list there).",),
+        suggestions=(
+            f"Move the directory {state} elsewhere; the checkpoints next to it stay usable, "
+            "and restore() works meanwhile.",
+        ),
+    )
+    raise SaveError(f"Nothing was saved: {diagnosis}", diagnosis)
