@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from safeckpt import _paths
+from safeckpt import _fs
 from safeckpt._diagnosis import Diagnosis
 from safeckpt._inventory import scan
 from safeckpt._layout import QUARANTINE_DIR, split_step
@@ -17,8 +17,8 @@ def alternatives(prefix: str, limit: int = 3) -> list[str]:
 
     Newest (highest step) first; used to suggest what to restore instead.
     """
-    directory = _paths.dirname(prefix)
-    name, _step = split_step(_paths.basename(prefix))
+    directory = _fs.dirname(prefix)
+    name, _step = split_step(_fs.basename(prefix))
     try:
         inventory = scan(directory)
     except (tf.errors.OpError, OSError):
@@ -46,6 +46,6 @@ def with_alternatives(diagnosis: Diagnosis, prefix: str) -> Diagnosis:
         suggestions.append("No other complete checkpoint of this name exists in the directory.")
     suggestions.append(
         f"Keep the damaged files for inspection but out of the way: move {prefix}.* into "
-        f"{_paths.join(_paths.dirname(prefix), QUARANTINE_DIR)}/."
+        f"{_fs.join(_fs.dirname(prefix), QUARANTINE_DIR)}/."
     )
     return replace(diagnosis, suggestions=tuple(suggestions))

@@ -8,15 +8,17 @@ import sys
 from collections.abc import Sequence
 from typing import Any, TextIO
 
-from safeckpt import _paths
+from safeckpt import _fs, _paths
 from safeckpt._causes import Cause
 from safeckpt._diagnose import diagnose, verify
 from safeckpt._diagnosis import Diagnosis, describe_exception
 from safeckpt._errors import CheckpointDirectoryError
 from safeckpt._info import CheckpointInfo
 from safeckpt._inventory import scan
+from safeckpt._layout import INDEX_SUFFIX
 from safeckpt._repair import apply_repair, plan_repair
 from safeckpt._tf import tf
+from safeckpt._translate import cause_of
 from safeckpt._verify import check_prefix
 from safeckpt._verify import human_size as _human
 
@@ -145,7 +147,7 @@ class _Progress:
 
 def _verify(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     path = _paths.normalize_directory(args.path, "path")
-    if _paths.isdir(path) and not tf.io.gfile.exists(path + ".index"):
+    if _fs.isdir(path) and not tf.io.gfile.exists(path + INDEX_SUFFIX):
         prefixes = [i.prefix for i in scan(path).checkpoints]
         if not prefixes:
             results = [diagnose(path)]
@@ -171,7 +173,7 @@ def _verify(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def _verify_one(prefix: str, deep: bool, err: TextIO) -> Diagnosis:
-    progress = _Progress(_paths.basename(prefix), err)
+    progress = _Progress(_fs.basename(prefix), err)
     try:
         return verify(prefix, deep=deep, progress=progress if deep else None)
     finally:
@@ -237,7 +239,7 @@ def main(
         print(f"safeckpt {args.command}: {exc}", file=err)
         return EXIT_USAGE
     except (tf.errors.OpError, OSError) as exc:
-        cause = Cause.PERMISSION_DENIED if "ermission" in str(exc) else Cause.UNKNOWN
+        cause = cause_of(exc, default=Cause.UNKNOWN)
         print(f"safeckpt {args.command}: {describe_exception(exc)} [{cause.value}]", file=err)
         return EXIT_PROBLEMS
 

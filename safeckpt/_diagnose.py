@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from safeckpt import _paths
+from safeckpt import _fs, _paths
 from safeckpt._alternatives import with_alternatives
 from safeckpt._causes import Cause
 from safeckpt._diagnose_dir import (
@@ -18,7 +18,7 @@ from safeckpt._diagnosis import Diagnosis, describe_exception
 from safeckpt._directory import describe_missing
 from safeckpt._errors import CheckpointDirectoryError
 from safeckpt._inventory import Inventory, scan
-from safeckpt._layout import STATE_FILE, split_step, strip_file_suffix
+from safeckpt._layout import INDEX_SUFFIX, STATE_FILE, split_step, strip_file_suffix
 from safeckpt._sniff import sniff
 from safeckpt._tf import tf
 from safeckpt._verify import Progress, check_prefix
@@ -47,14 +47,14 @@ def diagnose(path: object, *, checkpoint_name: str | None = None, deep: bool = F
     except CheckpointDirectoryError as exc:
         return _error_diagnosis(exc)
     try:
-        exists = _paths.exists(resolved)
-        is_dir = exists and _paths.isdir(resolved)
+        exists = _fs.exists(resolved)
+        is_dir = exists and _fs.isdir(resolved)
     except _IO as exc:
         return unavailable(resolved, exc)
     if is_dir:
         return diagnose_directory(resolved, checkpoint_name=checkpoint_name, deep=deep)
     try:
-        if tf.io.gfile.exists(resolved + ".index"):
+        if tf.io.gfile.exists(resolved + INDEX_SUFFIX):
             return _prefix(resolved, deep)
     except _IO as exc:
         return unavailable(resolved, exc)
@@ -69,7 +69,7 @@ def _prefix(prefix: str, deep: bool) -> Diagnosis:
 
 
 def _file(path: str) -> Diagnosis:
-    directory, base = _paths.dirname(path), _paths.basename(path)
+    directory, base = _fs.dirname(path), _fs.basename(path)
     if base == STATE_FILE:
         inventory = _scan_or_none(directory)
         latest = inventory.state_latest() if inventory else None
@@ -124,9 +124,9 @@ def _scan_or_none(directory: str) -> Inventory | None:
 
 
 def _missing(path: str, checkpoint_name: str | None, deep: bool) -> Diagnosis:
-    directory, base = _paths.dirname(path), _paths.basename(path)
+    directory, base = _fs.dirname(path), _fs.basename(path)
     try:
-        parent_ok = _paths.isdir(directory)
+        parent_ok = _fs.isdir(directory)
     except _IO as exc:
         return unavailable(path, exc)
     if not parent_ok:
@@ -196,12 +196,12 @@ def verify(prefix: object, *, deep: bool = False, progress: Progress | None = No
     except CheckpointDirectoryError as exc:
         return _error_diagnosis(exc)
     try:
-        has_index = tf.io.gfile.exists(path + ".index")
+        has_index = tf.io.gfile.exists(path + INDEX_SUFFIX)
     except (tf.errors.OpError, OSError) as exc:
         return Diagnosis(
             Cause.STORAGE_UNAVAILABLE,
             "The storage could not be reached.",
-            _paths.dirname(path),
+            _fs.dirname(path),
             path,
             (f"{path}.index: {describe_exception(exc)}",),
             error=describe_exception(exc),

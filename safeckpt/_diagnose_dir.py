@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from collections import Counter
 
-from safeckpt import _paths
+from safeckpt import _fs
 from safeckpt._causes import Cause
 from safeckpt._diagnosis import Diagnosis, describe_exception
 from safeckpt._info import CheckpointInfo
 from safeckpt._inventory import Inventory, scan
-from safeckpt._layout import data_shard, split_step
+from safeckpt._layout import INDEX_SUFFIX, data_shard, split_step
 from safeckpt._nearmiss import similar_checkpoint_dirs, summarize
 from safeckpt._tf import tf
+from safeckpt._translate import cause_of
 from safeckpt._verify import check_prefix
 
 _IO = (tf.errors.OpError, OSError)
@@ -23,7 +24,7 @@ def unavailable(path: str, exc: BaseException) -> Diagnosis:
     return Diagnosis(
         Cause.STORAGE_UNAVAILABLE,
         "The storage holding this path could not be reached.",
-        _paths.dirname(path),
+        _fs.dirname(path),
         None,
         (f"{path}: {describe_exception(exc)}",),
         ("Check network access and credentials, then retry.",),
@@ -35,16 +36,16 @@ def describe_files(inventory: Inventory, info: CheckpointInfo) -> tuple[str, ...
     d = inventory.directory
     base = info.basename
     lines = [
-        f"{_paths.join(d, f)} exists ({'directory' if f.endswith('/') else 'file'})."
+        f"{_fs.join(d, f)} exists ({'directory' if f.endswith('/') else 'file'})."
         for f in info.files
     ]
-    if not any(f.endswith(".index") for f in info.files):
-        lines.append(f"{_paths.join(d, base + '.index')} does not exist.")
+    if not any(f.endswith(INDEX_SUFFIX) for f in info.files):
+        lines.append(f"{_fs.join(d, base + '.index')} does not exist.")
     elif Cause.MISSING_DATA_SHARD in info.problems:
         present = [f for f in info.files if data_shard(f) is not None]
         count = max((shard[2] for f in present if (shard := data_shard(f))), default=1)
         lines.extend(
-            f"{_paths.join(d, name)} does not exist."
+            f"{_fs.join(d, name)} does not exist."
             for k in range(count)
             if (name := f"{base}.data-{k:05d}-of-{count:05d}") not in present
         )
@@ -56,7 +57,7 @@ def describe_files(inventory: Inventory, info: CheckpointInfo) -> tuple[str, ...
 def step_not_found(
     inventory: Inventory, path: str, name: str, step: int | None, family: list[CheckpointInfo]
 ) -> Diagnosis:
-    directory, base = inventory.directory, _paths.basename(path)
+    directory, base = inventory.directory, _fs.basename(path)
     steps = [c.step for c in family if c.step is not None]
     newest = family[-1]
     evidence = [
@@ -137,16 +138,14 @@ def diagnose_directory(
     """Diagnose a normalized, existing checkpoint directory."""
     try:
         names = [n.rstrip("/") for n in tf.io.gfile.listdir(directory)]
-    except tf.errors.PermissionDeniedError as exc:
-        return _denied(directory, exc)
     except _IO as exc:
-        if "ermission" in str(exc):
+        if cause_of(exc) is Cause.PERMISSION_DENIED:
             return _denied(directory, exc)
         return unavailable(directory, exc)
     if "saved_model.pb" in names or "saved_model.pbtxt" in names:
         return _saved_model(directory)
-    parent = _paths.dirname(directory)
-    if _paths.basename(directory) == "variables" and _has_saved_model(parent):
+    parent = _fs.dirname(directory)
+    if _fs.basename(directory) == "variables" and _has_saved_model(parent):
         return _saved_model(parent)
     inventory = scan(directory, names)
     counts = inventory.names()
@@ -165,7 +164,7 @@ def diagnose_directory(
 
 def _nested_prefix(inventory: Inventory) -> Diagnosis | None:
     """A folder named like the checkpoint prefix it holds (an archive extracted one level deep)."""
-    own = _paths.basename(inventory.directory)
+    own = _fs.basename(inventory.directory)
     if inventory.state.exists:
         return None
     inside = [c for c in inventory.checkpoints if c.complete and own in (c.basename, c.name)]
@@ -183,7 +182,7 @@ def _nested_prefix(inventory: Inventory) -> Diagnosis | None:
         ),
         (
             f"Pass the prefix inside it: {prefix!r}.",
-            f"Or move its files up one level into {_paths.dirname(inventory.directory)!r}.",
+            f"Or move its files up one level into {_fs.dirname(inventory.directory)!r}.",
         ),
         (inside[-1],),
     )
@@ -192,7 +191,7 @@ def _nested_prefix(inventory: Inventory) -> Diagnosis | None:
 def _has_saved_model(directory: str) -> bool:
     try:
         return any(
-            tf.io.gfile.exists(_paths.join(directory, f))
+            tf.io.gfile.exists(_fs.join(directory, f))
             for f in ("saved_model.pb", "saved_model.pbtxt")
         )
     except _IO:
@@ -212,14 +211,14 @@ def _denied(directory: str, exc: BaseException) -> Diagnosis:
 
 
 def _saved_model(directory: str) -> Diagnosis:
-    variables = _paths.join(directory, "variables/variables")
+    variables = _fs.join(directory, "variables/variables")
     return Diagnosis(
         Cause.SAVED_MODEL,
         "This is a SavedModel directory, not a checkpoint directory.",
         directory,
         variables,
         (
-            f"{_paths.join(directory, 'saved_model.pb')} exists.",
+            f"{_fs.join(directory, 'saved_model.pb')} exists.",
             f"Its weights are the checkpoint {variables}.",
         ),
         (
@@ -232,7 +231,7 @@ def _saved_model(directory: str) -> Diagnosis:
 def default_name(inventory: Inventory, counts: dict[str, int]) -> str:
     latest = inventory.state_latest()
     if latest is not None and latest.prefix is not None:
-        return split_step(_paths.basename(latest.prefix))[0]
+        return split_step(_fs.basename(latest.prefix))[0]
     if counts:
         return Counter(counts).most_common(1)[0][0]
     return "ckpt"
@@ -260,7 +259,7 @@ def _nothing_usable(inventory: Inventory, name: str, family: list[CheckpointInfo
     suggestions = []
     suggested: set[str] = set()
     for entry in sorted(inventory.other)[:50]:
-        sub = _paths.join(directory, entry)
+        sub = _fs.join(directory, entry)
         nested = summarize(sub) if tf.io.gfile.isdir(sub) else None
         if nested is not None:
             evidence.append(f"The subdirectory {nested.describe()} has checkpoints.")
@@ -270,7 +269,7 @@ def _nothing_usable(inventory: Inventory, name: str, family: list[CheckpointInfo
         if near.directory != directory and near.directory not in suggested:
             suggested.add(near.directory)
             suggestions.append(f"did you mean {near.describe()}?")
-    if _paths.scheme_of(directory) is None:
+    if _fs.scheme_of(directory) is None:
         import os
 
         evidence.append(f"The working directory is {os.getcwd()}.")
@@ -319,7 +318,7 @@ def _with_checkpoints(
             "checkpoint is complete; SafeCheckpointManager(..., cleanup_temp=True) does it)."
         )
     for worker in inventory.worker_temps:
-        evidence.append(f"{_paths.join(directory, worker)} is a multi-worker temporary directory.")
+        evidence.append(f"{_fs.join(directory, worker)} is a multi-worker temporary directory.")
     if not findings:
         level = "deep" if deep else "quick"
         summary = (
@@ -343,7 +342,7 @@ def _with_checkpoints(
     if (check is not None and not check.ok) or newest.problems:
         suggestions.append(
             f"Move the damaged {newest.basename} files into "
-            f"{_paths.join(directory, 'quarantine')}/ so that nothing tries them again "
+            f"{_fs.join(directory, 'quarantine')}/ so that nothing tries them again "
             "(SafeCheckpointManager(..., quarantine=True) does it at restore)."
         )
         suggestions.append(
@@ -422,7 +421,7 @@ def _state_findings(
             found.append(
                 (
                     Cause.STATE_FILE_STALE,
-                    f"The state file names {_paths.basename(latest.prefix)}, whose files are gone.",
+                    f"The state file names {_fs.basename(latest.prefix)}, whose files are gone.",
                 )
             )
             evidence.append(f"{latest.prefix}.index does not exist.")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from safeckpt._causes import Cause
@@ -38,10 +38,6 @@ class Diagnosis:
     def ok(self) -> bool:
         """True when the location is healthy."""
         return self.cause is Cause.HEALTHY
-
-    def with_error(self, exc: BaseException) -> Diagnosis:
-        """A copy that records `exc` (type and first line of its message) as `error`."""
-        return replace(self, error=describe_exception(exc))
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serializable dictionary of all fields (and ``ok``)."""

@@ -6,8 +6,9 @@ import contextlib
 import logging
 import os
 import uuid
+from typing import NoReturn
 
-from safeckpt import _paths
+from safeckpt import _fs
 from safeckpt._causes import Cause
 from safeckpt._diagnosis import Diagnosis, describe_exception
 from safeckpt._errors import CheckpointDirectoryError
@@ -27,7 +28,7 @@ def _raise(
     evidence: list[str],
     suggestions: list[str],
     exc: BaseException | None = None,
-) -> None:
+) -> NoReturn:
     diagnosis = Diagnosis(
         cause=cause,
         summary=summary,
@@ -41,7 +42,7 @@ def _raise(
     ) from exc
 
 
-def _unreachable(directory: str, exc: BaseException) -> None:
+def _unreachable(directory: str, exc: BaseException) -> NoReturn:
     _raise(
         directory,
         Cause.STORAGE_UNAVAILABLE,
@@ -64,7 +65,7 @@ def describe_missing(directory: str) -> tuple[list[str], list[str]]:
     suggestions = [
         f"did you mean {near.describe()}?" for near in similar_checkpoint_dirs(directory)
     ]
-    if _paths.scheme_of(directory) is None:
+    if _fs.scheme_of(directory) is None:
         evidence.append(f"The working directory is {os.getcwd()} (relative paths resolve there).")
     suggestions.append(
         "If this is a first run, create the directory or pass create_directory=True "
@@ -73,9 +74,9 @@ def describe_missing(directory: str) -> tuple[list[str], list[str]]:
     return evidence, suggestions
 
 
-def _not_a_directory(directory: str) -> None:
-    parent = _paths.dirname(directory)
-    base = _paths.basename(directory)
+def _not_a_directory(directory: str) -> NoReturn:
+    parent = _fs.dirname(directory)
+    base = _fs.basename(directory)
     evidence = [f"{directory} is a file, not a directory."]
     prefix = strip_file_suffix(directory)
     if base == STATE_FILE:
@@ -106,12 +107,12 @@ def validate_directory(directory: str, *, create: bool, read_only: bool) -> bool
     Raises:
         CheckpointDirectoryError: with a diagnosis of what is wrong.
     """
-    local = _paths.scheme_of(directory) is None
+    local = _fs.scheme_of(directory) is None
     if local:
         _check_local(directory)
     try:
-        exists = _paths.exists(directory)
-        is_dir = exists and _paths.isdir(directory)
+        exists = _fs.exists(directory)
+        is_dir = exists and _fs.isdir(directory)
     except _IO_ERRORS as exc:
         _unreachable(directory, exc)
     if exists and not is_dir:
@@ -228,7 +229,7 @@ def _check_local(directory: str) -> None:
 
 def _probe_write(directory: str) -> None:
     """Create and remove a small file: the only reliable writability test (root, ACLs, NFS)."""
-    probe = _paths.join(directory, f".safeckpt-probe-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    probe = _fs.join(directory, f".safeckpt-probe-{os.getpid()}-{uuid.uuid4().hex[:8]}")
     try:
         with tf.io.gfile.GFile(probe, "w") as handle:
             handle.write("safeckpt write probe\n")

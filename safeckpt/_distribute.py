@@ -18,6 +18,7 @@ when they disagree, instead of one worker raising while the others hang in the n
 
 from __future__ import annotations
 
+import collections
 import json
 import logging
 import os
@@ -25,9 +26,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
-from safeckpt import _paths, _tf
+from safeckpt import _fs, _tf
 from safeckpt._causes import Cause
 from safeckpt._diagnosis import Diagnosis, describe_exception
+from safeckpt._layout import WORKER_TEMP_PREFIX
 from safeckpt._tf import tf
 
 logger = logging.getLogger("safeckpt")
@@ -35,7 +37,6 @@ logger = logging.getLogger("safeckpt")
 T = TypeVar("T")
 
 #: Prefix of the private directory of a non-chief worker (TensorFlow's name for it).
-WORKER_TEMP_PREFIX = "workertemp_"
 
 #: How long `agree` waits for the other workers to report, in seconds.
 AGREEMENT_TIMEOUT = 600.0
@@ -186,7 +187,7 @@ def write_directory(directory: str, context: WorkerContext) -> str:
     """
     if context.is_chief:
         return directory
-    return _paths.join(directory, f"{WORKER_TEMP_PREFIX}{context.task_id}")
+    return _fs.join(directory, f"{WORKER_TEMP_PREFIX}{context.task_id}")
 
 
 def make_write_directory(directory: str, context: WorkerContext) -> str:
@@ -212,6 +213,44 @@ def remove_write_directory(directory: str, context: WorkerContext) -> None:
             tf.io.gfile.rmtree(path)
     except (tf.errors.OpError, OSError) as exc:
         logger.warning("Could not remove the worker's temporary directory %s: %s", path, exc)
+
+
+def save_as_worker(
+    manager: Any, context: WorkerContext, save: Callable[[], str | None], sync: Callable[[], None]
+) -> str | None:
+    """Save as a non-chief worker: into its workertemp directory, then delete that.
+
+    TensorFlow's save (`save`) runs unchanged, with its collectives, on the manager's own
+    state moved into the temporary directory: its sweep can only delete files there. The
+    state is moved back afterwards, so `checkpoints` and `latest_checkpoint` name the chief's
+    files, as on the chief. `sync` waits for an asynchronous save to finish in there.
+    """
+    directory: str = manager.directory
+    prefix = _tf.checkpoint_prefix(manager)
+    temp = make_write_directory(directory, context)
+
+    def move(path: str, into: str) -> str:
+        return _fs.join(into, _fs.basename(path))
+
+    def relocate(into: str) -> None:
+        latest = _tf.latest(manager)
+        _tf.set_rotation(
+            manager,
+            collections.OrderedDict((move(p, into), t) for p, t in _tf.rotation(manager).items()),
+        )
+        _tf.set_latest(manager, None if latest is None else move(latest, into))
+        _tf.relocate(manager, into, move(prefix, into))
+
+    relocate(temp)
+    try:
+        result = save()
+    finally:
+        try:
+            sync()
+        finally:
+            relocate(directory)
+            remove_write_directory(directory, context)
+    return None if result is None else move(result, directory)
 
 
 # Agreement -------------------------------------------------------------------------------

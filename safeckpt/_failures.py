@@ -10,11 +10,12 @@ import contextlib
 from dataclasses import replace
 from typing import Any
 
-from safeckpt import _paths
+from safeckpt import _fs
 from safeckpt._causes import Cause
 from safeckpt._diagnose import diagnose
 from safeckpt._diagnosis import Diagnosis, describe_exception
 from safeckpt._info import CheckpointInfo
+from safeckpt._layout import INDEX_SUFFIX
 from safeckpt._policies import VerifyLevel
 from safeckpt._tf import tf
 from safeckpt._verify import check_prefix
@@ -25,9 +26,9 @@ RESTORE_ERRORS = (tf.errors.OpError, IndexError, ValueError, UnicodeDecodeError,
 
 def stage_diagnosis(prefix: str, exc: BaseException) -> Diagnosis:
     """Diagnose an error TensorFlow raised while restoring `prefix`, by probing its files."""
-    directory = _paths.dirname(prefix)
+    directory = _fs.dirname(prefix)
     try:
-        has_index = tf.io.gfile.exists(prefix + ".index")
+        has_index = tf.io.gfile.exists(prefix + INDEX_SUFFIX)
     except RESTORE_ERRORS:
         has_index = False
     probe = check_prefix(prefix, deep=True) if has_index else diagnose(prefix)
@@ -40,7 +41,7 @@ def stage_diagnosis(prefix: str, exc: BaseException) -> Diagnosis:
     if mismatch:
         return Diagnosis(
             Cause.MODEL_MISMATCH,
-            f"{_paths.basename(prefix)} is intact but does not fit the program's variables.",
+            f"{_fs.basename(prefix)} is intact but does not fit the program's variables.",
             directory,
             prefix,
             (f"{prefix}: every tensor's checksum matches (deep check).", seen + "."),
@@ -54,7 +55,7 @@ def stage_diagnosis(prefix: str, exc: BaseException) -> Diagnosis:
         )
     return Diagnosis(
         Cause.UNKNOWN,
-        f"TensorFlow could not restore {_paths.basename(prefix)}, although its files verify.",
+        f"TensorFlow could not restore {_fs.basename(prefix)}, although its files verify.",
         directory,
         prefix,
         (f"{prefix}: every tensor's checksum matches (deep check).", seen + "."),
@@ -77,7 +78,7 @@ def create_save_counter(checkpoint: Any) -> None:
 
 def inventory_diagnosis(info: CheckpointInfo, level: VerifyLevel) -> Diagnosis:
     """Diagnose a candidate without restoring it (inventory problems, then verification)."""
-    directory = _paths.dirname(info.prefix)
+    directory = _fs.dirname(info.prefix)
     if Cause.STATE_FILE_STALE in info.problems:
         return Diagnosis(
             Cause.STATE_FILE_STALE,
@@ -92,7 +93,7 @@ def inventory_diagnosis(info: CheckpointInfo, level: VerifyLevel) -> Diagnosis:
             f"{info.basename} was never completed (an interrupted save).",
             directory,
             info.prefix,
-            tuple(f"{_paths.join(directory, f)} is left over." for f in info.files),
+            tuple(f"{_fs.join(directory, f)} is left over." for f in info.files),
         )
     if level is VerifyLevel.NONE and not info.problems:
         return Diagnosis(

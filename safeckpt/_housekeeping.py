@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
 
-from safeckpt import _paths
+from safeckpt import _fs
 from safeckpt._causes import Cause
 from safeckpt._info import CheckpointInfo
 from safeckpt._inventory import Inventory
-from safeckpt._layout import QUARANTINE_DIR, split_step, strip_file_suffix
+from safeckpt._layout import QUARANTINE_DIR, TEMP_SUFFIX, split_step, strip_file_suffix
 from safeckpt._tf import tf
 
 logger = logging.getLogger("safeckpt")
@@ -28,15 +31,15 @@ def quarantine(info: CheckpointInfo, directory: str) -> list[str]:
     files go into ``quarantine/<name>.<timestamp>/`` instead. Files that cannot be moved
     are left in place (and logged).
     """
-    target = _paths.join(directory, QUARANTINE_DIR)
-    if any(tf.io.gfile.exists(_paths.join(target, name.rstrip("/"))) for name in info.files):
-        target = _paths.join(target, f"{info.basename}.{time.time_ns()}")
+    target = _fs.join(directory, QUARANTINE_DIR)
+    if any(tf.io.gfile.exists(_fs.join(target, name.rstrip("/"))) for name in info.files):
+        target = _fs.join(target, f"{info.basename}.{time.time_ns()}")
     tf.io.gfile.makedirs(target)
     moved: list[str] = []
     for name in info.files:
         name = name.rstrip("/")
-        source = _paths.join(directory, name)
-        destination = _paths.join(target, name)
+        source = _fs.join(directory, name)
+        destination = _fs.join(target, name)
         try:
             tf.io.gfile.rename(source, destination, overwrite=False)
         except (tf.errors.OpError, OSError) as exc:
@@ -50,7 +53,7 @@ def quarantine(info: CheckpointInfo, directory: str) -> list[str]:
 
 def _mtime(path: str) -> float | None:
     try:
-        return _paths.stat(path)[1]
+        return _fs.stat(path)[1]
     except (tf.errors.OpError, OSError):
         return None
 
@@ -68,23 +71,70 @@ def remove(path: str) -> bool:
     return True
 
 
-def cleanup_temp(
+LeftoverRule = Literal["temp_dir", "state_temp", "unfinished_save"]
+
+
+@dataclass(frozen=True)
+class Leftover:
+    """A file or directory `cleanup_temp` removes, and the rule that chose it.
+
+    Attributes:
+        name: Its name in the directory.
+        rule: ``"temp_dir"`` (``<name>-N_temp/``), ``"state_temp"`` (``checkpoint.tmp*``) or
+            ``"unfinished_save"`` (data or an unfinished index of a save that never
+            completed and that the state file does not list).
+    """
+
+    name: str
+    rule: LeftoverRule
+
+
+def leftover_candidates(
+    inventory: Inventory, checkpoint_name: str, protected: frozenset[str] = frozenset()
+) -> list[Leftover]:
+    """Everything that may be a leftover of an interrupted save, before the age rule."""
+    temps = [
+        Leftover(t, "temp_dir")
+        for t in inventory.temp_dirs
+        if split_step(t[: -len(TEMP_SUFFIX)])[0] == checkpoint_name
+    ]
+    states = [Leftover(t, "state_temp") for t in inventory.state_temps]
+    orphans = [
+        Leftover(name, "unfinished_save")
+        for c in inventory.family(checkpoint_name)
+        if c.problems in ((Cause.MISSING_INDEX,), (Cause.INCOMPLETE_SAVE,))
+        and not c.in_state_file
+        and c.prefix not in protected
+        for name in c.files
+        if not name.endswith(TEMP_SUFFIX + "/")
+    ]
+    return [*temps, *states, *orphans]
+
+
+def choose_leftovers(
     inventory: Inventory,
     checkpoint_name: str,
+    mtimes: Mapping[str, float | None],
+    *,
     finished: str | None = None,
     protected: frozenset[str] = frozenset(),
-) -> list[str]:
-    """Remove leftovers of interrupted saves older than the newest complete checkpoint.
+) -> list[Leftover]:
+    """The leftovers to remove: a pure function of the inventory and the leftovers' times.
 
-    Leftovers are ``<checkpoint_name>-N_temp/`` directories, ``checkpoint.tmp*`` files, and
-    the files of saves that never finished and that the state file does not list (data
-    shards without an index, or with an index that was never completely written).
-    ``finished`` is the prefix of a synchronous save that has just returned: its ``_temp``
-    directory can only hold what an earlier, interrupted save of the same number left
-    behind (which kept TensorFlow from removing it), whatever its time stamp. Files of a
-    checkpoint in `protected` (what the state file listed when the manager was created) are
-    never removed. Returns the removed paths. Without a complete checkpoint nothing is
-    removed.
+    A candidate (`leftover_candidates`) is removed when it is older than the newest complete
+    checkpoint of `checkpoint_name` (never a newer one: it may be an asynchronous save in
+    flight). Where the filesystem reports no times (``ram://``), only candidates with a
+    step below the newest complete step are. ``finished`` is the prefix of a synchronous
+    save that has just returned: its ``_temp/`` can only hold what an earlier, interrupted
+    save of the same number left behind, whatever its time. Without a complete checkpoint
+    nothing is removed.
+
+    Args:
+        inventory: The directory's inventory.
+        checkpoint_name: The manager's checkpoint name.
+        mtimes: The modification time of each candidate, by name (None when unknown).
+        finished: The prefix of the save that has just returned, if synchronous.
+        protected: Prefixes the state file listed when the manager was created.
     """
     complete = [c for c in inventory.family(checkpoint_name) if c.complete]
     if not complete:
@@ -92,31 +142,41 @@ def cleanup_temp(
     times = [c.mtime for c in complete if c.mtime is not None]
     newest = max(times) if times else None
     top = max((c.step for c in complete if c.step is not None), default=None)
-    removed: list[str] = []
-    temps = [t for t in inventory.temp_dirs if split_step(t[: -len("_temp")])[0] == checkpoint_name]
-    orphans = [
-        name
-        for c in inventory.family(checkpoint_name)
-        if c.problems in ((Cause.MISSING_INDEX,), (Cause.INCOMPLETE_SAVE,))
-        and not c.in_state_file
-        and c.prefix not in protected
-        for name in c.files
-        if not name.endswith("_temp/")
-    ]
-    done = _paths.basename(finished) + "_temp" if finished is not None else None
-    for name in (*temps, *inventory.state_temps, *orphans):
-        path = _paths.join(inventory.directory, name)
-        when = _mtime(path)
-        if name == done:
-            pass
+    done = _fs.basename(finished) + TEMP_SUFFIX if finished is not None else None
+    chosen = []
+    for item in leftover_candidates(inventory, checkpoint_name, protected):
+        when = mtimes.get(item.name)
+        if item.name == done:
+            chosen.append(item)
         elif when is not None and newest is not None:
-            if when >= newest:
-                continue
-        else:  # no times (ram://): only a <name>-N_temp below the newest complete step
-            base = name[: -len("_temp")] if name in temps else strip_file_suffix(name) or ""
-            step = split_step(base)[1] if name not in inventory.state_temps else None
-            if step is None or top is None or step >= top:
-                continue
+            if when < newest:
+                chosen.append(item)
+        elif item.rule != "state_temp" and top is not None:
+            base = (
+                item.name[: -len(TEMP_SUFFIX)]
+                if item.rule == "temp_dir"
+                else strip_file_suffix(item.name) or ""
+            )
+            step = split_step(base)[1]
+            if step is not None and step < top:
+                chosen.append(item)
+    return chosen
+
+
+def cleanup_temp(
+    inventory: Inventory,
+    checkpoint_name: str,
+    finished: str | None = None,
+    protected: frozenset[str] = frozenset(),
+) -> list[str]:
+    """Remove what `choose_leftovers` chooses; returns the removed paths."""
+    candidates = leftover_candidates(inventory, checkpoint_name, protected)
+    mtimes = {c.name: _mtime(_fs.join(inventory.directory, c.name)) for c in candidates}
+    removed: list[str] = []
+    for item in choose_leftovers(
+        inventory, checkpoint_name, mtimes, finished=finished, protected=protected
+    ):
+        path = _fs.join(inventory.directory, item.name)
         if remove(path):
             removed.append(path)
     if removed:

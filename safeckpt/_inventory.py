@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from safeckpt import _paths
+from safeckpt import _fs, _paths
 from safeckpt._causes import Cause
 from safeckpt._index import FOOTER_SIZE, TABLE_MAGIC
 from safeckpt._info import CheckpointInfo
-from safeckpt._layout import INDEX_SUFFIX, Listing, classify, split_step
+from safeckpt._layout import INDEX_SUFFIX, TEMP_SUFFIX, Listing, classify, split_step
 from safeckpt._statefile import Recorded, StateFile, read_state, resolve_recorded
 from safeckpt._tf import tf
 
@@ -64,19 +64,19 @@ class Inventory:
 
     def leftovers(self) -> list[str]:
         """Absolute paths of every leftover of interrupted saves and state writes."""
-        return [_paths.join(self.directory, n) for n in (*self.temp_dirs, *self.state_temps)]
+        return [_fs.join(self.directory, n) for n in (*self.temp_dirs, *self.state_temps)]
 
 
 def _stat(path: str) -> tuple[int, float | None]:
     try:
-        return _paths.stat(path)
+        return _fs.stat(path)
     except (tf.errors.OpError, OSError):
         return 0, None
 
 
 def _index_finished(directory: str, base: str) -> bool:
     """Whether ``<base>.index`` ends with the table footer's magic number (fully written)."""
-    path = _paths.join(directory, base + INDEX_SUFFIX)
+    path = _fs.join(directory, base + INDEX_SUFFIX)
     try:
         size = int(tf.io.gfile.stat(path).length)
         if size < FOOTER_SIZE:
@@ -98,13 +98,13 @@ def _info(
 ) -> CheckpointInfo:
     size, mtime = 0, None
     for name in files:
-        length, when = _stat(_paths.join(directory, name.rstrip("/")))
+        length, when = _stat(_fs.join(directory, name.rstrip("/")))
         size += length
         if when is not None and (mtime is None or when > mtime):
             mtime = when
     name, step = split_step(base)
     return CheckpointInfo(
-        prefix=_paths.join(directory, base),
+        prefix=_fs.join(directory, base),
         name=name,
         step=step,
         files=tuple(sorted(files)),
@@ -130,8 +130,8 @@ def scan(directory: str, listing_names: list[str] | None = None) -> Inventory:
     state = read_state(directory)
     local = set(listing.prefixes)
     recorded = tuple(resolve_recorded(directory, r, local) for r in state.recorded())
-    in_state = {_paths.basename(r.prefix) for r in recorded if r.prefix is not None}
-    temp_bases = {t[: -len("_temp")] for t in listing.temp_dirs}
+    in_state = {_fs.basename(r.prefix) for r in recorded if r.prefix is not None}
+    temp_bases = {t[: -len(TEMP_SUFFIX)] for t in listing.temp_dirs}
     infos: list[CheckpointInfo] = []
     for base, files in listing.prefixes.items():
         problems: list[Cause] = []

@@ -15,6 +15,10 @@ INDEX_SUFFIX = ".index"
 META_SUFFIX = ".meta"
 #: Where ``quarantine=True`` moves damaged checkpoints (inside the checkpoint directory).
 QUARANTINE_DIR = "quarantine"
+#: ``<prefix>_temp/``: where a save writes its parts before TensorFlow merges them.
+TEMP_SUFFIX = "_temp"
+#: ``workertemp_<task_id>/``: a non-chief worker's private save directory.
+WORKER_TEMP_PREFIX = "workertemp_"
 
 _DATA_RE = re.compile(r"^(?P<prefix>.+)\.data-(?P<shard>\d{5})-of-(?P<count>\d{5})$")
 _STEP_RE = re.compile(r"^(?P<name>.*?)-(?P<step>\d+)$")
@@ -102,9 +106,9 @@ def classify(names: list[str]) -> Listing:
             listing.has_state_file = True
         elif name.startswith(STATE_FILE + ".tmp"):
             listing.state_temps.append(name)
-        elif name.startswith("workertemp_"):
+        elif name.startswith(WORKER_TEMP_PREFIX):
             listing.worker_temps.append(name)
-        elif name.endswith("_temp"):
+        elif name.endswith(TEMP_SUFFIX):
             listing.temp_dirs.append(name)
         elif name.endswith(INDEX_SUFFIX) and len(name) > len(INDEX_SUFFIX):
             entry = listing.prefixes.setdefault(name[: -len(INDEX_SUFFIX)], PrefixFiles())

@@ -8,14 +8,12 @@ carries out.
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 import logging
-import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from safeckpt import _distribute, _paths, _tf
+from safeckpt import _distribute, _fs, _paths, _tf
 from safeckpt._arguments import (
     check_bool,
     check_checkpoint,
@@ -39,16 +37,11 @@ from safeckpt._policies import (
     normalize_on_empty,
     normalize_verify,
 )
-from safeckpt._ranking import rank
+from safeckpt._reconcile import reconcile
 from safeckpt._report import RestoreReport
+from safeckpt._request import names_path
 from safeckpt._restore import Restore, RestorePlan, RestoreSettings, existing_steps
-from safeckpt._saving import (
-    raise_counter,
-    refuse_if_state_is_directory,
-    renumber_above,
-    requested_number,
-)
-from safeckpt._statefile import resolve_recorded
+from safeckpt._saving import avoid_overwrite, raise_counter, refuse_if_state_is_directory
 from safeckpt._tf import MANAGER_TAKES_LAST_CHECKPOINT_STEP, tf
 
 logger = logging.getLogger("safeckpt")
@@ -189,65 +182,21 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
         self._inherited = frozenset(_tf.rotation(self))
 
     def _reconcile(self) -> None:
-        """Make the recorded state follow the rule (in memory; the state file is untouched).
-
-        `latest_checkpoint` becomes the first candidate of `safeckpt._ranking.rank`. The
-        ``max_to_keep`` rotation keeps only TensorFlow's entries that are candidates of this
-        manager's name (never files that are gone, outside the directory, or of another
-        name), plus interrupted saves newer than the state file, ordered by the same rule.
-        """
+        """Make the recorded state follow the rule (in memory; the state file is untouched)."""
         try:
             inventory = scan(self.directory)
         except (tf.errors.OpError, OSError):
             return
-        ranking = rank(inventory, self.checkpoint_name)
+        state = reconcile(inventory, self.checkpoint_name, _tf.rotation(self))
         self._state_is_directory = inventory.state.problem is Cause.NOT_A_DIRECTORY
-        self._listed_at_start = frozenset(
-            c.prefix for c in inventory.checkpoints if c.in_state_file
-        )
+        self._listed_at_start = state.listed
         self._existing_steps = existing_steps(inventory, self.checkpoint_name)
-        ours = [c for c in reversed(ranking.candidates) if c.name == self.checkpoint_name]
-        local = {c.basename for c in inventory.checkpoints}
-        timestamps: dict[str, float] = {}
-        for path, timestamp in _tf.rotation(self).items():
-            prefix = resolve_recorded(self.directory, path, local).prefix
-            if prefix is not None and any(c.prefix == prefix for c in ours):
-                timestamps[prefix] = timestamp
-            else:
-                logger.info(
-                    "The state file lists %s, which is not a checkpoint named %r in %s; it "
-                    "is kept out of the max_to_keep rotation.",
-                    path,
-                    self.checkpoint_name,
-                    self.directory,
-                )
-        for info in ranking.interrupted:
-            timestamps[info.prefix] = info.mtime or _tf.now()
-        _tf.set_rotation(
-            self,
-            collections.OrderedDict(
-                (c.prefix, timestamps[c.prefix]) for c in ours if c.prefix in timestamps
-            ),
-        )
-        latest = ranking.first.prefix if ranking.first is not None else None
-        if latest != _tf.latest(self):
+        if state.latest != _tf.latest(self):
             logger.warning(
-                "latest_checkpoint is %s (the state file says %s).", latest, _tf.latest(self)
+                "latest_checkpoint is %s (the state file says %s).", state.latest, _tf.latest(self)
             )
-        for note in (*inventory.state.oddities, *ranking.notes):
-            logger.info("%s: %s", inventory.state.path, note)
-        _tf.set_latest(self, latest)
-
-    def _number_save(self, checkpoint_number: Any) -> None:
-        """Raise ``save_counter`` when TensorFlow's number would name existing files."""
-        if not self._existing_steps or not tf.executing_eagerly():
-            return  # (reading save_counter in graph mode would create it in the graph)
-        counter = _tf.checkpoint_of(self).save_counter
-        number = requested_number(counter, checkpoint_number)
-        explicit = checkpoint_number is not None
-        above = renumber_above(_tf.checkpoint_prefix(self), number, explicit, self._existing_steps)
-        if above is not None:
-            raise_counter(counter, above)
+        _tf.set_rotation(self, state.rotation)
+        _tf.set_latest(self, state.latest)
 
     def _apply(self, plan: RestorePlan) -> RestoreReport | None:
         """Carry out what a restore decided: the only place that changes the manager's state.
@@ -336,7 +285,7 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
     @property
     def checkpoint_name(self) -> str:
         """The base name of this manager's checkpoint prefixes."""
-        return str(_paths.basename(_tf.checkpoint_prefix(self)))
+        return str(_fs.basename(_tf.checkpoint_prefix(self)))
 
     def diagnose(self, *, deep: bool = False) -> Diagnosis:
         """Diagnose this manager's directory for its `checkpoint_name` (see `safeckpt.diagnose`)."""
@@ -386,7 +335,7 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
         def run() -> RestoreReport:
             engine = Restore(settings)
             try:
-                if save_path is None or self._is_latest(save_path):
+                if save_path is None or names_path(save_path, _tf.latest(self)):
                     plan = engine.newest()
                 else:
                     plan = engine.exact(save_path)
@@ -423,17 +372,6 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
         """
         return self.restore().save_path
 
-    def _is_latest(self, save_path: Any) -> bool:
-        latest = _tf.latest(self)
-        if latest is None or not isinstance(save_path, (str, os.PathLike)):
-            return False
-        if os.fspath(save_path) == latest:
-            return True
-        try:
-            return bool(_paths.normalize_directory(save_path, "save_path") == latest)
-        except (TypeError, ValueError):
-            return False
-
     def save(
         self,
         checkpoint_number: Any = None,
@@ -466,16 +404,31 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
         def run() -> str | None:
             if self._state_is_directory:
                 self._state_is_directory = refuse_if_state_is_directory(self.directory)
-            self._number_save(checkpoint_number)
+            if self._existing_steps:
+                avoid_overwrite(
+                    _tf.checkpoint_of(self),
+                    _tf.checkpoint_prefix(self),
+                    checkpoint_number,
+                    self._existing_steps,
+                )
             if not self._worker.is_chief:
-                result = self._save_elsewhere(checkpoint_number, check_interval, options)
+                result = _distribute.save_as_worker(
+                    self,
+                    self._worker,
+                    lambda: super(SafeCheckpointManager, self).save(
+                        checkpoint_number=checkpoint_number,
+                        check_interval=check_interval,
+                        options=options,
+                    ),
+                    self._sync_checkpoint,
+                )
             else:
                 result = super(SafeCheckpointManager, self).save(
                     checkpoint_number=checkpoint_number,
                     check_interval=check_interval,
                     options=options,
                 )
-            step = None if result is None else split_step(_paths.basename(result))[1]
+            step = None if result is None else split_step(_fs.basename(result))[1]
             if step is not None:
                 self._existing_steps = self._existing_steps | {step}
             if result is not None and self._cleanup_temp and self._worker.is_chief:
@@ -493,45 +446,6 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
 
         return _distribute.agree(self._worker, "save", run, SaveError, summarize=_basename_or_none)
 
-    def _save_elsewhere(
-        self, checkpoint_number: Any, check_interval: bool, options: Any
-    ) -> str | None:
-        """Save as a non-chief worker: into its workertemp directory, then delete that.
-
-        TensorFlow's save runs unchanged (with its collectives), on this manager's own state
-        moved into the temporary directory: its sweep can only delete files there. The
-        state is moved back afterwards, so `checkpoints` and `latest_checkpoint` name the
-        chief's files, as on the chief.
-        """
-        directory: str = self.directory
-        prefix = _tf.checkpoint_prefix(self)
-        temp = _distribute.make_write_directory(directory, self._worker)
-
-        def move(path: str, into: str) -> str:
-            return _paths.join(into, _paths.basename(path))
-
-        def relocate(into: str) -> None:
-            latest = _tf.latest(self)
-            _tf.set_rotation(
-                self,
-                collections.OrderedDict((move(p, into), t) for p, t in _tf.rotation(self).items()),
-            )
-            _tf.set_latest(self, None if latest is None else move(latest, into))
-            _tf.relocate(self, into, move(prefix, into))
-
-        relocate(temp)
-        try:
-            result: str | None = super().save(
-                checkpoint_number=checkpoint_number, check_interval=check_interval, options=options
-            )
-        finally:
-            try:
-                self._sync_checkpoint()  # an async save must finish in the temporary directory
-            finally:
-                relocate(directory)
-                _distribute.remove_write_directory(directory, self._worker)
-        return None if result is None else move(result, directory)
-
     def _sync_checkpoint(self) -> None:
         """Wait for an asynchronous save (`sync`, also for checkpoints without one)."""
         sync = getattr(_tf.checkpoint_of(self), "sync", None)
@@ -540,4 +454,4 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
 
 
 def _basename_or_none(path: str | None) -> str | None:
-    return None if path is None else str(_paths.basename(path))
+    return None if path is None else str(_fs.basename(path))

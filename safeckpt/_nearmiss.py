@@ -6,8 +6,8 @@ import difflib
 import os
 from dataclasses import dataclass
 
-from safeckpt import _paths
-from safeckpt._layout import QUARANTINE_DIR, classify, split_step
+from safeckpt import _fs
+from safeckpt._layout import INDEX_SUFFIX, QUARANTINE_DIR, classify, split_step
 from safeckpt._tf import tf
 
 _MAX_LISTED = 64  # subdirectories listed per level while searching: keeps errors cheap
@@ -56,7 +56,7 @@ def summarize(directory: str, names: list[str] | None = None) -> CheckpointDirSu
     newest = max(complete, key=order)
     try:
         mtime: float | None = (
-            tf.io.gfile.stat(_paths.join(directory, newest + ".index")).mtime_nsec / 1e9
+            tf.io.gfile.stat(_fs.join(directory, newest + INDEX_SUFFIX)).mtime_nsec / 1e9
         )
     except (tf.errors.OpError, OSError):
         mtime = None
@@ -69,7 +69,7 @@ def nearest_existing_ancestor(path: str) -> str | None:
     """The closest ancestor of `path` that exists, or None."""
     current = path
     for _ in range(64):
-        parent = _paths.dirname(current)
+        parent = _fs.dirname(current)
         if not parent or parent == current:
             return None
         try:
@@ -99,7 +99,7 @@ def similar_checkpoint_dirs(missing: str, limit: int = 3) -> list[CheckpointDirS
             for name in sorted(_listdir(directory))[:_MAX_LISTED]:
                 if name == QUARANTINE_DIR:
                     continue  # damaged checkpoints moved aside: never a suggestion
-                child = _paths.join(directory, name)
+                child = _fs.join(directory, name)
                 child_rel = f"{rel}/{name}" if rel else name
                 names = _listdir(child)
                 if not names:
@@ -107,7 +107,7 @@ def similar_checkpoint_dirs(missing: str, limit: int = 3) -> list[CheckpointDirS
                 summary = summarize(child, names)
                 if summary is not None:
                     ratio = difflib.SequenceMatcher(None, wanted, child_rel).ratio()
-                    last = difflib.SequenceMatcher(None, _paths.basename(missing), name).ratio()
+                    last = difflib.SequenceMatcher(None, _fs.basename(missing), name).ratio()
                     scored.append((max(ratio, last), summary))
                 next_level.append((child, child_rel))
         level = next_level[:_MAX_LISTED]

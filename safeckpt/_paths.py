@@ -1,4 +1,4 @@
-"""Path normalization: done once, at the boundary, scheme-aware.
+"""Validation and normalization of user-supplied paths: done once, at the boundary.
 
 Local paths get ``$VAR`` expansion, ``~`` expansion and `os.path.abspath`. URIs
 (``gs://``, ``s3://``, ``ram://``, ...) are left intact apart from a trailing ``/``, because
@@ -8,9 +8,10 @@ Local paths get ``$VAR`` expansion, ``~`` expansion and `os.path.abspath`. URIs
 from __future__ import annotations
 
 import os
-import posixpath
 import re
+from typing import NoReturn
 
+from safeckpt import _fs
 from safeckpt._causes import Cause
 from safeckpt._diagnosis import Diagnosis
 from safeckpt._errors import CheckpointDirectoryError
@@ -23,7 +24,6 @@ GLOB_CHARS = "[]*?\\"
 #: ``<name>-<step>.data-00000-of-00001`` adds up to 40 bytes.
 MAX_NAME_BYTES = 200
 
-_SCHEME_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*)://")
 _ONE_SLASH_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*):/(?!/)")
 _NO_SLASH_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*):(?!/)")
 _UNEXPANDED_VAR_RE = re.compile(r"\$(\{[^}]*\}|[A-Za-z_][A-Za-z0-9_]*)")
@@ -48,59 +48,6 @@ def _known_schemes() -> set[str]:
     return {*tf.io.gfile.get_registered_schemes(), *_PLUGIN_SCHEMES, *_SCHEME_TYPOS, "file"}
 
 
-def _listed_in_parent(path: str) -> bool:
-    parent = posixpath.dirname(path.rstrip("/"))
-    if parent.endswith(":"):
-        parent += "//"
-    try:
-        return basename(path) in {n.rstrip("/") for n in tf.io.gfile.listdir(parent)}
-    except (tf.errors.OpError, OSError):
-        return True  # let the caller's next operation report the real problem
-
-
-def exists(path: str) -> bool:
-    """`tf.io.gfile.exists`, except that on ram:// a name prefix of a file does not exist.
-
-    TensorFlow's RAM filesystem answers FileExists and IsDirectory for any prefix of a
-    stored name (``ram://x/ru`` "exists" when ``ram://x/run/a`` does).
-    """
-    if not tf.io.gfile.exists(path):
-        return False
-    return scheme_of(path) != "ram" or _listed_in_parent(path)
-
-
-def isdir(path: str) -> bool:
-    """`tf.io.gfile.isdir`, corrected for ram:// like `exists`."""
-    if not tf.io.gfile.isdir(path):
-        return False
-    return scheme_of(path) != "ram" or _listed_in_parent(path)
-
-
-def scheme_of(path: str) -> str | None:
-    """The URI scheme of `path` (``"gs"`` for ``gs://b/x``), or None for a local path."""
-    match = _SCHEME_RE.match(path)
-    return match.group(1).lower() if match else None
-
-
-def join(directory: str, name: str) -> str:
-    """Join a directory and a base name without corrupting URIs."""
-    if scheme_of(directory) is not None:
-        return directory.rstrip("/") + "/" + name
-    return os.path.join(directory, name)
-
-
-def dirname(path: str) -> str:
-    """The parent of `path`, scheme-aware (``gs://b/x/y`` gives ``gs://b/x``)."""
-    if scheme_of(path) is not None:
-        return posixpath.dirname(path.rstrip("/"))
-    return os.path.dirname(path.rstrip(os.sep) or os.sep)
-
-
-def basename(path: str) -> str:
-    """The last component of `path`, scheme-aware."""
-    return posixpath.basename(path.rstrip("/")) if scheme_of(path) else os.path.basename(path)
-
-
 def mark(path: str, positions: list[int]) -> str:
     """Show `path` quoted, with a ``^`` under each character at `positions`."""
     shown = repr(path)
@@ -116,7 +63,7 @@ def mark(path: str, positions: list[int]) -> str:
 
 def _fail(
     argument: str, value: object, problem: str, expected: str, cause: Cause = Cause.UNKNOWN
-) -> None:
+) -> NoReturn:
     text = f"{argument}={value!r}: {problem}\nExpected: {expected}"
     diagnosis = Diagnosis(cause=cause, summary=problem.splitlines()[0], directory=str(value))
     raise CheckpointDirectoryError(text, diagnosis, str(value))
@@ -200,7 +147,7 @@ def normalize_directory(value: object, argument: str = "directory") -> str:
             + mark(text, edges),
             f"the path without the marked whitespace: {text.strip()!r}.",
         )
-    scheme = scheme_of(text)
+    scheme = _fs.scheme_of(text)
     if scheme is None:
         no_slash = _NO_SLASH_RE.match(text)
         if no_slash and no_slash.group(1).lower() in _known_schemes():
@@ -366,20 +313,3 @@ def normalize_checkpoint_name(value: object) -> str:
             "Expected: a plain file name such as 'ckpt' or 'model'."
         )
     return value
-
-
-def stat(path: str) -> tuple[int, float | None]:
-    """``(size, mtime)`` of `path`; mtime in seconds, None when unknown.
-
-    Local files use `os.stat` (nanoseconds); `tf.io.gfile.stat` rounds local times to whole
-    seconds, too coarse to order a checkpoint against the state file written just after it.
-    Remote filesystems that report no time (``ram://`` says 0) give None.
-
-    Raises:
-        tf.errors.OpError, OSError: The path cannot be stat'ed.
-    """
-    if scheme_of(path) is None:
-        result = os.stat(path)
-        return int(result.st_size), result.st_mtime_ns / 1e9
-    info = tf.io.gfile.stat(path)
-    return int(info.length), (info.mtime_nsec / 1e9 if info.mtime_nsec > 0 else None)

@@ -6,7 +6,7 @@ import datetime as _dt
 from dataclasses import dataclass
 from typing import Any
 
-from safeckpt import _paths, _tf
+from safeckpt import _fs, _tf
 from safeckpt._diagnose_dir import default_name
 from safeckpt._inventory import scan
 from safeckpt._layout import STATE_FILE
@@ -65,7 +65,7 @@ def plan_repair(directory: str, checkpoint_name: str | None = None) -> RepairPla
     old_times: dict[str, float] = {}
     state = inventory.state
     for recorded, stamp in zip(state.all_paths, state.timestamps, strict=False):
-        old_times[_paths.basename(recorded.replace("\\", "/"))] = stamp
+        old_times[_fs.basename(recorded.replace("\\", "/"))] = stamp
     good: list[str] = []
     stamps: list[float] = []
     skipped: list[tuple[str, str]] = []
@@ -77,7 +77,7 @@ def plan_repair(directory: str, checkpoint_name: str | None = None) -> RepairPla
             continue
         good.append(info.prefix)
         stamps.append(old_times.get(info.basename, info.mtime or 0.0))
-    old_text = _read_text(_paths.join(directory, STATE_FILE))
+    old_text = _read_text(_fs.join(directory, STATE_FILE))
     if not good:
         return RepairPlan(
             directory, name, None, (), (), tuple(skipped), old_text, None, changed=False
@@ -90,8 +90,8 @@ def plan_repair(directory: str, checkpoint_name: str | None = None) -> RepairPla
         last_preserved_timestamp=min(stamps) - 1.0,
     )
     for i, path in enumerate(proto.all_model_checkpoint_paths):
-        proto.all_model_checkpoint_paths[i] = _paths.basename(path)
-    proto.model_checkpoint_path = _paths.basename(proto.model_checkpoint_path)
+        proto.all_model_checkpoint_paths[i] = _fs.basename(path)
+    proto.model_checkpoint_path = _fs.basename(proto.model_checkpoint_path)
     from google.protobuf import text_format
 
     new_text = text_format.MessageToString(proto)
@@ -128,11 +128,11 @@ def apply_repair(plan: RepairPlan) -> RepairPlan:
 
     if plan.new_state is None or not plan.changed:
         return plan
-    state_path = _paths.join(plan.directory, STATE_FILE)
+    state_path = _fs.join(plan.directory, STATE_FILE)
     backup = None
     if tf.io.gfile.exists(state_path):
         stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-        backup = _paths.join(plan.directory, f"{STATE_FILE}.bak-{stamp}")
+        backup = _fs.join(plan.directory, f"{STATE_FILE}.bak-{stamp}")
         tf.io.gfile.copy(state_path, backup, overwrite=False)
     temporary = state_path + ".safeckpt-tmp"
     with tf.io.gfile.GFile(temporary, "w") as handle:

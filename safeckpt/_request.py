@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 
-from safeckpt import _paths
+from safeckpt import _fs, _paths
 from safeckpt._causes import Cause
 from safeckpt._diagnose_dir import diagnose_directory
 from safeckpt._diagnosis import Diagnosis
 from safeckpt._errors import restore_error
 from safeckpt._failures import RESTORE_ERRORS
 from safeckpt._inventory import scan
-from safeckpt._layout import STATE_FILE, strip_file_suffix
+from safeckpt._layout import INDEX_SUFFIX, STATE_FILE, strip_file_suffix
 from safeckpt._ranking import rank
 from safeckpt._tf import tf
 
@@ -28,15 +29,15 @@ def resolve_request(save_path: object, checkpoint_name: str, notes: list[str]) -
     """
     path = _paths.normalize_directory(save_path, "save_path")
     try:
-        if tf.io.gfile.exists(path + ".index"):
+        if tf.io.gfile.exists(path + INDEX_SUFFIX):
             return path
         stripped = strip_file_suffix(path)
-        if stripped is not None and tf.io.gfile.exists(stripped + ".index"):
+        if stripped is not None and tf.io.gfile.exists(stripped + INDEX_SUFFIX):
             notes.append(f"{path} is a checkpoint file; restoring its prefix {stripped}.")
             return stripped
-        is_dir = _paths.isdir(path)
-        if _paths.basename(path) == STATE_FILE and not is_dir and tf.io.gfile.exists(path):
-            directory = _paths.dirname(path)
+        is_dir = _fs.isdir(path)
+        if _fs.basename(path) == STATE_FILE and not is_dir and tf.io.gfile.exists(path):
+            directory = _fs.dirname(path)
             chosen = newest_in(directory, checkpoint_name)
             notes.append(f"{path} is the state file; restoring the checkpoint it names, {chosen}.")
             return chosen
@@ -62,6 +63,18 @@ def newest_in(directory: str, checkpoint_name: str) -> str:
     raise restore_error(
         replace(found, cause=not_found_cause(found)), (), f"No checkpoint in {directory}.\n{found}"
     )
+
+
+def names_path(save_path: object, prefix: str | None) -> bool:
+    """Whether `save_path` is a spelling of `prefix` (the manager's own latest checkpoint)."""
+    if prefix is None or not isinstance(save_path, (str, os.PathLike)):
+        return False
+    if os.fspath(save_path) == prefix:
+        return True
+    try:
+        return bool(_paths.normalize_directory(save_path, "save_path") == prefix)
+    except (TypeError, ValueError):
+        return False
 
 
 def not_found_cause(diagnosis: Diagnosis) -> Cause:

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, NoReturn
 
-from safeckpt import _paths, _tf
+from safeckpt import _fs, _tf
 from safeckpt._alternatives import with_alternatives
 from safeckpt._causes import CHECKPOINT_DAMAGE, Cause
 from safeckpt._diagnose import diagnose
@@ -30,7 +30,7 @@ from safeckpt._failures import (
 )
 from safeckpt._info import CheckpointInfo
 from safeckpt._inventory import Inventory, scan
-from safeckpt._layout import split_step
+from safeckpt._layout import INDEX_SUFFIX, split_step
 from safeckpt._policies import FallbackPolicy, OnEmpty, VerifyLevel
 from safeckpt._ranking import rank
 from safeckpt._report import Outcome, RestoreReport
@@ -95,17 +95,34 @@ class RestorePlan:
 def existing_steps(inventory: Inventory, name: str) -> frozenset[int]:
     """Steps of `name` whose files a save must not write over.
 
-    The remains of a save that never finished and that the state file never listed (data
-    without an index, a half-written index next to ``_temp/``) are not protected:
-    TensorFlow's next save of that number completes them.
+    Only the remains of a save that was interrupted before its index was complete (its
+    ``_temp/`` is still there) and that a readable state file does not list are not
+    protected: TensorFlow's next save of that number completes them.
     """
-    leftover = {Cause.INCOMPLETE_SAVE, Cause.MISSING_INDEX}
+    garbled = inventory.state.exists and inventory.state.problem is not None
     return frozenset(
         c.step
         for c in inventory.family(name)
         if c.step is not None
         and any(not f.endswith("_temp/") for f in c.files)
-        and (c.in_state_file or not c.problems or not set(c.problems) <= leftover)
+        and (garbled or c.in_state_file or c.problems != (Cause.INCOMPLETE_SAVE,))
+    )
+
+
+def _has_checkpoints(inventory: Inventory) -> bool:
+    """Whether anything here is (or was) a checkpoint: an index file, or a state entry.
+
+    What an interrupted first save leaves (data without an index, or an unfinished index
+    next to its ``_temp/``; TensorFlow writes the index last) does not count: such a
+    directory is still empty. An index without its data does count: that is damage.
+    """
+    return any(
+        c.in_state_file
+        or (
+            c.problems != (Cause.INCOMPLETE_SAVE,)
+            and any(f.endswith(INDEX_SUFFIX) for f in c.files)
+        )
+        for c in inventory.checkpoints
     )
 
 
@@ -245,8 +262,7 @@ class Restore:
                 )
         if not ranking.candidates:
             state = inventory.state
-            listed = any(c.in_state_file for c in inventory.checkpoints)
-            if not inventory.names() and not listed and state.problem not in _TRANSIENT:
+            if not _has_checkpoints(inventory) and state.problem not in _TRANSIENT:
                 if state.problem is not None:
                     self._notes.append(f"The state file is unreadable: {state.error}.")
                 return self._empty(None)
@@ -269,7 +285,7 @@ class Restore:
             logger.info("%s", note)
         self._requested = prefix
         try:
-            has_index = _paths.exists(prefix + ".index")
+            has_index = _fs.exists(prefix + INDEX_SUFFIX)
         except RESTORE_ERRORS:
             has_index = False
         if not has_index:
@@ -291,7 +307,7 @@ class Restore:
             raise restore_error(found, (found,), f"Cannot restore {prefix}.\n{found}") from exc
         newer: tuple[str, ...] = ()
         existing = None
-        if _paths.dirname(prefix) == directory:
+        if _fs.dirname(prefix) == directory:
             inventory = scan(directory)
             existing = existing_steps(inventory, name)
             ahead = [c.prefix for c in rank(inventory, name).candidates]
@@ -302,7 +318,7 @@ class Restore:
             outcome=Outcome.RESTORED,
             requested=prefix,
             status=status,
-            step=split_step(_paths.basename(prefix))[1],
+            step=split_step(_fs.basename(prefix))[1],
             directory=directory,
             notes=tuple(self._notes),
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from safeckpt import _paths
+from safeckpt import _fs
 from safeckpt._causes import Cause
 from safeckpt._diagnosis import Diagnosis
 from safeckpt._errors import SaveError
@@ -74,8 +74,8 @@ def refuse_if_state_is_directory(directory: str) -> bool:
     TensorFlow would write the checkpoint's files and then fail to record them (a bare
     ``FailedPreconditionError``), leaving an unlisted checkpoint behind.
     """
-    state = _paths.join(directory, STATE_FILE)
-    if not _paths.isdir(state):
+    state = _fs.join(directory, STATE_FILE)
+    if not _fs.isdir(state):
         return False
     diagnosis = Diagnosis(
         Cause.NOT_A_DIRECTORY,
@@ -88,3 +88,19 @@ def refuse_if_state_is_directory(directory: str) -> bool:
         ),
     )
     raise SaveError(f"Nothing was saved: {diagnosis}", diagnosis)
+
+
+def avoid_overwrite(
+    checkpoint: Any, prefix: str, checkpoint_number: Any, existing: frozenset[int]
+) -> None:
+    """Before a save: raise ``save_counter`` when TensorFlow's number names existing files.
+
+    Only in eager mode: reading ``save_counter`` in graph mode would create it in the graph.
+    """
+    if not tf.executing_eagerly():
+        return
+    counter = checkpoint.save_counter
+    number = requested_number(counter, checkpoint_number)
+    above = renumber_above(prefix, number, checkpoint_number is not None, existing)
+    if above is not None:
+        raise_counter(counter, above)

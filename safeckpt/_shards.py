@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from safeckpt import _paths
+from safeckpt import _fs
 from safeckpt._crc32c import crc32c, unmask
 from safeckpt._index import BundleEntry, BundleIndex
 from safeckpt._tf import tf
@@ -251,7 +251,7 @@ class _LocalShard:
 
 def _open_shard(name: str) -> Any:
     """Local shards through `_LocalShard`; URIs and unreadable paths through `tf.io.gfile`."""
-    if _paths.scheme_of(name) is None:
+    if _fs.scheme_of(name) is None:
         try:
             return _LocalShard(name)
         except FileNotFoundError as exc:

@@ -14,11 +14,12 @@ from dataclasses import dataclass
 
 from google.protobuf import text_format
 
-from safeckpt import _paths, _tf
+from safeckpt import _fs, _tf
 from safeckpt._causes import Cause
 from safeckpt._diagnosis import describe_exception
 from safeckpt._layout import STATE_FILE
 from safeckpt._tf import tf
+from safeckpt._translate import cause_of
 
 _WINDOWS_RE = re.compile(r"^[A-Za-z]:[\\/]|\\")
 # One line of the file exactly as TensorFlow writes it (text_format.MessageToString).
@@ -77,7 +78,7 @@ class StateFile:
 
 def read_state(directory: str) -> StateFile:
     """Read ``<directory>/checkpoint`` and describe any problem instead of hiding it."""
-    path = _paths.join(directory, STATE_FILE)
+    path = _fs.join(directory, STATE_FILE)
     try:
         if not tf.io.gfile.exists(path):
             return StateFile(path, exists=False)
@@ -90,16 +91,10 @@ def read_state(directory: str) -> StateFile:
             )
         with tf.io.gfile.GFile(path, "rb") as handle:
             raw = handle.read()
-    except tf.errors.PermissionDeniedError as exc:
-        return StateFile(
-            path, True, problem=Cause.PERMISSION_DENIED, error=f"{path}: {describe_exception(exc)}"
-        )
     except (tf.errors.OpError, OSError) as exc:
-        cause = (
-            Cause.PERMISSION_DENIED
-            if "Permission denied" in str(exc)
-            else Cause.STORAGE_UNAVAILABLE
-        )
+        cause = cause_of(exc)
+        if cause is not Cause.PERMISSION_DENIED:
+            cause = Cause.STORAGE_UNAVAILABLE  # a read failed: says nothing about the file
         return StateFile(path, True, problem=cause, error=f"{path}: {describe_exception(exc)}")
     return parse_state(path, raw)
 
@@ -232,7 +227,7 @@ class Recorded:
 
 def _normalized(path: str) -> str:
     """`path` with ``.``, ``..`` and repeated slashes collapsed, URIs kept intact."""
-    scheme = _paths.scheme_of(path)
+    scheme = _fs.scheme_of(path)
     if scheme is None:
         return os.path.normpath(path)
     rest = path[len(scheme) + 3 :]
@@ -251,12 +246,12 @@ def resolve_recorded(directory: str, recorded: str, local_bases: set[str]) -> Re
     """
     text = recorded.rstrip("/")
     if text and not _WINDOWS_RE.search(text):
-        absolute = _paths.scheme_of(text) is not None or os.path.isabs(text)
-        candidate = _normalized(text if absolute else _paths.join(directory, text))
-        if _normalized(_paths.dirname(candidate)) == _normalized(directory):
-            base = _paths.basename(candidate)
-            return Recorded(recorded, _paths.join(directory, base), foreign=False, reanchored=False)
+        absolute = _fs.scheme_of(text) is not None or os.path.isabs(text)
+        candidate = _normalized(text if absolute else _fs.join(directory, text))
+        if _normalized(_fs.dirname(candidate)) == _normalized(directory):
+            base = _fs.basename(candidate)
+            return Recorded(recorded, _fs.join(directory, base), foreign=False, reanchored=False)
     base = re.split(r"[\\/]", text)[-1] if text else ""
     if base in local_bases:
-        return Recorded(recorded, _paths.join(directory, base), foreign=True, reanchored=True)
+        return Recorded(recorded, _fs.join(directory, base), foreign=True, reanchored=True)
     return Recorded(recorded, None, foreign=True, reanchored=False)

@@ -16,8 +16,8 @@ Modules:
     ``tensorflow.core.protobuf.tensor_bundle_pb2``: ``BundleHeaderProto`` and
         ``BundleEntryProto`` of the ``.index`` table (no public alias exists).
     ``tensorflow.python.eager.context``: the coordination service of multi-worker jobs
-        (``context().coordination_service``, ``set/get/delete_config_key_value``) and the
-        cluster collective ops were enabled with (``_collective_ops_server_def``).
+        (``coordination_service`` of ``context()``, its ``set/get/delete_config_key_value``)
+        and the cluster collective ops were enabled with (``_collective_ops_server_def``).
 
 `tf.train.CheckpointManager` attributes a subclass has to read or set (there is no public
 way to change the rotation, the latest checkpoint or the directory of a manager):

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from safeckpt import _paths
+from safeckpt import _fs
 from safeckpt._causes import Cause
 from safeckpt._diagnosis import Diagnosis, describe_exception
 from safeckpt._index import IndexFormatError, read_index
-from safeckpt._shards import verify_data
+from safeckpt._layout import INDEX_SUFFIX
+from safeckpt._shards import DataProblemKind, verify_data
 from safeckpt._sniff import sniff
 from safeckpt._tf import tf
+from safeckpt._translate import cause_of
 
 Progress = Callable[[int, int], None]
 
@@ -18,14 +20,12 @@ Progress = Callable[[int, int], None]
 _SEVERITY = (
     Cause.PERMISSION_DENIED,
     Cause.STORAGE_UNAVAILABLE,
-    Cause.CORRUPT_INDEX,
-    Cause.FOREIGN_FORMAT,
     Cause.MISSING_DATA_SHARD,
     Cause.TRUNCATED_DATA,
     Cause.CORRUPT_DATA,
 )
 
-_DATA_KINDS = {
+_DATA_KINDS: dict[DataProblemKind, Cause] = {
     "missing_shard": Cause.MISSING_DATA_SHARD,
     "truncated": Cause.TRUNCATED_DATA,
     "checksum_mismatch": Cause.CORRUPT_DATA,
@@ -72,9 +72,9 @@ def check_prefix(prefix: str, *, deep: bool = False, progress: Progress | None =
     `verify` for the complete one). The prefix must name an index file that exists;
     otherwise the cause is `Cause.MISSING_INDEX`.
     """
-    directory = _paths.dirname(prefix)
-    base = _paths.basename(prefix)
-    index_path = prefix + ".index"
+    directory = _fs.dirname(prefix)
+    base = _fs.basename(prefix)
+    index_path = prefix + INDEX_SUFFIX
 
     def result(
         cause: Cause, summary: str, evidence: list[str], error: str | None = None
@@ -96,9 +96,9 @@ def check_prefix(prefix: str, *, deep: bool = False, progress: Progress | None =
                 str(exc),
             )
         if exc.reason == "unreadable":
-            cause = (
-                Cause.PERMISSION_DENIED if "ermission" in str(exc) else Cause.STORAGE_UNAVAILABLE
-            )
+            cause = cause_of(exc)
+            if cause is not Cause.PERMISSION_DENIED:
+                cause = Cause.STORAGE_UNAVAILABLE
             return result(cause, f"The index of {base} cannot be read.", [str(exc)], str(exc))
         foreign = sniff(index_path)
         if foreign is not None:
@@ -125,9 +125,10 @@ def check_prefix(prefix: str, *, deep: bool = False, progress: Progress | None =
             )
             continue
         except (tf.errors.OpError, OSError) as exc:
-            found.setdefault(Cause.PERMISSION_DENIED, []).append(
-                f"{path}: {describe_exception(exc)}"
-            )
+            cause = cause_of(exc)
+            if cause is not Cause.PERMISSION_DENIED:
+                cause = Cause.STORAGE_UNAVAILABLE
+            found.setdefault(cause, []).append(f"{path}: {describe_exception(exc)}")
             continue
         if stat.is_directory:
             found.setdefault(Cause.MISSING_DATA_SHARD, []).append(
@@ -145,17 +146,14 @@ def check_prefix(prefix: str, *, deep: bool = False, progress: Progress | None =
             found.setdefault(Cause.PERMISSION_DENIED, []).append(f"{path}: {problem}")
     if deep and not found:
         for bad in verify_data(prefix, index, progress=progress):
-            kind = _DATA_KINDS.get(bad.kind)
-            if kind is None:
-                evidence.append(f"{bad.shard_file}: {bad.key_name}: {bad.detail}")
-                continue
-            found.setdefault(kind, []).append(
+            found.setdefault(_DATA_KINDS[bad.kind], []).append(
                 f"{bad.shard_file}: tensor {bad.key_name!r}: {bad.detail}"
             )
     if found:
         cause = next(c for c in _SEVERITY if c in found)
         summaries = {
             Cause.PERMISSION_DENIED: f"Files of {base} cannot be read.",
+            Cause.STORAGE_UNAVAILABLE: f"Files of {base} could not be read from the storage.",
             Cause.MISSING_DATA_SHARD: f"{base} is incomplete: a data shard is missing.",
             Cause.TRUNCATED_DATA: f"{base} is truncated: a data shard is shorter than needed.",
             Cause.CORRUPT_DATA: f"{base} is corrupt: tensor checksums do not match.",

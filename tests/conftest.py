@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,6 +13,12 @@ import pytest
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import tensorflow as tf
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # the harnesses (stress/) are not installed
+    sys.path.insert(0, str(ROOT))
+
+from stress._privileges import is_root, nobody_exists, python_child, unprivileged_code  # noqa: E402
 
 
 class Trainee:
@@ -79,17 +86,7 @@ def chdir_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]
     return tmp_path
 
 
-IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
-
-
-def _nobody_available() -> bool:
-    try:
-        import pwd
-
-        pwd.getpwnam("nobody")
-    except (ImportError, KeyError):
-        return False
-    return True
+IS_ROOT = is_root()
 
 
 @pytest.fixture
@@ -99,7 +96,7 @@ def unprivileged(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     Permission checks cannot be tested as root (root bypasses file modes), so tests that
     need them run their scenario in a child process that drops to the user ``nobody``.
     """
-    if IS_ROOT and not _nobody_available():
+    if IS_ROOT and not nobody_exists():
         pytest.skip("running as root and there is no 'nobody' user to drop privileges to")
     base = Path("/tmp") / f"safeckpt-unpriv-{os.getpid()}-{tmp_path_factory.getbasetemp().name}"
     base.mkdir(parents=True, exist_ok=True)
@@ -115,22 +112,6 @@ def unprivileged(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         shutil.rmtree(base, ignore_errors=True)
 
 
-_DROP_PRIVILEGES = """
-import os, sys
-import tensorflow as tf
-import safeckpt  # import everything before dropping privileges
-import json, logging, shutil, pathlib
-{preimport}
-if os.geteuid() == 0:
-    import pwd
-    user = pwd.getpwnam("nobody")
-    os.setgroups([])
-    os.setgid(user.pw_gid)
-    os.setuid(user.pw_uid)
-assert os.geteuid() != 0
-"""
-
-
 def run_unprivileged(code: str, timeout: float = 120, preimport: str = "") -> str:
     """Run Python `code` without root privileges; return its stdout.
 
@@ -140,19 +121,13 @@ def run_unprivileged(code: str, timeout: float = 120, preimport: str = "") -> st
     mode-0700 folder). The code should print its results. A non-zero exit fails the calling
     test with the child's stderr.
     """
-    import subprocess
-    import sys
-
-    repo = str(Path(__file__).resolve().parents[1])
-    env = {**os.environ, "PYTHONPATH": repo, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    proc = subprocess.run(
-        [sys.executable, "-c", _DROP_PRIVILEGES.replace("{preimport}", preimport) + code],
+    proc = python_child(
+        ["-c", unprivileged_code(code, preimport)],
+        env={"TF_CPP_MIN_LOG_LEVEL": "2"},
         capture_output=True,
         text=True,
-        env=env,
         timeout=timeout,
         cwd="/tmp",
-        check=False,
     )
     if proc.returncode != 0:
         pytest.fail(f"unprivileged child failed ({proc.returncode}):\n{proc.stderr[-4000:]}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from safeckpt import Cause, CheckpointInfo, Diagnosis
+from safeckpt._diagnosis import describe_exception
 
 INFO = CheckpointInfo(
     prefix="/runs/a/ckpt-2",
@@ -56,9 +57,8 @@ def test_ok_only_when_healthy() -> None:
     assert not Diagnosis(Cause.UNKNOWN, "?").ok
 
 
-def test_with_error_keeps_first_line() -> None:
-    d = Diagnosis(Cause.UNKNOWN, "x").with_error(ValueError("first\nsecond"))
-    assert d.error == "ValueError: first"
+def test_describe_exception_keeps_the_first_line() -> None:
+    assert describe_exception(ValueError("first\nsecond")) == "ValueError: first"
 
 
 def test_cause_values_are_stable_strings() -> None:

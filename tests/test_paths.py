@@ -9,15 +9,8 @@ from pathlib import Path
 import pytest
 
 from safeckpt import Cause, CheckpointDirectoryError
-from safeckpt._paths import (
-    basename,
-    dirname,
-    join,
-    mark,
-    normalize_checkpoint_name,
-    normalize_directory,
-    scheme_of,
-)
+from safeckpt._fs import basename, dirname, join, scheme_of
+from safeckpt._paths import mark, normalize_checkpoint_name, normalize_directory
 
 
 def test_relative_path_becomes_absolute(chdir_tmp: Path) -> None:

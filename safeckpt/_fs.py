@@ -1,0 +1,86 @@
+"""The URI-aware filesystem layer: path arithmetic and stats that never corrupt a URI.
+
+`os.path` corrupts URIs (``abspath("gs://b/x")`` is ``<cwd>/gs:/b/x``), and TensorFlow's RAM
+filesystem answers for name prefixes of its files; these helpers handle both. Validation and
+normalization of user input is `safeckpt._paths`.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import re
+
+from safeckpt._tf import tf
+
+_SCHEME_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*)://")
+
+
+def _listed_in_parent(path: str) -> bool:
+    parent = posixpath.dirname(path.rstrip("/"))
+    if parent.endswith(":"):
+        parent += "//"
+    try:
+        return basename(path) in {n.rstrip("/") for n in tf.io.gfile.listdir(parent)}
+    except (tf.errors.OpError, OSError):
+        return True  # let the caller's next operation report the real problem
+
+
+def exists(path: str) -> bool:
+    """`tf.io.gfile.exists`, except that on ram:// a name prefix of a file does not exist.
+
+    TensorFlow's RAM filesystem answers FileExists and IsDirectory for any prefix of a
+    stored name (``ram://x/ru`` "exists" when ``ram://x/run/a`` does).
+    """
+    if not tf.io.gfile.exists(path):
+        return False
+    return scheme_of(path) != "ram" or _listed_in_parent(path)
+
+
+def isdir(path: str) -> bool:
+    """`tf.io.gfile.isdir`, corrected for ram:// like `exists`."""
+    if not tf.io.gfile.isdir(path):
+        return False
+    return scheme_of(path) != "ram" or _listed_in_parent(path)
+
+
+def scheme_of(path: str) -> str | None:
+    """The URI scheme of `path` (``"gs"`` for ``gs://b/x``), or None for a local path."""
+    match = _SCHEME_RE.match(path)
+    return match.group(1).lower() if match else None
+
+
+def join(directory: str, name: str) -> str:
+    """Join a directory and a base name without corrupting URIs."""
+    if scheme_of(directory) is not None:
+        return directory.rstrip("/") + "/" + name
+    return os.path.join(directory, name)
+
+
+def dirname(path: str) -> str:
+    """The parent of `path`, scheme-aware (``gs://b/x/y`` gives ``gs://b/x``)."""
+    if scheme_of(path) is not None:
+        return posixpath.dirname(path.rstrip("/"))
+    return os.path.dirname(path.rstrip(os.sep) or os.sep)
+
+
+def basename(path: str) -> str:
+    """The last component of `path`, scheme-aware."""
+    return posixpath.basename(path.rstrip("/")) if scheme_of(path) else os.path.basename(path)
+
+
+def stat(path: str) -> tuple[int, float | None]:
+    """``(size, mtime)`` of `path`; mtime in seconds, None when unknown.
+
+    Local files use `os.stat` (nanoseconds); `tf.io.gfile.stat` rounds local times to whole
+    seconds, too coarse to order a checkpoint against the state file written just after it.
+    Remote filesystems that report no time (``ram://`` says 0) give None.
+
+    Raises:
+        tf.errors.OpError, OSError: The path cannot be stat'ed.
+    """
+    if scheme_of(path) is None:
+        result = os.stat(path)
+        return int(result.st_size), result.st_mtime_ns / 1e9
+    info = tf.io.gfile.stat(path)
+    return int(info.length), (info.mtime_nsec / 1e9 if info.mtime_nsec > 0 else None)
