@@ -4,8 +4,18 @@ from __future__ import annotations
 
 from enum import Enum
 
+from safeckpt._public import public
 
-class Cause(str, Enum):
+
+class Vocabulary(str, Enum):
+    """A closed vocabulary: members compare equal to, and print as, their string values."""
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+
+@public
+class Cause(Vocabulary):
     """The single most likely cause of a checkpoint problem.
 
     The string values are stable: they appear in JSON output and in logs, and scripts may
@@ -38,9 +48,6 @@ class Cause(str, Enum):
     STORAGE_UNAVAILABLE = "storage_unavailable"
     MODEL_MISMATCH = "model_mismatch"
     UNKNOWN = "unknown"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 #: Causes that describe damage to one checkpoint's own files.

@@ -188,8 +188,8 @@ def _repair(args: argparse.Namespace, out: TextIO) -> int:
     if args.json:
         _print_json({**plan.to_dict(), "dry_run": args.dry_run}, out)
         return EXIT_OK if plan.latest else EXIT_PROBLEMS
-    for prefix, reason in plan.skipped:
-        print(f"left out {prefix}: {reason}", file=out)
+    for item in plan.skipped:
+        print(f"left out {item.prefix}: {item.reason}", file=out)
     if plan.latest is None:
         print(
             f"No checkpoint named {plan.name!r} in {directory} verifies; nothing written.", file=out

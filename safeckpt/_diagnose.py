@@ -19,6 +19,7 @@ from safeckpt._directory import describe_missing
 from safeckpt._errors import CheckpointDirectoryError
 from safeckpt._inventory import Inventory, scan
 from safeckpt._layout import INDEX_SUFFIX, STATE_FILE, split_step, strip_file_suffix
+from safeckpt._public import public
 from safeckpt._sniff import sniff
 from safeckpt._tf import tf
 from safeckpt._verify import Progress, check_prefix
@@ -26,6 +27,7 @@ from safeckpt._verify import Progress, check_prefix
 _IO = (tf.errors.OpError, OSError)
 
 
+@public
 def diagnose(path: object, *, checkpoint_name: str | None = None, deep: bool = False) -> Diagnosis:
     """Diagnose a checkpoint location: a directory, a prefix, or any file a user might pass.
 
@@ -174,6 +176,7 @@ def _missing(path: str, checkpoint_name: str | None, deep: bool) -> Diagnosis:
     return replace(result, checkpoint=path, evidence=(f"{path} does not exist.", *result.evidence))
 
 
+@public
 def verify(prefix: object, *, deep: bool = False, progress: Progress | None = None) -> Diagnosis:
     """Verify one checkpoint without restoring it.
 

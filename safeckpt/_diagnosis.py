@@ -8,8 +8,11 @@ from typing import Any
 
 from safeckpt._causes import Cause
 from safeckpt._info import CheckpointInfo
+from safeckpt._public import public
+from safeckpt._serialize import from_jsonable, to_jsonable
 
 
+@public
 @dataclass(frozen=True)
 class Diagnosis:
     """A structured explanation of the state of a checkpoint location.
@@ -41,17 +44,8 @@ class Diagnosis:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serializable dictionary of all fields (and ``ok``)."""
-        return {
-            "cause": self.cause.value,
-            "ok": self.ok,
-            "summary": self.summary,
-            "directory": self.directory,
-            "checkpoint": self.checkpoint,
-            "evidence": list(self.evidence),
-            "suggestions": list(self.suggestions),
-            "candidates": [c.to_dict() for c in self.candidates],
-            "error": self.error,
-        }
+        data = to_jsonable(self)
+        return {"cause": data.pop("cause"), "ok": self.ok, **data}
 
     def to_json(self, *, indent: int | None = 2) -> str:
         """The diagnosis as JSON text (see `to_dict`)."""
@@ -60,16 +54,7 @@ class Diagnosis:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Diagnosis:
         """Rebuild a `Diagnosis` from `to_dict` output."""
-        return cls(
-            cause=Cause(data["cause"]),
-            summary=data["summary"],
-            directory=data.get("directory"),
-            checkpoint=data.get("checkpoint"),
-            evidence=tuple(data.get("evidence", ())),
-            suggestions=tuple(data.get("suggestions", ())),
-            candidates=tuple(CheckpointInfo.from_dict(c) for c in data.get("candidates", ())),
-            error=data.get("error"),
-        )
+        return from_jsonable(cls, data)
 
     def __str__(self) -> str:
         lines = [f"{self.summary} [{self.cause.value}]"]

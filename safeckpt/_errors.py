@@ -31,6 +31,7 @@ from typing import Any
 
 from safeckpt._causes import CHECKPOINT_DAMAGE, NOT_FOUND, Cause
 from safeckpt._diagnosis import Diagnosis
+from safeckpt._public import public
 from safeckpt._tf import tf
 
 _OpError = tf.errors.OpError
@@ -41,6 +42,7 @@ _PERMISSION_DENIED: int = tf.errors.PERMISSION_DENIED
 _INVALID_ARGUMENT: int = tf.errors.INVALID_ARGUMENT
 
 
+@public
 class SafeCheckpointError(Exception):
     """Base class of every error raised by safeckpt."""
 
@@ -71,6 +73,7 @@ class SafeCheckpointError(Exception):
         self.__dict__.update(state or {})
 
 
+@public
 class CheckpointDirectoryError(SafeCheckpointError, ValueError):
     """The `directory` given to `SafeCheckpointManager` cannot be used.
 
@@ -99,6 +102,7 @@ class _OpErrorMixin(SafeCheckpointError):
         self.args = (message,)
 
 
+@public
 class SaveError(_OpErrorMixin, tf.errors.OpError):  # type: ignore[misc]
     """A save was refused (or failed) before anything was written."""
 
@@ -106,12 +110,14 @@ class SaveError(_OpErrorMixin, tf.errors.OpError):  # type: ignore[misc]
         self._init_op_error(message, diagnosis)
 
 
+@public
 class ReadOnlyError(SaveError, tf.errors.PermissionDeniedError):  # type: ignore[misc]
     """`save()` was called on a manager constructed with ``read_only=True``."""
 
     _code = _PERMISSION_DENIED
 
 
+@public
 class RestoreError(_OpErrorMixin, tf.errors.OpError):  # type: ignore[misc]
     """No checkpoint could be restored as requested.
 
@@ -130,18 +136,21 @@ class RestoreError(_OpErrorMixin, tf.errors.OpError):  # type: ignore[misc]
         self.attempts: tuple[Diagnosis, ...] = tuple(attempts)
 
 
+@public
 class CheckpointNotFoundError(RestoreError, tf.errors.NotFoundError):  # type: ignore[misc]
     """There is no checkpoint where one was expected (also a `tf.errors.NotFoundError`)."""
 
     _code = _NOT_FOUND
 
 
+@public
 class CheckpointCorruptedError(RestoreError, tf.errors.DataLossError):  # type: ignore[misc]
     """Checkpoint files are damaged or incomplete (also a `tf.errors.DataLossError`)."""
 
     _code = _DATA_LOSS
 
 
+@public
 class NoUsableCheckpointError(CheckpointCorruptedError, CheckpointNotFoundError):
     """Every checkpoint in the directory was tried and is damaged.
 
@@ -153,12 +162,14 @@ class NoUsableCheckpointError(CheckpointCorruptedError, CheckpointNotFoundError)
     _code = _DATA_LOSS
 
 
+@public
 class CheckpointPermissionError(RestoreError, tf.errors.PermissionDeniedError):  # type: ignore[misc]
     """Checkpoint files exist but cannot be read (also a `tf.errors.PermissionDeniedError`)."""
 
     _code = _PERMISSION_DENIED
 
 
+@public
 class CheckpointMismatchError(
     RestoreError,
     tf.errors.InvalidArgumentError,  # type: ignore[misc]

@@ -79,22 +79,19 @@ def create_save_counter(checkpoint: Any) -> None:
 def inventory_diagnosis(info: CheckpointInfo, level: VerifyLevel) -> Diagnosis:
     """Diagnose a candidate without restoring it (inventory problems, then verification)."""
     directory = _fs.dirname(info.prefix)
-    if Cause.STATE_FILE_STALE in info.problems:
-        return Diagnosis(
-            Cause.STATE_FILE_STALE,
+    known = {
+        Cause.STATE_FILE_STALE: (
             f"The state file names {info.basename}, whose files are gone.",
-            directory,
-            info.prefix,
             (f"{info.prefix}.index does not exist.",),
-        )
-    if Cause.INCOMPLETE_SAVE in info.problems:
-        return Diagnosis(
-            Cause.INCOMPLETE_SAVE,
+        ),
+        Cause.INCOMPLETE_SAVE: (
             f"{info.basename} was never completed (an interrupted save).",
-            directory,
-            info.prefix,
             tuple(f"{_fs.join(directory, f)} is left over." for f in info.files),
-        )
+        ),
+    }
+    for cause, (summary, evidence) in known.items():
+        if cause in info.problems:
+            return Diagnosis(cause, summary, directory, info.prefix, evidence)
     if level is VerifyLevel.NONE and not info.problems:
         return Diagnosis(
             Cause.HEALTHY, f"{info.basename} was not verified.", directory, info.prefix

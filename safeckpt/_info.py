@@ -7,8 +7,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from safeckpt._causes import Cause
+from safeckpt._public import public
+from safeckpt._serialize import from_jsonable, to_jsonable
 
 
+@public
 @dataclass(frozen=True)
 class CheckpointInfo:
     """One checkpoint found in a directory (by the state file, the listing, or both).
@@ -51,27 +54,9 @@ class CheckpointInfo:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serializable dictionary of all fields."""
-        return {
-            "prefix": self.prefix,
-            "name": self.name,
-            "step": self.step,
-            "files": list(self.files),
-            "size_bytes": self.size_bytes,
-            "mtime": self.mtime,
-            "in_state_file": self.in_state_file,
-            "problems": [p.value for p in self.problems],
-        }
+        return to_jsonable(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CheckpointInfo:
         """Rebuild a `CheckpointInfo` from `to_dict` output."""
-        return cls(
-            prefix=data["prefix"],
-            name=data["name"],
-            step=data["step"],
-            files=tuple(data.get("files", ())),
-            size_bytes=int(data.get("size_bytes", 0)),
-            mtime=data.get("mtime"),
-            in_state_file=bool(data.get("in_state_file", False)),
-            problems=tuple(Cause(p) for p in data.get("problems", ())),
-        )
+        return from_jsonable(cls, data)

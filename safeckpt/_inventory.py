@@ -9,6 +9,7 @@ from safeckpt._causes import Cause
 from safeckpt._index import FOOTER_SIZE, TABLE_MAGIC
 from safeckpt._info import CheckpointInfo
 from safeckpt._layout import INDEX_SUFFIX, TEMP_SUFFIX, Listing, classify, split_step
+from safeckpt._public import public
 from safeckpt._statefile import Recorded, StateFile, read_state, resolve_recorded
 from safeckpt._tf import tf
 
@@ -168,6 +169,7 @@ def scan(directory: str, listing_names: list[str] | None = None) -> Inventory:
     )
 
 
+@public
 def list_checkpoints(
     directory: object, *, checkpoint_name: str | None = None
 ) -> list[CheckpointInfo]:

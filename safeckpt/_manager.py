@@ -37,6 +37,7 @@ from safeckpt._policies import (
     normalize_on_empty,
     normalize_verify,
 )
+from safeckpt._public import public
 from safeckpt._reconcile import reconcile
 from safeckpt._report import RestoreReport
 from safeckpt._request import names_path
@@ -47,6 +48,7 @@ from safeckpt._tf import MANAGER_TAKES_LAST_CHECKPOINT_STEP, tf
 logger = logging.getLogger("safeckpt")
 
 
+@public
 class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
     """A `tf.train.CheckpointManager` that validates its directory and never loses a run.
 

@@ -150,29 +150,29 @@ def normalize_directory(value: object, argument: str = "directory") -> str:
     scheme = _fs.scheme_of(text)
     if scheme is None:
         no_slash = _NO_SLASH_RE.match(text)
-        if no_slash and no_slash.group(1).lower() in _known_schemes():
-            name = no_slash.group(1)
-            fixed = name + "://" + text[len(name) + 1 :]
-            _fail(
-                argument,
-                value,
-                f"looks like a {name}:// URI without its slashes; TensorFlow would treat it "
-                f"as a local relative folder named '{text.split('/', 1)[0]}'.",
-                f"{argument}={fixed!r}.",
-                Cause.UNSUPPORTED_SCHEME,
-            )
         one_slash = _ONE_SLASH_RE.match(text)
-        if one_slash and len(one_slash.group(1)) > 1:
-            name = one_slash.group(1)
-            fixed = name + "://" + text[len(name) + 2 :]
-            _fail(
-                argument,
-                value,
-                f"looks like a {name}:// URI with a single slash; TensorFlow would treat it "
-                f"as a local relative folder named '{name}:'.",
-                f"{argument}={fixed!r}.",
-                Cause.UNSUPPORTED_SCHEME,
-            )
+        near_misses = (
+            (
+                no_slash is not None and no_slash.group(1).lower() in _known_schemes(),
+                no_slash,
+                1,
+                "without its slashes",
+                text.split("/", 1)[0],
+            ),
+            (one_slash is not None and len(one_slash.group(1)) > 1, one_slash, 2,
+             "with a single slash", f"{one_slash.group(1) if one_slash else ''}:"),
+        )  # fmt: skip
+        for applies, match, cut, how, folder in near_misses:
+            if applies and match is not None:
+                name = match.group(1)
+                _fail(
+                    argument,
+                    value,
+                    f"looks like a {name}:// URI {how}; TensorFlow would treat it as a local "
+                    f"relative folder named '{folder}'.",
+                    f"{argument}={name + '://' + text[len(name) + cut :]!r}.",
+                    Cause.UNSUPPORTED_SCHEME,
+                )
         return _normalize_local(text, value, argument)
     return _normalize_uri(text, scheme, value, argument)
 

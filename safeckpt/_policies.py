@@ -16,15 +16,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from enum import Enum
 from typing import NoReturn, Protocol, runtime_checkable
 
+from safeckpt._causes import Vocabulary
 from safeckpt._diagnosis import Diagnosis
 from safeckpt._info import CheckpointInfo
+from safeckpt._public import public
 from safeckpt._report import RestoreReport
 
 
-class VerifyLevel(str, Enum):
+@public
+class VerifyLevel(Vocabulary):
     """How much of a checkpoint is checked before it is restored."""
 
     NONE = "none"
@@ -36,11 +38,9 @@ class VerifyLevel(str, Enum):
     DEEP = "deep"
     """Quick, plus every tensor's CRC32C: no damaged checkpoint reaches TensorFlow."""
 
-    def __str__(self) -> str:
-        return self.value
 
-
-class OnEmpty(str, Enum):
+@public
+class OnEmpty(Vocabulary):
     """What a restore does when the directory holds no checkpoint at all."""
 
     INITIALIZE = "initialize"
@@ -49,10 +49,8 @@ class OnEmpty(str, Enum):
     RAISE = "raise"
     """Raise `CheckpointNotFoundError` (for evaluation and inference jobs)."""
 
-    def __str__(self) -> str:
-        return self.value
 
-
+@public
 class RecoveryContext(Protocol):
     """What a policy can see and do while recovering from an unusable newest checkpoint."""
 
@@ -92,6 +90,7 @@ class RecoveryContext(Protocol):
         ...
 
 
+@public
 @runtime_checkable
 class FallbackPolicy(Protocol):
     """A step of the fallback chain."""
@@ -101,6 +100,7 @@ class FallbackPolicy(Protocol):
         ...
 
 
+@public
 @dataclass(frozen=True)
 class Raise:
     """Stop and raise the diagnosed error (``"raise"``)."""
@@ -110,6 +110,7 @@ class Raise:
         context.fail()
 
 
+@public
 @dataclass(frozen=True)
 class PreviousValid:
     """Restore the newest earlier checkpoint that verifies (``"previous_valid"``).
@@ -148,6 +149,7 @@ class PreviousValid:
         return None
 
 
+@public
 @dataclass(frozen=True)
 class FreshInit:
     """Start from initialization, logged at WARNING with the diagnosis (``"fresh_init"``).

@@ -10,8 +10,17 @@ from safeckpt import _fs, _tf
 from safeckpt._diagnose_dir import default_name
 from safeckpt._inventory import scan
 from safeckpt._layout import STATE_FILE
+from safeckpt._serialize import from_jsonable, to_jsonable
 from safeckpt._tf import tf
 from safeckpt._verify import check_prefix
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A checkpoint `repair` leaves out of the state file, and why."""
+
+    prefix: str
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -23,8 +32,10 @@ class RepairPlan:
         name: The checkpoint name whose checkpoints are recorded.
         latest: The prefix that becomes ``model_checkpoint_path`` (None: nothing to record).
         recorded: Prefixes recorded, oldest first.
-        skipped: ``(prefix, reason)`` for checkpoints left out because they did not verify.
+        timestamps: The timestamp recorded with each of them.
+        skipped: The checkpoints left out because they did not verify.
         old_state: The previous state file's text (None when there was none or unreadable).
+        new_state: The state file's new text (None: nothing to record).
         backup: Where the previous state file was copied (set once applied).
         changed: Whether the new state differs from the old one.
     """
@@ -34,24 +45,20 @@ class RepairPlan:
     latest: str | None
     recorded: tuple[str, ...]
     timestamps: tuple[float, ...]
-    skipped: tuple[tuple[str, str], ...]
+    skipped: tuple[Skipped, ...]
     old_state: str | None
     new_state: str | None
     backup: str | None = None
     changed: bool = True
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-serializable dictionary of the plan."""
-        return {
-            "directory": self.directory,
-            "name": self.name,
-            "latest": self.latest,
-            "recorded": list(self.recorded),
-            "skipped": [{"prefix": p, "reason": r} for p, r in self.skipped],
-            "backup": self.backup,
-            "changed": self.changed,
-            "new_state": self.new_state,
-        }
+        """A JSON-serializable dictionary of every field."""
+        return to_jsonable(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RepairPlan:
+        """Rebuild a plan from `to_dict` output."""
+        return from_jsonable(cls, data)
 
 
 def plan_repair(directory: str, checkpoint_name: str | None = None) -> RepairPlan:
@@ -68,12 +75,12 @@ def plan_repair(directory: str, checkpoint_name: str | None = None) -> RepairPla
         old_times[_fs.basename(recorded.replace("\\", "/"))] = stamp
     good: list[str] = []
     stamps: list[float] = []
-    skipped: list[tuple[str, str]] = []
+    skipped: list[Skipped] = []
     for info in inventory.family(name):
         verdict = check_prefix(info.prefix) if info.complete else None
         if verdict is None or not verdict.ok:
             reason = verdict.summary if verdict else ", ".join(p.value for p in info.problems)
-            skipped.append((info.prefix, reason))
+            skipped.append(Skipped(info.prefix, reason))
             continue
         good.append(info.prefix)
         stamps.append(old_times.get(info.basename, info.mtime or 0.0))

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from enum import Enum
 from typing import Any
 
+from safeckpt._causes import Vocabulary
 from safeckpt._diagnosis import Diagnosis
+from safeckpt._public import public
+from safeckpt._serialize import from_jsonable, to_jsonable
 
 
-class Outcome(str, Enum):
+@public
+class Outcome(Vocabulary):
     """How a restore ended."""
 
     RESTORED = "restored"
@@ -22,10 +25,8 @@ class Outcome(str, Enum):
     INITIALIZED = "initialized"
     """Nothing was restored; the model starts from its initialization."""
 
-    def __str__(self) -> str:
-        return self.value
 
-
+@public
 @dataclass(frozen=True)
 class RestoreReport:
     """The result of `SafeCheckpointManager.restore` (also kept as ``manager.last_restore``).
@@ -50,7 +51,7 @@ class RestoreReport:
     outcome: Outcome
     requested: str | None = None
     skipped: tuple[Diagnosis, ...] = ()
-    status: Any = field(default=None, compare=False, repr=False)
+    status: Any = field(default=None, compare=False, repr=False, metadata={"serialize": False})
     step: int | None = None
     directory: str | None = None
     reason: Diagnosis | None = None
@@ -99,16 +100,7 @@ class RestoreReport:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serializable dictionary of every field except `status`."""
-        return {
-            "save_path": self.save_path,
-            "outcome": self.outcome.value,
-            "requested": self.requested,
-            "skipped": [d.to_dict() for d in self.skipped],
-            "step": self.step,
-            "directory": self.directory,
-            "reason": None if self.reason is None else self.reason.to_dict(),
-            "notes": list(self.notes),
-        }
+        return to_jsonable(self)
 
     def to_json(self, *, indent: int | None = 2) -> str:
         """`to_dict` as JSON text."""
@@ -117,17 +109,7 @@ class RestoreReport:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RestoreReport:
         """Rebuild a report from `to_dict` output (without `status`)."""
-        reason = data.get("reason")
-        return cls(
-            save_path=data["save_path"],
-            outcome=Outcome(data["outcome"]),
-            requested=data.get("requested"),
-            skipped=tuple(Diagnosis.from_dict(d) for d in data.get("skipped", ())),
-            step=data.get("step"),
-            directory=data.get("directory"),
-            reason=None if reason is None else Diagnosis.from_dict(reason),
-            notes=tuple(data.get("notes", ())),
-        )
+        return from_jsonable(cls, data)
 
     def __str__(self) -> str:
         if self.save_path is None:

@@ -194,3 +194,16 @@ def test_modules_are_small_and_init_has_no_logic() -> None:
     assert kinds <= {"Expr", "ImportFrom", "Assign"}
     assigned = [t.id for node in init.body if isinstance(node, ast.Assign) for t in node.targets]
     assert set(assigned) <= {"__all__", "__version__"}
+
+
+def test_public_names_show_the_package_and_the_version_is_single_sourced() -> None:
+    from importlib.metadata import version
+
+    import safeckpt
+
+    names = [n for n in safeckpt.__all__ if not n.startswith("__")]
+    assert {n: getattr(safeckpt, n).__module__ for n in names} == dict.fromkeys(names, "safeckpt")
+    assert names == sorted(names, key=str)
+    assert version("safeckpt") == safeckpt.__version__
+    pyproject = (PACKAGE.parent / "pyproject.toml").read_text()
+    assert 'dynamic = ["version"]' in pyproject and safeckpt.__version__ not in pyproject
