@@ -7,13 +7,8 @@ from dataclasses import replace
 from safeckpt import _fs, _paths
 from safeckpt._alternatives import with_alternatives
 from safeckpt._causes import Cause
-from safeckpt._diagnose_dir import (
-    describe_files,
-    diagnose_directory,
-    name_mismatch,
-    step_not_found,
-    unavailable,
-)
+from safeckpt._diagnose_dir import diagnose_directory, unavailable
+from safeckpt._diagnose_names import describe_files, name_mismatch, step_not_found
 from safeckpt._diagnosis import Diagnosis, describe_exception
 from safeckpt._directory import describe_missing
 from safeckpt._errors import CheckpointDirectoryError

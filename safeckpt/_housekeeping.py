@@ -16,7 +16,7 @@ from typing import Literal
 from safeckpt import _fs
 from safeckpt._causes import Cause
 from safeckpt._info import CheckpointInfo
-from safeckpt._inventory import Inventory
+from safeckpt._inventory import Inventory, scan
 from safeckpt._layout import QUARANTINE_DIR, TEMP_SUFFIX, split_step, strip_file_suffix
 from safeckpt._tf import tf
 
@@ -161,6 +161,16 @@ def choose_leftovers(
             if step is not None and step < top:
                 chosen.append(item)
     return chosen
+
+
+def cleanup_after_save(
+    directory: str, checkpoint_name: str, finished: str | None, protected: frozenset[str]
+) -> None:
+    """`cleanup_temp` after a save; a failure to clean up is logged, never raised."""
+    try:
+        cleanup_temp(scan(directory), checkpoint_name, finished=finished, protected=protected)
+    except (tf.errors.OpError, OSError) as exc:
+        logger.warning("Could not clean up leftovers in %s: %s", directory, exc)
 
 
 def cleanup_temp(

@@ -26,9 +26,10 @@ from safeckpt._diagnose import diagnose
 from safeckpt._diagnosis import Diagnosis
 from safeckpt._directory import validate_directory
 from safeckpt._errors import CheckpointDirectoryError, ReadOnlyError, SaveError, restore_error
-from safeckpt._housekeeping import cleanup_temp, quarantine
+from safeckpt._housekeeping import cleanup_after_save, quarantine
 from safeckpt._inventory import scan
 from safeckpt._layout import split_step
+from safeckpt._plan import RestorePlan, RestoreSettings, existing_steps
 from safeckpt._policies import (
     FallbackPolicy,
     OnEmpty,
@@ -41,9 +42,9 @@ from safeckpt._public import public
 from safeckpt._reconcile import reconcile
 from safeckpt._report import RestoreReport
 from safeckpt._request import names_path
-from safeckpt._restore import Restore, RestorePlan, RestoreSettings, existing_steps
+from safeckpt._restore import Restore
 from safeckpt._saving import avoid_overwrite, raise_counter, refuse_if_state_is_directory
-from safeckpt._tf import MANAGER_TAKES_LAST_CHECKPOINT_STEP, tf
+from safeckpt._tf import tf
 
 logger = logging.getLogger("safeckpt")
 
@@ -149,37 +150,19 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
             lambda: validate_directory(directory, create=create_directory, read_only=read_only),
             directory_error,
         )
-        try:
-            super().__init__(
-                checkpoint,
-                directory,
-                max_to_keep,
-                keep_checkpoint_every_n_hours=keep_checkpoint_every_n_hours,
-                checkpoint_name=checkpoint_name,
-                step_counter=step_counter,
-                checkpoint_interval=checkpoint_interval,
-                init_fn=init_fn,
-                **(
-                    {"last_checkpoint_step": last_checkpoint_step}
-                    if MANAGER_TAKES_LAST_CHECKPOINT_STEP
-                    else {}
-                ),
-            )
-        except (ValueError, UnicodeDecodeError) as exc:
-            # TensorFlow raises these while reading an empty, incomplete or non-UTF-8 state
-            # file. Arguments were validated above, so finish TF's "no recorded state" branch.
-            if not _tf.constructed(self):
-                raise
-            logger.warning(
-                "The checkpoint state file in %s could not be read (%s: %s); "
-                "treating it as absent.",
-                directory,
-                type(exc).__name__,
-                exc,
-            )
-            _tf.finish_without_state(self)
-        if not MANAGER_TAKES_LAST_CHECKPOINT_STEP and checkpoint_interval is not None:
-            _tf.set_last_checkpoint_step(self, last_checkpoint_step)  # TF < 2.20
+        _tf.init_manager(
+            self,
+            super().__init__,
+            checkpoint,
+            directory,
+            max_to_keep,
+            keep_checkpoint_every_n_hours=keep_checkpoint_every_n_hours,
+            checkpoint_name=checkpoint_name,
+            step_counter=step_counter,
+            checkpoint_interval=checkpoint_interval,
+            init_fn=init_fn,
+            last_checkpoint_step=last_checkpoint_step,
+        )
         self._reconcile()
         self._inherited = frozenset(_tf.rotation(self))
 
@@ -435,15 +418,12 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
                 self._existing_steps = self._existing_steps | {step}
             if result is not None and self._cleanup_temp and self._worker.is_chief:
                 asynchronous = getattr(options, "experimental_enable_async_checkpoint", False)
-                try:
-                    cleanup_temp(
-                        scan(self.directory),
-                        self.checkpoint_name,
-                        finished=None if asynchronous else result,
-                        protected=self._listed_at_start,
-                    )
-                except (tf.errors.OpError, OSError) as exc:
-                    logger.warning("Could not clean up leftovers in %s: %s", self.directory, exc)
+                cleanup_after_save(
+                    self.directory,
+                    self.checkpoint_name,
+                    None if asynchronous else result,
+                    self._listed_at_start,
+                )
             return result
 
         return _distribute.agree(self._worker, "save", run, SaveError, summarize=_basename_or_none)

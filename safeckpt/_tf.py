@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import collections
 import inspect
+import logging
 from typing import Any
 
 try:
@@ -126,11 +127,6 @@ def relocate(manager: Any, directory: str, prefix: str) -> None:
     manager._directory, manager._checkpoint_prefix = directory, prefix
 
 
-def constructed(manager: Any) -> bool:
-    """Whether TensorFlow's constructor got past its arguments (before reading the state)."""
-    return hasattr(manager, "_checkpoint_interval")
-
-
 def finish_without_state(manager: Any) -> None:
     """End TensorFlow's constructor as it does when there is no state file."""
     manager._maybe_delete = collections.OrderedDict()
@@ -138,9 +134,32 @@ def finish_without_state(manager: Any) -> None:
     manager._last_preserved_timestamp = now() - 1.0
 
 
-def set_last_checkpoint_step(manager: Any, step: Any) -> None:
-    """Set the step the interval counts from (TF < 2.20 has no constructor argument)."""
-    manager._last_checkpoint_step = step
+def init_manager(
+    manager: Any, init: Any, *args: Any, last_checkpoint_step: Any, **kwargs: Any
+) -> None:
+    """Run TensorFlow's constructor (`init`) for `manager`, on every supported TF version.
+
+    ``last_checkpoint_step`` is passed where TF takes it (2.20+) and set afterwards on older
+    TF. An empty, incomplete or non-UTF-8 state file makes TF's constructor raise
+    (`ValueError`, `UnicodeDecodeError`) after it checked its arguments: the constructor is
+    then finished as TF does without a state file (safeckpt reads the state file itself).
+    """
+    if MANAGER_TAKES_LAST_CHECKPOINT_STEP:
+        kwargs["last_checkpoint_step"] = last_checkpoint_step
+    try:
+        init(*args, **kwargs)
+    except (ValueError, UnicodeDecodeError) as exc:
+        if not hasattr(manager, "_checkpoint_interval"):
+            raise  # an argument TF rejected
+        logging.getLogger("safeckpt").warning(
+            "The checkpoint state file in %s could not be read (%s: %s); treating it as absent.",
+            manager._directory,
+            type(exc).__name__,
+            exc,
+        )
+        finish_without_state(manager)
+    if not MANAGER_TAKES_LAST_CHECKPOINT_STEP and manager._checkpoint_interval is not None:
+        manager._last_checkpoint_step = last_checkpoint_step
 
 
 def note_restored_step(manager: Any) -> None:
@@ -220,7 +239,6 @@ __all__ = [
     "checkpoint_prefix",
     "coordination_context",
     "collective_server_def",
-    "constructed",
     "drop_pending_restorations",
     "finish_without_state",
     "generate_checkpoint_state_proto",
@@ -231,7 +249,7 @@ __all__ = [
     "record_state",
     "relocate",
     "rotation",
-    "set_last_checkpoint_step",
+    "init_manager",
     "set_latest",
     "set_rotation",
     "strategy_worker",

@@ -188,7 +188,7 @@ def test_errors_are_classified_by_message_only_in_the_translation_table() -> Non
 
 def test_modules_are_small_and_init_has_no_logic() -> None:
     sizes = {p.name: len(p.read_text().splitlines()) for p in PACKAGE.glob("*.py")}
-    assert {n: s for n, s in sizes.items() if s > 460} == {}
+    assert {n: s for n, s in sizes.items() if s > 440} == {}
     init = ast.parse((PACKAGE / "__init__.py").read_text())
     kinds = {type(node).__name__ for node in init.body}
     assert kinds <= {"Expr", "ImportFrom", "Assign"}
