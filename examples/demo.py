@@ -2,8 +2,9 @@
 
 The story: train and save; a crash damages the newest checkpoint; the restarted job
 resumes from the previous one (and says why); a typo'd directory and an empty one are
-diagnosed instead of silently starting from scratch; paths that could never be restored
-are refused up front.
+diagnosed instead of silently starting from scratch; a renamed attribute that plain TF
+restores silently (nothing loaded) is diagnosed with the rename; paths that could never be
+restored are refused up front.
 
 Run with `make demo`, or: python examples/demo.py [WORKDIR]   (default: a new temp dir)
 """
@@ -109,7 +110,7 @@ def main(argv: list[str]) -> int:
     checks["resumed weights"] = same
     model2.fit(x, y, epochs=1, verbose=0)
     path = resumed.save()
-    print(f"  trained epoch 3 again: saved {path} (new files replace the damaged ones)")
+    print(f"  trained epoch 3 again: saved {path} (numbered above the damaged ckpt-3, kept as is)")
     checks["re-saved a verified ckpt-3"] = safeckpt.verify(path).ok
 
     heading("4. A typo'd directory for a job that must find checkpoints")
@@ -137,13 +138,30 @@ def main(argv: list[str]) -> int:
         print("  " + str(error.diagnosis).replace("\n", "\n  "))
         checks["empty directory raised"] = isinstance(error, safeckpt.CheckpointNotFoundError)
 
-    heading("6. '~' means your home directory, not a folder named '~'")
+    heading("6. A refactoring renamed an attribute: Checkpoint(model=...) is now (net=...)")
+    net, _ = build()
+    renamed = tf.train.Checkpoint(net=net, optimizer=net.optimizer)
+    before = [w.copy() for w in net.get_weights()]
+    status = renamed.restore(tf.train.latest_checkpoint(ckpt_dir))
+    plain_same = weights_equal(before, net.get_weights())
+    print(f"  plain TensorFlow: restore() raised nothing; weights unchanged: {plain_same}")
+    status.expect_partial()
+    try:
+        safeckpt.SafeCheckpointManager(renamed, ckpt_dir, max_to_keep=3).restore()
+        checks["rename diagnosed"] = False
+    except safeckpt.CheckpointMismatchError as error:
+        print("  safeckpt: " + str(error.diagnosis).replace("\n", "\n  "))
+        checks["rename diagnosed"] = error.diagnosis is not None and any(
+            "looks like the program's `net`" in s for s in error.diagnosis.suggestions
+        )
+
+    heading("7. '~' means your home directory, not a folder named '~'")
     os.environ["HOME"] = str(workdir / "home")
     home_manager = safeckpt.SafeCheckpointManager(checkpoint, "~/exp3/ckpts", max_to_keep=1)
     print(f"  '~/exp3/ckpts' -> {home_manager.directory}")
     print(f"  a literal './~' folder exists: {(workdir / '~').exists()}")
 
-    heading("7. Paths that could never be restored are refused up front")
+    heading("8. Paths that could never be restored are refused up front")
     for bad in ["runs/sweep[lr=0.1]", "gs:/my-bucket/run1", "s3://my-bucket/run1"]:
         try:
             safeckpt.SafeCheckpointManager(checkpoint, bad, max_to_keep=1)

@@ -21,6 +21,7 @@ from safeckpt._manager import SafeCheckpointManager
 from safeckpt._policies import (
     FallbackPolicy,
     FreshInit,
+    MatchMode,
     OnEmpty,
     PreviousValid,
     Raise,
@@ -42,6 +43,7 @@ __all__ = [
     "Diagnosis",
     "FallbackPolicy",
     "FreshInit",
+    "MatchMode",
     "NoUsableCheckpointError",
     "OnEmpty",
     "Outcome",

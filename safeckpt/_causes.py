@@ -47,6 +47,8 @@ class Cause(Vocabulary):
     UNSUPPORTED_SCHEME = "unsupported_scheme"
     STORAGE_UNAVAILABLE = "storage_unavailable"
     MODEL_MISMATCH = "model_mismatch"
+    OBJECT_GRAPH_MISMATCH = "object_graph_mismatch"
+    NAME_BASED_CHECKPOINT = "name_based_checkpoint"
     UNKNOWN = "unknown"
 
 
@@ -61,6 +63,11 @@ CHECKPOINT_DAMAGE = frozenset(
         Cause.INCOMPLETE_SAVE,
         Cause.PERMISSION_DENIED,
     }
+)
+
+#: Causes that mean "the checkpoint is intact but does not fit the program" (no fallback).
+MISMATCH = frozenset(
+    {Cause.MODEL_MISMATCH, Cause.OBJECT_GRAPH_MISMATCH, Cause.NAME_BASED_CHECKPOINT}
 )
 
 #: Causes that mean "there is no checkpoint where one was expected" (`NotFoundError`).

@@ -1,4 +1,4 @@
-"""The ``safeckpt`` command line: doctor, ls, verify, repair."""
+"""The ``safeckpt`` command line: doctor, ls, verify, repair, inspect, diff."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ import sys
 from collections.abc import Sequence
 from typing import Any, TextIO
 
-from safeckpt import _fs, _paths
+from safeckpt import __version__, _cli_graph, _fs, _paths
 from safeckpt._causes import Cause
 from safeckpt._diagnose import diagnose, verify
 from safeckpt._diagnosis import Diagnosis, describe_exception
-from safeckpt._errors import CheckpointDirectoryError
+from safeckpt._errors import CheckpointDirectoryError, RestoreError
 from safeckpt._info import CheckpointInfo
 from safeckpt._inventory import scan
 from safeckpt._layout import INDEX_SUFFIX
@@ -28,8 +28,9 @@ EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="safeckpt",
-        description="Diagnose, list, verify and repair TensorFlow checkpoint directories.",
+        description="Diagnose, list, verify, repair and inspect TensorFlow checkpoints.",
     )
+    parser.add_argument("--version", action="version", version=f"safeckpt {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     doctor = sub.add_parser("doctor", help="diagnose a directory, prefix or file")
     doctor.add_argument("path")
@@ -49,6 +50,13 @@ def _parser() -> argparse.ArgumentParser:
     repair.add_argument("--name", help="the checkpoint_name to record (default: detected)")
     repair.add_argument("--dry-run", action="store_true", help="show the change, write nothing")
     repair.add_argument("--json", action="store_true")
+    inspect = sub.add_parser("inspect", help="show what a checkpoint holds, as its object tree")
+    inspect.add_argument("prefix", metavar="PREFIX")
+    inspect.add_argument("--json", action="store_true")
+    diff = sub.add_parser("diff", help="compare the structure of two checkpoints")
+    diff.add_argument("a", metavar="PREFIX_A")
+    diff.add_argument("b", metavar="PREFIX_B")
+    diff.add_argument("--json", action="store_true")
     return parser
 
 
@@ -234,10 +242,17 @@ def main(
             return _ls(args, out)
         if args.command == "verify":
             return _verify(args, out, err)
+        if args.command == "inspect":
+            return _cli_graph.inspect(args, out)
+        if args.command == "diff":
+            return _cli_graph.diff(args, out)
         return _repair(args, out)
     except CheckpointDirectoryError as exc:
         print(f"safeckpt {args.command}: {exc}", file=err)
         return EXIT_USAGE
+    except RestoreError as exc:  # inspect/diff of something that is not a checkpoint
+        print(f"safeckpt {args.command}: {exc}", file=err)
+        return EXIT_PROBLEMS
     except (tf.errors.OpError, OSError) as exc:
         cause = cause_of(exc, default=Cause.UNKNOWN)
         print(f"safeckpt {args.command}: {describe_exception(exc)} [{cause.value}]", file=err)

@@ -29,6 +29,8 @@ from typing import Any, TypeVar
 from safeckpt import _fs, _tf
 from safeckpt._causes import Cause
 from safeckpt._diagnosis import Diagnosis, describe_exception
+from safeckpt._directory import validate_directory
+from safeckpt._errors import CheckpointDirectoryError
 from safeckpt._layout import WORKER_TEMP_PREFIX
 from safeckpt._tf import tf
 
@@ -213,6 +215,25 @@ def remove_write_directory(directory: str, context: WorkerContext) -> None:
             tf.io.gfile.rmtree(path)
     except (tf.errors.OpError, OSError) as exc:
         logger.warning("Could not remove the worker's temporary directory %s: %s", path, exc)
+
+
+def validate_everywhere(
+    context: WorkerContext, directory: str, *, create: bool, read_only: bool
+) -> bool:
+    """`validate_directory` on every worker; all raise when one fails (see `agree`).
+
+    Every worker needs `directory` (non-chiefs write their ``workertemp_<id>`` inside it).
+    """
+
+    def error(message: str, diagnosis: Diagnosis) -> CheckpointDirectoryError:
+        return CheckpointDirectoryError(message, diagnosis, directory)
+
+    return agree(
+        context,
+        "use the checkpoint directory",
+        lambda: validate_directory(directory, create=create, read_only=read_only),
+        error,
+    )
 
 
 def save_as_worker(

@@ -29,7 +29,7 @@ import inspect
 from collections.abc import Sequence
 from typing import Any
 
-from safeckpt._causes import CHECKPOINT_DAMAGE, NOT_FOUND, Cause
+from safeckpt._causes import CHECKPOINT_DAMAGE, MISMATCH, NOT_FOUND, Cause
 from safeckpt._diagnosis import Diagnosis
 from safeckpt._public import public
 from safeckpt._tf import tf
@@ -200,7 +200,7 @@ def restore_error(
     cls: type[RestoreError]
     if diagnosis.cause is Cause.PERMISSION_DENIED:
         cls = CheckpointPermissionError
-    elif diagnosis.cause is Cause.MODEL_MISMATCH:
+    elif diagnosis.cause in MISMATCH:
         cls = CheckpointMismatchError
     elif diagnosis.cause in NOT_FOUND:
         cls = CheckpointNotFoundError

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -49,6 +49,11 @@ def quarantine(info: CheckpointInfo, directory: str) -> list[str]:
     if moved:
         logger.warning("Moved the damaged checkpoint %s into %s.", info.prefix, target)
     return moved
+
+
+def quarantine_all(infos: Sequence[CheckpointInfo], directory: str) -> list[str]:
+    """`quarantine` each checkpoint; returns the base names of those whose files moved."""
+    return [info.basename for info in infos if quarantine(info, directory)]
 
 
 def _mtime(path: str) -> float | None:

@@ -24,9 +24,8 @@ from safeckpt._arguments import (
 from safeckpt._causes import Cause
 from safeckpt._diagnose import diagnose
 from safeckpt._diagnosis import Diagnosis
-from safeckpt._directory import validate_directory
-from safeckpt._errors import CheckpointDirectoryError, ReadOnlyError, SaveError, restore_error
-from safeckpt._housekeeping import cleanup_after_save, quarantine
+from safeckpt._errors import ReadOnlyError, SaveError, restore_error
+from safeckpt._housekeeping import cleanup_after_save, quarantine_all
 from safeckpt._inventory import scan
 from safeckpt._layout import split_step
 from safeckpt._plan import RestorePlan, RestoreSettings, existing_steps
@@ -35,6 +34,7 @@ from safeckpt._policies import (
     OnEmpty,
     VerifyLevel,
     normalize_fallback,
+    normalize_match,
     normalize_on_empty,
     normalize_verify,
 )
@@ -82,6 +82,10 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
             the newest complete checkpoint (``<prefix>_temp/``, ``checkpoint.tmp*``).
         quarantine: Move a checkpoint that fails verification into
             ``<directory>/quarantine/`` instead of retrying it at every restore.
+        match: What a restore requires of the program against the checkpoint, compared
+            before anything is assigned: ``"existing"`` (every variable the program has
+            gets a value), ``"consumed"`` (also every checkpoint value is used) or
+            ``"partial"`` (no requirement). A failed match raises `CheckpointMismatchError`.
 
     Under `tf.distribute.MultiWorkerMirroredStrategy` every worker constructs the manager
     with the same (chief's, shared) `directory` and calls `save` and `restore` alike. Only
@@ -118,6 +122,7 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
         verify: str = "quick",
         cleanup_temp: bool = False,
         quarantine: bool = False,
+        match: str = "existing",
     ) -> None:
         check_checkpoint(checkpoint, init_fn)
         max_to_keep = check_max_to_keep(max_to_keep)
@@ -127,6 +132,7 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
         self._fallback = normalize_fallback(fallback)
         self._on_empty = normalize_on_empty(on_empty)
         self._verify = normalize_verify(verify)
+        self._match = normalize_match(match)
         self._cleanup_temp = check_bool("cleanup_temp", cleanup_temp)
         self._quarantine = check_bool("quarantine", quarantine)
         check_writes(read_only, cleanup_temp=cleanup_temp, quarantine=quarantine)
@@ -139,16 +145,8 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
             self._quarantine = False  # only the chief moves files in the shared directory
         directory = _paths.normalize_directory(directory)
         checkpoint_name = _paths.normalize_checkpoint_name(checkpoint_name)
-
-        def directory_error(message: str, diagnosis: Diagnosis) -> CheckpointDirectoryError:
-            return CheckpointDirectoryError(message, diagnosis, directory)
-
-        # Every worker needs `directory` (non-chiefs write their workertemp_<id> inside it).
-        self.created_directory = _distribute.agree(
-            self._worker,
-            "use the checkpoint directory",
-            lambda: validate_directory(directory, create=create_directory, read_only=read_only),
-            directory_error,
+        self.created_directory = _distribute.validate_everywhere(
+            self._worker, directory, create=create_directory, read_only=read_only
         )
         _tf.init_manager(
             self,
@@ -195,11 +193,7 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
             rotation.pop(info.prefix, None)
             if _tf.latest(self) == info.prefix:
                 _tf.set_latest(self, None)
-        moved = []
-        if not self._read_only:
-            for info in plan.quarantine:
-                if quarantine(info, self.directory):
-                    moved.append(info.basename)
+        moved = [] if self._read_only else quarantine_all(plan.quarantine, self.directory)
         for prefix in plan.keep_newer:
             if rotation.pop(prefix, None) is not None:
                 logger.info(
@@ -276,7 +270,9 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
         """Diagnose this manager's directory for its `checkpoint_name` (see `safeckpt.diagnose`)."""
         return diagnose(self.directory, checkpoint_name=self.checkpoint_name, deep=deep)
 
-    def restore(self, save_path: Any = None, *, options: Any = None) -> RestoreReport:
+    def restore(
+        self, save_path: Any = None, *, options: Any = None, match: str | None = None
+    ) -> RestoreReport:
         """Restore the newest usable checkpoint, or exactly `save_path`.
 
         ``save_path=None`` (or this manager's own `latest_checkpoint`) means "the newest
@@ -291,6 +287,7 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
         Args:
             save_path: None, or a checkpoint prefix (or a path a user might pass instead).
             options: A `tf.train.CheckpointOptions`, passed to `tf.train.Checkpoint.restore`.
+            match: Override the manager's ``match`` for this call.
 
         Returns:
             A `RestoreReport`, also stored as `last_restore`.
@@ -315,6 +312,7 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
             quarantine=self._quarantine and not self._read_only,
             init_fn=_tf.init_fn(self),
             options=options,
+            match=self._match if match is None else normalize_match(match),
         )
 
         def run() -> RestoreReport:
@@ -347,7 +345,7 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
             detail=lambda report: f"{report.outcome.value} {report.save_path or report.directory}",
         )
 
-    def restore_or_initialize(self) -> str | None:
+    def restore_or_initialize(self, *, match: str | None = None) -> str | None:
         """Restore the newest usable checkpoint, else initialize; TensorFlow's contract.
 
         Goes through the same policies as `restore` (``restore(None)``).
@@ -355,7 +353,7 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
         Returns:
             The restored checkpoint prefix, or None after initializing (``init_fn`` called).
         """
-        return self.restore().save_path
+        return self.restore(match=match).save_path
 
     def save(
         self,

@@ -10,7 +10,7 @@ from safeckpt._causes import Cause
 from safeckpt._info import CheckpointInfo
 from safeckpt._inventory import Inventory
 from safeckpt._layout import INDEX_SUFFIX
-from safeckpt._policies import FallbackPolicy, OnEmpty, VerifyLevel
+from safeckpt._policies import FallbackPolicy, MatchMode, OnEmpty, VerifyLevel
 from safeckpt._report import RestoreReport
 
 
@@ -27,6 +27,7 @@ class RestoreSettings:
     quarantine: bool
     init_fn: Callable[[], Any] | None
     options: Any = None
+    match: MatchMode = MatchMode.EXISTING
 
 
 @dataclass(frozen=True)

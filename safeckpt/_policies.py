@@ -51,6 +51,20 @@ class OnEmpty(Vocabulary):
 
 
 @public
+class MatchMode(Vocabulary):
+    """What a restore requires of the match between the program and the checkpoint."""
+
+    EXISTING = "existing"
+    """Every variable the program has now must get a value; extra checkpoint values are fine."""
+
+    CONSUMED = "consumed"
+    """In addition, every value in the checkpoint must be used (a strict resume)."""
+
+    PARTIAL = "partial"
+    """No requirement (TensorFlow's ``expect_partial()``); everything is still reported."""
+
+
+@public
 class RecoveryContext(Protocol):
     """What a policy can see and do while recovering from an unusable newest checkpoint."""
 
@@ -207,7 +221,7 @@ def normalize_fallback(value: object) -> tuple[FallbackPolicy, ...]:
     return (_one_policy(value),)
 
 
-def normalize_enum(name: str, value: object, enum: type[VerifyLevel] | type[OnEmpty]) -> str:
+def normalize_enum(name: str, value: object, enum: type[Vocabulary]) -> str:
     """Validate a string option against `enum`; returns the member's value."""
     choices = [member.value for member in enum]
     if isinstance(value, enum):
@@ -225,6 +239,11 @@ def normalize_enum(name: str, value: object, enum: type[VerifyLevel] | type[OnEm
 def normalize_verify(value: object) -> VerifyLevel:
     """Validate the ``verify`` argument."""
     return VerifyLevel(normalize_enum("verify", value, VerifyLevel))
+
+
+def normalize_match(value: object) -> MatchMode:
+    """Validate the ``match`` argument."""
+    return MatchMode(normalize_enum("match", value, MatchMode))
 
 
 def normalize_on_empty(value: object) -> OnEmpty:

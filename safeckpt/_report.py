@@ -45,6 +45,10 @@ class RestoreReport:
             into an empty directory).
         notes: Facts worth knowing that did not stop the restore (e.g. the state file was
             missing and the checkpoint was found by listing the directory).
+        unmatched: Program variables that received no value, by object path (``net/w``).
+        unused: Checkpoint values the program did not take (an optimizer left behind).
+        pending: Checkpoint values waiting for objects not created yet (an unbuilt Keras
+            model): TensorFlow restores them when the objects are built.
     """
 
     save_path: str | None
@@ -56,6 +60,9 @@ class RestoreReport:
     directory: str | None = None
     reason: Diagnosis | None = None
     notes: tuple[str, ...] = ()
+    unmatched: tuple[str, ...] = ()
+    unused: tuple[str, ...] = ()
+    pending: tuple[str, ...] = ()
 
     @property
     def restored(self) -> bool:
@@ -125,4 +132,12 @@ class RestoreReport:
         for diagnosis in self.skipped:
             lines.append(f"  skipped {diagnosis.checkpoint or '?'}: {diagnosis.summary}")
         lines.extend(f"  note: {note}" for note in self.notes)
+        for title, paths in (
+            ("received no value", self.unmatched),
+            ("not used", self.unused),
+            ("pending (restored when created)", self.pending),
+        ):
+            if paths:
+                more = f" (+{len(paths) - 5} more)" if len(paths) > 5 else ""
+                lines.append(f"  {title}: {', '.join(paths[:5])}{more}")
         return "\n".join(lines)

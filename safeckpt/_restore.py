@@ -16,7 +16,7 @@ from typing import Any, NoReturn
 
 from safeckpt import _fs, _tf
 from safeckpt._alternatives import with_alternatives
-from safeckpt._causes import CHECKPOINT_DAMAGE, Cause
+from safeckpt._causes import CHECKPOINT_DAMAGE, MISMATCH, Cause
 from safeckpt._diagnose import diagnose
 from safeckpt._diagnose_dir import diagnose_directory
 from safeckpt._diagnosis import Diagnosis
@@ -27,11 +27,13 @@ from safeckpt._failures import (
     inventory_diagnosis,
     stage_diagnosis,
 )
+from safeckpt._graph import read_checkpoint_graph
 from safeckpt._info import CheckpointInfo
 from safeckpt._inventory import Inventory, scan
 from safeckpt._layout import INDEX_SUFFIX, split_step
+from safeckpt._match import Match, compare, diagnose_match
 from safeckpt._plan import RestorePlan, RestoreSettings, existing_steps, has_checkpoints
-from safeckpt._policies import OnEmpty, VerifyLevel
+from safeckpt._policies import MatchMode, OnEmpty, VerifyLevel
 from safeckpt._ranking import rank
 from safeckpt._report import Outcome, RestoreReport
 from safeckpt._request import not_found_cause, resolve_request
@@ -90,16 +92,17 @@ class Restore:
             self._candidates.remove(checkpoint)
         diagnosis = inventory_diagnosis(checkpoint, self._s.verify)
         if diagnosis.ok:
+            match = self._compare(checkpoint.prefix)  # a mismatch raises: no fallback
             try:
-                status = self._tf_restore(checkpoint.prefix)
+                status = self._tf_restore(checkpoint.prefix, match)
             except RESTORE_ERRORS as exc:
                 self._tf_failed = True
                 diagnosis = stage_diagnosis(checkpoint.prefix, exc)
-                if diagnosis.cause is Cause.MODEL_MISMATCH:
+                if diagnosis.cause in MISMATCH:
                     raise restore_error(diagnosis, self.attempts) from exc
             else:
                 outcome = Outcome.FELL_BACK if self._attempts else Outcome.RESTORED
-                self._plan = self._restored(checkpoint, status, outcome)
+                self._plan = self._restored(checkpoint, status, outcome, match)
                 return self._plan.report
         self._reject(checkpoint, diagnosis)
         return None
@@ -214,11 +217,12 @@ class Restore:
             if not checked.ok:
                 found = with_alternatives(checked, prefix)
                 raise restore_error(found, (found,), f"Cannot restore {prefix}.\n{found}")
+        match = self._compare(prefix)
         try:
-            status = self._tf_restore(prefix)
+            status = self._tf_restore(prefix, match)
         except RESTORE_ERRORS as exc:
             found = stage_diagnosis(prefix, exc)
-            if found.cause is not Cause.MODEL_MISMATCH:
+            if found.cause not in MISMATCH:
                 found = with_alternatives(found, prefix)
             raise restore_error(found, (found,), f"Cannot restore {prefix}.\n{found}") from exc
         newer: tuple[str, ...] = ()
@@ -237,6 +241,9 @@ class Restore:
             step=split_step(_fs.basename(prefix))[1],
             directory=directory,
             notes=tuple(self._notes),
+            unmatched=match.unmatched if match else (),
+            unused=match.unused if match else (),
+            pending=match.pending if match else (),
         )
         return RestorePlan(
             report,
@@ -248,9 +255,47 @@ class Restore:
 
     # Internals -------------------------------------------------------------------------
 
-    def _tf_restore(self, prefix: str) -> Any:
+    def _compare(self, prefix: str) -> Match | None:
+        """Match the program against `prefix` before anything is assigned; raise if it fails.
+
+        Returns None when TensorFlow cannot read the index (its restore then fails and is
+        diagnosed like any damage).
+        """
         create_save_counter(self._s.checkpoint)
-        return self._s.checkpoint.restore(prefix, options=self._s.options)
+        try:
+            graph = read_checkpoint_graph(prefix)
+        except RESTORE_ERRORS:
+            return None
+        match = compare(self._s.checkpoint, graph)
+        found = diagnose_match(match, prefix, self._s.match)
+        if found is not None:
+            raise restore_error(
+                found,
+                self.attempts,
+                f"Cannot restore {prefix}: it does not fit the program.\n{found}",
+            )
+        if match.name_based:
+            logger.warning(
+                "%s is a TF1 name-based checkpoint: its %d variables are restored by name.",
+                prefix,
+                match.matched,
+            )
+        return match
+
+    def _tf_restore(self, prefix: str, match: Match | None) -> Any:
+        status = self._s.checkpoint.restore(prefix, options=self._s.options)
+        if self._s.match is MatchMode.PARTIAL:
+            status.expect_partial()
+        elif match is not None and match.unused:
+            # One line instead of TensorFlow's warning per value at garbage collection.
+            logger.info(
+                "%s: %d value(s) in the checkpoint are not used by the program (e.g. %s).",
+                prefix,
+                len(match.unused),
+                ", ".join(match.unused[:3]),
+            )
+            status.expect_partial()
+        return status
 
     def _note_state(self, inventory: Inventory, primary: CheckpointInfo) -> None:
         state = inventory.state
@@ -281,7 +326,9 @@ class Restore:
         ):
             self._progress.quarantine.append(info)
 
-    def _restored(self, info: CheckpointInfo, status: Any, outcome: Outcome) -> RestorePlan:
+    def _restored(
+        self, info: CheckpointInfo, status: Any, outcome: Outcome, match: Match | None
+    ) -> RestorePlan:
         report = RestoreReport(
             save_path=info.prefix,
             outcome=outcome,
@@ -291,6 +338,9 @@ class Restore:
             step=info.step,
             directory=self._s.directory,
             notes=tuple(self._notes),
+            unmatched=match.unmatched if match else (),
+            unused=match.unused if match else (),
+            pending=match.pending if match else (),
         )
         if outcome is Outcome.FELL_BACK:
             logger.warning(

@@ -15,6 +15,8 @@ Modules:
         the ``checkpoint`` state file (no public alias exists).
     ``tensorflow.core.protobuf.tensor_bundle_pb2``: ``BundleHeaderProto`` and
         ``BundleEntryProto`` of the ``.index`` table (no public alias exists).
+    ``tensorflow.core.protobuf.trackable_object_graph_pb2``: ``TrackableObjectGraph``, the
+        checkpoint's object graph, read to match it with the program before restoring.
     ``tensorflow.python.eager.context``: the coordination service of multi-worker jobs
         (``coordination_service`` of ``context()``, its ``set/get/delete_config_key_value``)
         and the cluster collective ops were enabled with (``_collective_ops_server_def``).
@@ -45,7 +47,7 @@ from typing import Any
 
 try:
     import tensorflow as tf
-    from tensorflow.core.protobuf import tensor_bundle_pb2
+    from tensorflow.core.protobuf import tensor_bundle_pb2, trackable_object_graph_pb2
     from tensorflow.python.checkpoint import checkpoint_management as _checkpoint_management
     from tensorflow.python.training import checkpoint_state_pb2
 except ImportError as exc:  # pragma: no cover - exercised only without TensorFlow
@@ -65,6 +67,7 @@ MANAGER_TAKES_LAST_CHECKPOINT_STEP = (
 CheckpointState = checkpoint_state_pb2.CheckpointState
 BundleHeaderProto = tensor_bundle_pb2.BundleHeaderProto
 BundleEntryProto = tensor_bundle_pb2.BundleEntryProto
+TrackableObjectGraph = trackable_object_graph_pb2.TrackableObjectGraph
 
 
 def now() -> float:
@@ -234,6 +237,7 @@ __all__ = [
     "MANAGER_TAKES_LAST_CHECKPOINT_STEP",
     "BundleEntryProto",
     "BundleHeaderProto",
+    "TrackableObjectGraph",
     "CheckpointState",
     "checkpoint_of",
     "checkpoint_prefix",

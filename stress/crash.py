@@ -691,6 +691,7 @@ class _Harness:
         self.save_seconds: list[float] = []
         self.counter = 0  # the save_counter of the live process
         self.reported: set[str] = set()  # leftovers reported in this chain
+        self.listed_at_start: set[str] = set()  # state-file entries when the resume starts
         self.stderr = str(workdir / "strace.stderr")
 
     # processes ------------------------------------------------------------------
@@ -869,6 +870,11 @@ class _Harness:
         before = {
             k: f for k, f in self.oracle.scan(self.chain_dir).items() if f.status == "complete"
         }
+        # Files of checkpoints the state file lists when the manager starts are never
+        # housekeeping's to remove (docs/fallback.md), even when only data is left of them
+        # (a kill during the sweep): the next manager, whose state file no longer lists
+        # them, removes them.
+        self.listed_at_start = set(_state_paths(self.chain_dir)[1])
         newest = trial.newest_complete
         proc = self.proc = self._start(trial.cleanup_temp)
         trial.logs.append(proc.log)
@@ -957,7 +963,11 @@ class _Harness:
         trial.leftovers_after = _leftovers(self.chain_dir, complete_after.values())
         if trial.cleanup_temp:
             # Each leftover is reported once, by the first cleanup_temp=True save it survives.
-            fresh = [x for x in trial.leftovers_after if x not in self.reported]
+            fresh = [
+                x
+                for x in trial.leftovers_after
+                if x not in self.reported and x.split(".data-")[0] not in self.listed_at_start
+            ]
             self.reported.update(fresh)
             if fresh:
                 bad.append(f"cleanup_temp=True left {fresh} after the save")

@@ -16,7 +16,11 @@ from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).resolve().parents[1] / "safeckpt"
+import safeckpt
+
+#: The package as imported: the checkout in `make test`, site-packages in `make dist`.
+PACKAGE = Path(safeckpt.__file__).resolve().parent
+REPO = Path(__file__).resolve().parents[1]
 ADAPTER = "_tf"
 TRANSLATOR = "_translate"
 
@@ -49,7 +53,9 @@ TF_PRIVATE_ATTRIBUTES = {
 
 
 def _modules(root: Path) -> dict[str, ast.Module]:
-    return {p.stem: ast.parse(p.read_text(), str(p)) for p in sorted(root.glob("*.py"))}
+    modules = {p.stem: ast.parse(p.read_text(), str(p)) for p in sorted(root.glob("*.py"))}
+    assert modules, f"no modules in {root}"
+    return modules
 
 
 def _imports(tree: ast.Module, package: str) -> set[str]:
@@ -205,5 +211,5 @@ def test_public_names_show_the_package_and_the_version_is_single_sourced() -> No
     assert {n: getattr(safeckpt, n).__module__ for n in names} == dict.fromkeys(names, "safeckpt")
     assert names == sorted(names, key=str)
     assert version("safeckpt") == safeckpt.__version__
-    pyproject = (PACKAGE.parent / "pyproject.toml").read_text()
+    pyproject = (REPO / "pyproject.toml").read_text()
     assert 'dynamic = ["version"]' in pyproject and safeckpt.__version__ not in pyproject

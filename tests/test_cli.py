@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from safeckpt import Diagnosis
 from safeckpt._cli import main
 
@@ -137,3 +139,48 @@ def test_ls_status_comes_from_a_quick_verification(ckpt_dir: Path) -> None:
     code, out, _ = run("ls", "--json", str(ckpt_dir))
     statuses = [c["status"] for c in json.loads(out)["checkpoints"]]
     assert statuses == ["ok", "ok", "truncated_data"]
+
+
+def test_inspect_and_diff(tmp_path: Path) -> None:
+    import json as _json
+
+    import tensorflow as _tf
+
+    a = tmp_path / "a"
+    b = tmp_path / "b"
+    _tf.train.Checkpoint(w=_tf.Variable(_tf.zeros([4])), step=_tf.Variable(1)).write(
+        str(a / "ckpt-1")
+    )
+    _tf.train.Checkpoint(w=_tf.Variable(_tf.zeros([5])), lr=_tf.Variable(0.1)).write(
+        str(b / "ckpt-1")
+    )
+    out = io.StringIO()
+    assert main(["inspect", str(a / "ckpt-1")], stdout=out) == 0
+    text = out.getvalue()
+    assert "  w     4 float32, 16 B" in text and "step" in text and "2 values" in text
+    out = io.StringIO()
+    assert main(["inspect", str(a / "ckpt-1.index"), "--json"], stdout=out) == 0
+    data = _json.loads(out.getvalue())
+    assert {e["path"]: e["shape"] for e in data["entries"]} == {"w": [4], "step": []}
+    out = io.StringIO()
+    assert main(["diff", str(a / "ckpt-1"), str(b / "ckpt-1"), "--json"], stdout=out) == 1
+    data = _json.loads(out.getvalue())
+    assert data["only_in_a"] == ["step"] and data["only_in_b"] == ["lr"]
+    assert data["changed"] == [
+        {
+            "path": "w",
+            "a": {"shape": [4], "dtype": "float32"},
+            "b": {"shape": [5], "dtype": "float32"},
+        }
+    ]
+    assert main(["diff", str(a / "ckpt-1"), str(a / "ckpt-1")], stdout=io.StringIO()) == 0
+    err = io.StringIO()
+    assert main(["inspect", str(tmp_path / "nope")], stdout=io.StringIO(), stderr=err) == 1
+    assert "not a checkpoint" in err.getvalue()
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    import safeckpt
+
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"safeckpt {safeckpt.__version__}"

@@ -197,6 +197,29 @@ def case_model_mismatch(d: Path, tmp: Path) -> Diagnosis:
     return info.value.diagnosis
 
 
+def _mismatch_of(
+    checkpoint: tf.train.Checkpoint, d: Path, save_path: str | None = None
+) -> Diagnosis:
+    manager = SafeCheckpointManager(checkpoint, str(d), max_to_keep=3)
+    with pytest.raises(CheckpointMismatchError) as info:
+        manager.restore(save_path)
+    assert info.value.diagnosis is not None
+    return info.value.diagnosis
+
+
+def case_object_graph_mismatch(d: Path, tmp: Path) -> Diagnosis:
+    # The checkpoint holds w and step; the program calls w "weights".
+    renamed = tf.train.Checkpoint(weights=tf.Variable(tf.zeros([4])), step=tf.Variable(0, tf.int64))
+    return _mismatch_of(renamed, d)
+
+
+def case_name_based_checkpoint(d: Path, tmp: Path) -> Diagnosis:
+    old = tmp / "tf1"
+    saved = tf.Variable([1.0], name="weights")
+    prefix = tf.compat.v1.train.Saver(var_list=[saved]).save(None, str(old / "model.ckpt"))
+    return _mismatch_of(tf.train.Checkpoint(v=tf.Variable([0.0], name="other")), old, prefix)
+
+
 def case_unknown(d: Path, tmp: Path) -> Case:
     # A path with a NUL cannot exist anywhere: nothing more specific can be said.
     return str(d) + "\x00x", Cause.UNKNOWN, None, None
@@ -227,6 +250,8 @@ CASES: dict[Cause, Callable[[Path, Path], Case | Diagnosis]] = {
     Cause.UNSUPPORTED_SCHEME: case_unsupported_scheme,
     Cause.STORAGE_UNAVAILABLE: case_storage_unavailable,
     Cause.MODEL_MISMATCH: case_model_mismatch,
+    Cause.OBJECT_GRAPH_MISMATCH: case_object_graph_mismatch,
+    Cause.NAME_BASED_CHECKPOINT: case_name_based_checkpoint,
     Cause.UNKNOWN: case_unknown,
 }
 
@@ -237,7 +262,21 @@ def test_cause(cause: Cause, ckpt_dir: Path, tmp_path: Path) -> None:
     if isinstance(built, Diagnosis):
         expected = {
             Cause.CORRUPT_DATA: (Cause.CORRUPT_DATA, "ckpt-3.data-00000-of-00001", "ckpt-2"),
-            Cause.MODEL_MISMATCH: (Cause.MODEL_MISMATCH, "incompatible", "list_variables"),
+            Cause.MODEL_MISMATCH: (
+                Cause.MODEL_MISMATCH,
+                "w: checkpoint (4,) float32, program (5,) float32",
+                "safeckpt inspect",
+            ),
+            Cause.OBJECT_GRAPH_MISMATCH: (
+                Cause.OBJECT_GRAPH_MISMATCH,
+                "program: step, weights, save_counter",
+                "checkpoint's `w` looks like the program's `weights`",
+            ),
+            Cause.NAME_BASED_CHECKPOINT: (
+                Cause.NAME_BASED_CHECKPOINT,
+                "0 of the program's 1 variables match",
+                "convert it once",
+            ),
         }[cause]
         check(built, *expected)
         return

@@ -72,6 +72,9 @@ EXPECTED: dict[str, list[str]] = {
         r"did you mean .*/runs/exp1/checkpoints ",
         r"caught by `except tf\.errors\.NotFoundError`: CheckpointNotFoundError$",
         r"\[no_checkpoints\]",
+        r"plain TensorFlow: restore\(\) raised nothing; weights unchanged: True$",
+        r"\[object_graph_mismatch\]",
+        r"checkpoint's `model` looks like the program's `net`",
         r"^All demo checks passed\.$",
     ],
 }

@@ -32,7 +32,9 @@ def test_report_round_trips_and_passes_status_through(ckpt_dir: Path) -> None:
 def test_assert_consumed_fails_when_the_program_has_more_objects(ckpt_dir: Path) -> None:
     t = Trainee()
     t.checkpoint.extra = __import__("tensorflow").Variable(1.0)
-    report = SafeCheckpointManager(t.checkpoint, str(ckpt_dir), 3).restore()
+    # match="partial" lets the restore through; TF's own assertion still sees the gap.
+    report = SafeCheckpointManager(t.checkpoint, str(ckpt_dir), 3, match="partial").restore()
+    assert report.unmatched == ("extra",)
     with pytest.raises(AssertionError):
         report.assert_consumed()
 

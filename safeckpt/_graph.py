@@ -1,0 +1,192 @@
+"""The two object graphs a restore matches: the checkpoint's and the program's.
+
+A TF2 checkpoint stores its object graph in the ``_CHECKPOINTABLE_OBJECT_GRAPH`` tensor (a
+``TrackableObjectGraph``: nodes, their children by local name, the tensors they hold); a TF1
+name-based checkpoint has none, only variable names. Both are read with
+`tf.train.load_checkpoint`, which opens the index only, so the comparison happens before any
+variable is assigned. The program's graph is walked from the `tf.train.Checkpoint` with
+`tf.train.TrackableView`, as TensorFlow's saver walks it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from safeckpt import _tf
+from safeckpt._tf import tf
+
+OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
+_VALUE = "VARIABLE_VALUE"
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One value stored in a checkpoint.
+
+    Attributes:
+        path: Its object path (``model/dense/kernel``), or the variable name in a TF1
+            name-based checkpoint.
+        key: The tensor's key in the checkpoint.
+        shape: The stored shape.
+        dtype: The stored dtype name (``float32``).
+        slot_of: For an optimizer slot, the path of the variable it belongs to.
+        slot_name: For an optimizer slot, its name (``m``, ``momentum``).
+    """
+
+    path: str
+    key: str
+    shape: tuple[int, ...]
+    dtype: str
+    slot_of: str | None = None
+    slot_name: str | None = None
+
+    @property
+    def size_bytes(self) -> int:
+        """The value's size (strings count as 0)."""
+        try:
+            item = tf.as_dtype(self.dtype).size
+        except (TypeError, ValueError):  # pragma: no cover - a dtype TF no longer knows
+            return 0
+        return int(math.prod(self.shape)) * int(item) if self.dtype != "string" else 0
+
+
+@dataclass(frozen=True)
+class CheckpointGraph:
+    """What a checkpoint holds, without restoring it.
+
+    Attributes:
+        prefix: The checkpoint prefix.
+        entries: Every stored value (the object graph and ``save_counter`` bookkeeping
+            excluded), in object-graph order.
+        children: For object-graph checkpoints, node id -> {local name: child node id}.
+        node_of: Entry path -> node id (object-graph checkpoints).
+        name_based: True for a TF1 checkpoint without an object graph.
+    """
+
+    prefix: str
+    entries: tuple[Entry, ...]
+    children: dict[int, dict[str, int]] = field(default_factory=dict)
+    node_of: dict[str, int] = field(default_factory=dict)
+    name_based: bool = False
+
+    @property
+    def total_bytes(self) -> int:
+        """The size of every value."""
+        return sum(e.size_bytes for e in self.entries)
+
+
+def read_checkpoint_graph(prefix: str) -> CheckpointGraph:
+    """Read the values and object graph of `prefix` (the index only; no data is read).
+
+    Raises:
+        tf.errors.OpError: The index cannot be read.
+    """
+    reader = tf.train.load_checkpoint(prefix)
+    shapes: dict[str, Any] = reader.get_variable_to_shape_map()
+    dtypes: dict[str, Any] = reader.get_variable_to_dtype_map()
+
+    def entry(path: str, key: str, **slot: Any) -> Entry:
+        shape = tuple(int(d) for d in shapes.get(key, ()))
+        return Entry(path, key, shape, tf.as_dtype(dtypes[key]).name, **slot)
+
+    if OBJECT_GRAPH_KEY not in shapes:
+        return CheckpointGraph(prefix, tuple(entry(k, k) for k in sorted(shapes)), name_based=True)
+    graph = _tf.TrackableObjectGraph()
+    graph.ParseFromString(reader.get_tensor(OBJECT_GRAPH_KEY))
+    paths = {0: ""}
+    order = [0]
+    for node_id in order:  # breadth first, as TensorFlow names objects
+        for child in graph.nodes[node_id].children:
+            if child.node_id not in paths:
+                parent = paths[node_id]
+                paths[child.node_id] = (
+                    f"{parent}/{child.local_name}" if parent else child.local_name
+                )
+                order.append(child.node_id)
+    slots = {
+        ref.slot_variable_node_id: (paths.get(ref.original_variable_node_id, "?"), ref.slot_name)
+        for node in graph.nodes
+        for ref in node.slot_variables
+    }
+    entries, node_of = [], {}
+    for node_id, node in enumerate(graph.nodes):
+        for attribute in node.attributes:
+            if attribute.name != _VALUE or attribute.checkpoint_key not in dtypes:
+                continue
+            slot_of, slot_name = slots.get(node_id, (None, None))
+            path = paths.get(node_id) or f"{slot_of}/.slot/{slot_name}"
+            entries.append(
+                entry(path, attribute.checkpoint_key, slot_of=slot_of, slot_name=slot_name)
+            )
+            node_of[path] = node_id
+    children = {i: {c.local_name: c.node_id for c in n.children} for i, n in enumerate(graph.nodes)}
+    return CheckpointGraph(prefix, tuple(entries), children, node_of)
+
+
+@dataclass(frozen=True)
+class ProgramObject:
+    """One object of the program's graph.
+
+    Attributes:
+        path: Its object path from the checkpoint root (the first, breadth first).
+        obj: The object.
+        children: Local name -> child object id.
+        variable: Whether it holds a value (a `tf.Variable` or a Keras variable).
+        unbuilt: Whether it may still create variables (a Keras layer, model or optimizer
+            whose ``built`` is False): checkpoint values below it are restored later.
+    """
+
+    path: str
+    obj: Any
+    children: dict[str, int]
+    variable: bool
+    unbuilt: bool
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """The variable's shape (unknown dimensions as -1)."""
+        return tuple(-1 if d is None else int(d) for d in self.obj.shape)
+
+    @property
+    def dtype(self) -> str:
+        """The variable's dtype name."""
+        return str(tf.as_dtype(self.obj.dtype).name)
+
+    @property
+    def name(self) -> str:
+        """The variable's global name, as a TF1 name-based checkpoint keys it."""
+        if isinstance(self.obj, tf.Variable):  # ask a tf.Variable (maybe distributed) no more
+            return str(self.obj.name).split(":", 1)[0]
+        path = getattr(self.obj, "path", None)  # a Keras variable
+        return str(path or getattr(self.obj, "name", "") or "").split(":", 1)[0]
+
+
+def _is_variable(obj: Any) -> bool:
+    return isinstance(obj, tf.Variable) or (
+        callable(getattr(obj, "assign", None)) and hasattr(obj, "shape") and hasattr(obj, "dtype")
+    )
+
+
+def program_graph(root: Any) -> dict[int, ProgramObject]:
+    """The objects reachable from `root` (a `tf.train.Checkpoint`), by ``id``, root first."""
+    objects: dict[int, ProgramObject] = {}
+    queue = [("", root)]
+    while queue:
+        path, obj = queue.pop(0)
+        if id(obj) in objects:
+            continue
+        variable = _is_variable(obj)
+        # Touch nothing of a variable but its shape and dtype: reading anything else of a
+        # distributed (SyncOnRead) variable may start a collective the other workers never join.
+        kids = {} if variable else dict(tf.train.TrackableView(obj).children(obj))
+        objects[id(obj)] = ProgramObject(
+            path,
+            obj,
+            {name: id(child) for name, child in kids.items()},
+            variable,
+            not variable and getattr(obj, "built", True) is False,
+        )
+        queue.extend((f"{path}/{name}" if path else name, child) for name, child in kids.items())
+    return objects
