@@ -36,6 +36,11 @@ Distribution strategy internals (``strategy.extended``): ``_in_multi_worker_mode
 
 Trackables: ``_self_unconditional_deferred_dependencies``, the restorations a restore queued
 for objects not created yet, dropped after a failed restore (`drop_pending_restorations`).
+
+Keras 3 models: ``_initial_epoch``, where Keras's own ``BackupAndRestore`` tells ``fit`` to
+resume (``fit`` starts at ``model._initial_epoch or initial_epoch``; Keras 3.12.4 and 3.15.1,
+read by the TF, JAX and torch trainers alike). There is no public way to resume ``fit``; used
+by `safeckpt.keras.BackupAndRestore` (`initial_epoch`, `set_initial_epoch`).
 """
 
 from __future__ import annotations
@@ -171,6 +176,17 @@ def note_restored_step(manager: Any) -> None:
         manager._last_checkpoint_step = _checkpoint_management._evaluate(manager._step_counter)
 
 
+def initial_epoch(model: Any) -> int | None:
+    """The epoch a Keras model's next ``fit`` starts at, as set by a resume (or None)."""
+    value = getattr(model, "_initial_epoch", None)
+    return None if value is None else int(value)
+
+
+def set_initial_epoch(model: Any, epoch: int | None) -> None:
+    """Make a Keras model's next ``fit`` start at `epoch` (None: ``fit``'s own argument)."""
+    model._initial_epoch = epoch
+
+
 # --- distribution and trackables ------------------------------------------------------
 
 
@@ -254,6 +270,8 @@ __all__ = [
     "relocate",
     "rotation",
     "init_manager",
+    "initial_epoch",
+    "set_initial_epoch",
     "set_latest",
     "set_rotation",
     "strategy_worker",

@@ -64,6 +64,17 @@ EXPECTED: dict[str, list[str]] = {
         r"Restored .*/ckpt-20 \(outcome: restored, step 20\)$",
         r"outcome: initialized; the damaged checkpoints stay on disk",
     ],
+    "keras_fit_resume.py": [
+        r"^first fit: preempted after epoch 3$",
+        re.escape("backups: ['backup-3', 'backup-4']"),
+        r"^crash: backup-4\.data-00000-of-00001 truncated$",
+        r"Restored .*/backup-3 \(fell back past 1 unusable checkpoint\)$",
+        r"skipped .*/backup-4: backup-4 is truncated",
+        re.escape("second fit ran epochs [3, 4, 5]"),
+        re.escape("left in backup_dir: ['notes.txt']"),
+        re.escape("a new fit starts fresh: epochs [0, 1]"),
+        re.escape("delete_checkpoint=False keeps: ['backup-1', 'backup-2']"),
+    ],
     "demo.py": [
         r"epoch 3: saved .*/ckpt-3$",
         r"\[truncated_data\]",
