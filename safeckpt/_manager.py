@@ -294,9 +294,12 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
 
         Raises:
             CheckpointNotFoundError: Nothing to restore (a `tf.errors.NotFoundError`).
-            CheckpointCorruptedError: Only damaged checkpoints (a `tf.errors.DataLossError`).
+            CheckpointCorruptedError: Only damaged checkpoints (a `tf.errors.DataLossError`);
+                `NoUsableCheckpointError` when every candidate was tried (also a
+                `tf.errors.NotFoundError`).
             CheckpointPermissionError: The files cannot be read.
-            CheckpointMismatchError: The checkpoint does not fit the program's variables.
+            CheckpointMismatchError: The checkpoint does not fit the program (see ``match``),
+                found before anything was assigned.
             RestoreError: Any other failure; every one carries ``.diagnosis``. In a
                 multi-worker job every worker raises when one of them fails (the error of
                 that worker, rebuilt from its diagnosis) or when they would restore

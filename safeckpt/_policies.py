@@ -129,8 +129,8 @@ class Raise:
 class PreviousValid:
     """Restore the newest earlier checkpoint that verifies (``"previous_valid"``).
 
-    Candidates come from the state file and a listing of the directory together, newest
-    first, with the manager's ``checkpoint_name``. Each is verified at the manager's
+    Candidates are the manager's complete checkpoints, in the order of the one rule for "the
+    newest checkpoint" (docs/fallback.md). Each is verified at the manager's
     ``verify`` level before it is restored; one that fails verification or TensorFlow's
     restore is skipped.
 
