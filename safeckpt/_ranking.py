@@ -12,9 +12,9 @@ use it, so they can never disagree. The rule, as stated in ``docs/fallback.md``:
   candidates.
 - **Order:** the state file's ``model_checkpoint_path`` first when it is a candidate (after a
   rewind the last save is not the highest step). Before it come the interrupted saves:
-  candidates the state file does not list at all, with a step above every step it lists and,
-  where the filesystem has times, files newer than the state file. Then every other candidate
-  by step, highest first. Without a usable ``model_checkpoint_path``: by step.
+  candidates the state file does not list at all, with a step above every step it lists for
+  this name and, where the filesystem has times, files no older than the state file. Then
+  every other candidate by step, highest first. Without a usable ``model_checkpoint_path``: by step.
 """
 
 from __future__ import annotations
@@ -93,8 +93,8 @@ def rank(inventory: Inventory, name: str, *, times: bool = True) -> Ranking:
     by_step = sorted(candidates, key=_by_step, reverse=True)
     if latest is None or latest not in candidates:
         return Ranking(name, tuple(by_step), latest, (), tuple(notes))
-    listed_steps = [c.step for c in inventory.checkpoints if c.in_state_file and c.step is not None]
-    top = max(listed_steps, default=-1)
+    listed = [c.step for c in inventory.family(name) if c.in_state_file and c.step is not None]
+    top = max(listed, default=-1)
     maybe = [c for c in by_step if not c.in_state_file and c.step is not None and c.step > top]
     interrupted: list[CheckpointInfo] = []
     if maybe:

@@ -420,3 +420,13 @@ def test_diagnosing_a_mistyped_directory_is_directory_missing_and_skips_quaranti
     assert f"did you mean {d}" in text
     assert "quarantine" not in text
     assert "first run of this job, this is expected" not in str(found)
+
+
+def test_an_interrupted_save_is_judged_against_its_own_names_steps(run: Path) -> None:
+    write(run, 7, name="best")
+    write(run, 5)  # the "ckpt" manager inherits best-7 in the state file
+    time.sleep(0.01)
+    write_unrecorded(run, 6)  # killed before its state write; best-7's step is irrelevant
+    m, t = resume(run)
+    assert m.latest_checkpoint == str(run / "ckpt-6")
+    assert m.restore().save_path == str(run / "ckpt-6") and t.value == 6.0
