@@ -9,17 +9,12 @@ decides which checkpoints are complete.
 from __future__ import annotations
 
 import os
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from stress import crash  # noqa: E402
+from stress import crash
 
 SIZE_MB = 24
 HAVE_STRACE = crash.strace_available()

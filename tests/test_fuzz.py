@@ -9,18 +9,12 @@ wrote) is described in `stress.fuzz`.
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
+from conftest import IS_ROOT, run_unprivileged
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from conftest import IS_ROOT, run_unprivileged  # noqa: E402
-
-from stress import fuzz  # noqa: E402
+from stress import fuzz
 
 pytestmark = pytest.mark.slow
 

@@ -9,18 +9,13 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from stress import _ranking_oracle as oracle  # noqa: E402
-from stress import ranking  # noqa: E402
-from stress._ranking_scenarios import FAMILIES  # noqa: E402
+from stress import _ranking_oracle as oracle
+from stress import ranking
+from stress._ranking_scenarios import FAMILIES
 
 pytestmark = pytest.mark.slow
 
