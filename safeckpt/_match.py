@@ -9,6 +9,7 @@ assigned: shapes and dtypes come from the checkpoint's index.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 
 from safeckpt import _fs
@@ -108,38 +109,23 @@ def _compare_by_name(program: dict[int, ProgramObject], graph: CheckpointGraph) 
 Signature = Counter[tuple[tuple[int, ...], str]]
 
 
-def _program_signature(
-    program: dict[int, ProgramObject], start: int, paired: dict[int, int]
+def _signature(
+    start: int,
+    skip: Collection[int],
+    children: Callable[[int], Iterable[int]],
+    value: Callable[[int], tuple[tuple[int, ...], str] | None],
 ) -> Signature:
-    """Shapes and dtypes of the unpaired variables reachable from `start`."""
+    """Shapes and dtypes of the values reachable from `start`, not entering `skip`."""
     found: Signature = Counter()
     seen, stack = set(), [start]
     while stack:
-        oid = stack.pop()
-        if oid in seen or oid in paired:
+        node = stack.pop()
+        if node in seen or node in skip:
             continue
-        seen.add(oid)
-        obj = program[oid]
-        if obj.variable:
-            found[(obj.shape, obj.dtype)] += 1
-        stack.extend(obj.children.values())
-    return found
-
-
-def _checkpoint_signature(
-    graph: CheckpointGraph, start: int, entry_of: dict[int, Entry], taken: set[int]
-) -> Signature:
-    """Shapes and dtypes of the unpaired values reachable from node `start`."""
-    found: Signature = Counter()
-    seen, stack = set(), [start]
-    while stack:
-        nid = stack.pop()
-        if nid in seen or nid in taken:
-            continue
-        seen.add(nid)
-        if (entry := entry_of.get(nid)) is not None:
-            found[(entry.shape, entry.dtype)] += 1
-        stack.extend(graph.children.get(nid, {}).values())
+        seen.add(node)
+        if (item := value(node)) is not None:
+            found[item] += 1
+        stack.extend(children(node))
     return found
 
 
@@ -152,6 +138,18 @@ def _renames(
     """Siblings that hold the same unpaired shapes and dtypes under different names."""
     taken = set(paired.values())
     found: list[tuple[str, str]] = []
+
+    def program_value(oid: int) -> tuple[tuple[int, ...], str] | None:
+        obj = program[oid]
+        return (obj.shape, obj.dtype) if obj.variable else None
+
+    def stored_children(nid: int) -> Iterable[int]:
+        return graph.children.get(nid, {}).values()
+
+    def stored_value(nid: int) -> tuple[tuple[int, ...], str] | None:
+        entry = entry_of.get(nid)
+        return None if entry is None else (entry.shape, entry.dtype)
+
     for pid, nid in paired.items():
         parent = program[pid]
         stored = graph.children.get(nid, {})
@@ -159,11 +157,13 @@ def _renames(
         for name, child in parent.children.items():
             if child in paired or name in stored:
                 continue
-            wanted = _program_signature(program, child, paired)
+            wanted = _signature(
+                child, paired, lambda o: program[o].children.values(), program_value
+            )
             if not wanted:
                 continue
             for other, node in lonely.items():
-                if _checkpoint_signature(graph, node, entry_of, taken) == wanted:
+                if _signature(node, taken, stored_children, stored_value) == wanted:
                     join = f"{parent.path}/" if parent.path else ""
                     found.append((join + other, join + name))
                     break
