@@ -14,6 +14,7 @@ from safeckpt._errors import (
     RestoreError,
     SafeCheckpointError,
     SaveError,
+    StorageUnavailableError,
 )
 from safeckpt._info import CheckpointInfo
 from safeckpt._inventory import list_checkpoints
@@ -26,6 +27,7 @@ from safeckpt._policies import (
     PreviousValid,
     Raise,
     RecoveryContext,
+    StorageRetry,
     VerifyLevel,
 )
 from safeckpt._report import Outcome, RestoreReport
@@ -56,6 +58,8 @@ __all__ = [
     "SafeCheckpointError",
     "SafeCheckpointManager",
     "SaveError",
+    "StorageRetry",
+    "StorageUnavailableError",
     "VerifyLevel",
     "__version__",
     "diagnose",

@@ -89,3 +89,8 @@ NOT_FOUND = frozenset(
         Cause.GLOB_METACHARACTERS,
     }
 )
+
+#: Causes that prove nothing about a checkpoint's bytes: the storage failed to answer, or
+#: TensorFlow failed on files that verify. They are retried, never fallen back past by
+#: default (`StorageRetry`), and never lead to quarantine or a fresh start.
+UNPROVEN = frozenset({Cause.STORAGE_UNAVAILABLE, Cause.UNKNOWN})

@@ -16,6 +16,7 @@ from safeckpt._errors import CheckpointDirectoryError, RestoreError
 from safeckpt._info import CheckpointInfo
 from safeckpt._inventory import scan
 from safeckpt._layout import INDEX_SUFFIX
+from safeckpt._pool import map_io
 from safeckpt._repair import apply_repair, plan_repair
 from safeckpt._tf import tf
 from safeckpt._translate import cause_of
@@ -83,8 +84,9 @@ def _status(info: CheckpointInfo) -> str:
 
 def _ls(args: argparse.Namespace, out: TextIO) -> int:
     directory = _paths.normalize_directory(args.directory)
-    inventory = scan(directory)
+    inventory = scan(directory, stats=True)
     infos = inventory.family(args.name)
+    statuses = map_io(directory, _status, infos)
     if args.json:
         _print_json(
             {
@@ -95,7 +97,10 @@ def _ls(args: argparse.Namespace, out: TextIO) -> int:
                     "problem": inventory.state.problem.value if inventory.state.problem else None,
                     "error": inventory.state.error,
                 },
-                "checkpoints": [{**i.to_dict(), "status": _status(i)} for i in infos],
+                "checkpoints": [
+                    {**i.to_dict(), "status": status}
+                    for i, status in zip(infos, statuses, strict=True)
+                ],
                 "leftovers": inventory.leftovers(),
             },
             out,
@@ -103,7 +108,7 @@ def _ls(args: argparse.Namespace, out: TextIO) -> int:
         return EXIT_OK
     print(f"{directory}: {len(infos)} checkpoint{'s' if len(infos) != 1 else ''}", file=out)
     rows = [("STEP", "PREFIX", "SIZE", "WRITTEN", "STATE", "STATUS")]
-    for info in infos:
+    for info, status in zip(infos, statuses, strict=True):
         rows.append(
             (
                 "-" if info.step is None else str(info.step),
@@ -111,7 +116,7 @@ def _ls(args: argparse.Namespace, out: TextIO) -> int:
                 _human(info.size_bytes),
                 info.mtime_text(),
                 "yes" if info.in_state_file else "no",
-                _status(info),
+                status,
             )
         )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
@@ -159,10 +164,10 @@ def _verify(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         prefixes = [i.prefix for i in scan(path).checkpoints]
         if not prefixes:
             results = [diagnose(path)]
+        elif _fs.scheme_of(path) is not None:  # latency-bound: in parallel, no progress bar
+            results = map_io(path, lambda prefix: verify(prefix, deep=args.deep), prefixes)
         else:
-            results = []
-            for prefix in prefixes:
-                results.append(_verify_one(prefix, args.deep, err))
+            results = [_verify_one(prefix, args.deep, err) for prefix in prefixes]
     else:
         results = [_verify_one(path, args.deep, err)]
     if args.json:

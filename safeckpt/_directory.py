@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import stat
 import uuid
 from typing import NoReturn
 
@@ -108,11 +109,14 @@ def validate_directory(directory: str, *, create: bool, read_only: bool) -> bool
         CheckpointDirectoryError: with a diagnosis of what is wrong.
     """
     local = _fs.scheme_of(directory) is None
-    if local:
-        _check_local(directory)
     try:
-        exists = _fs.exists(directory)
-        is_dir = exists and _fs.isdir(directory)
+        if local and _is_local_directory(directory):
+            exists = is_dir = True  # the common case, in one stat
+        else:
+            if local:
+                _check_local(directory)
+            is_dir = _fs.isdir(directory)
+            exists = is_dir or _fs.exists(directory)
     except _IO_ERRORS as exc:
         _unreachable(directory, exc)
     if exists and not is_dir:
@@ -148,7 +152,7 @@ def validate_directory(directory: str, *, create: bool, read_only: bool) -> bool
         logger.info("Created checkpoint directory %s", directory)
         created = True
     try:
-        tf.io.gfile.listdir(directory)
+        _check_listable(directory)
     except _IO_ERRORS as exc:
         _raise(
             directory,
@@ -163,6 +167,17 @@ def validate_directory(directory: str, *, create: bool, read_only: bool) -> bool
     return created
 
 
+def _check_listable(directory: str) -> None:
+    """Raise if `directory` cannot be listed, at a cost that does not grow with its size.
+
+    Locally the directory is opened for reading (which checks the permission). On a
+    remote filesystem the existence check above already listed the prefix (GCS answers
+    "is this a directory" with a listing of one name), so nothing more is asked.
+    """
+    if _fs.scheme_of(directory) is None:
+        os.close(os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0)))
+
+
 def _missing_chain(directory: str) -> list[str]:
     """`directory` and its missing ancestors, deepest first."""
     chain: list[str] = []
@@ -174,6 +189,14 @@ def _missing_chain(directory: str) -> list[str]:
             break
         path = parent
     return chain
+
+
+def _is_local_directory(directory: str) -> bool:
+    """Whether `directory` is an existing directory (then every ancestor is fine too)."""
+    try:
+        return stat.S_ISDIR(os.stat(directory).st_mode)
+    except (OSError, ValueError):
+        return False  # `_check_local` finds out why
 
 
 def _check_local(directory: str) -> None:
@@ -231,8 +254,11 @@ def _probe_write(directory: str) -> None:
     """Create and remove a small file: the only reliable writability test (root, ACLs, NFS)."""
     probe = _fs.join(directory, f".safeckpt-probe-{os.getpid()}-{uuid.uuid4().hex[:8]}")
     try:
-        with tf.io.gfile.GFile(probe, "w") as handle:
-            handle.write("safeckpt write probe\n")
+        if _fs.scheme_of(directory) is None:
+            os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        else:
+            with tf.io.gfile.GFile(probe, "w") as handle:
+                handle.write("safeckpt write probe\n")
     except _IO_ERRORS as exc:
         _raise(
             directory,
@@ -246,6 +272,9 @@ def _probe_write(directory: str) -> None:
             exc,
         )
     try:
-        tf.io.gfile.remove(probe)
+        if _fs.scheme_of(directory) is None:
+            os.unlink(probe)
+        else:
+            tf.io.gfile.remove(probe)
     except _IO_ERRORS as exc:
         logger.warning("Could not remove the write probe %s: %s", probe, exc)

@@ -12,6 +12,8 @@ TensorFlow keeps catching it. The tree::
         ├── CheckpointCorruptedError      (+ tf.errors.DataLossError) damaged or incomplete files
         │   └── NoUsableCheckpointError   (+ CheckpointNotFoundError) every candidate was damaged
         ├── CheckpointPermissionError     (+ tf.errors.PermissionDeniedError) files unreadable
+        ├── StorageUnavailableError       (+ tf.errors.UnavailableError) the storage failed to
+        │                                 answer (retried; no fallback: nothing is proven damaged)
         └── CheckpointMismatchError       (+ tf.errors.InvalidArgumentError, ValueError) the
                                           checkpoint is intact but does not fit the program
 
@@ -40,6 +42,7 @@ _NOT_FOUND: int = tf.errors.NOT_FOUND
 _DATA_LOSS: int = tf.errors.DATA_LOSS
 _PERMISSION_DENIED: int = tf.errors.PERMISSION_DENIED
 _INVALID_ARGUMENT: int = tf.errors.INVALID_ARGUMENT
+_UNAVAILABLE: int = tf.errors.UNAVAILABLE
 
 
 @public
@@ -170,6 +173,18 @@ class CheckpointPermissionError(RestoreError, tf.errors.PermissionDeniedError): 
 
 
 @public
+class StorageUnavailableError(RestoreError, tf.errors.UnavailableError):  # type: ignore[misc]
+    """The storage could not be read, so no checkpoint was judged (a `tf.errors.UnavailableError`).
+
+    Raised after the restore retried (see `StorageRetry`): a dropped connection, ``5xx``
+    answers, a timeout or an unreachable host say nothing about the checkpoint's bytes, so
+    it is neither skipped nor replaced by a fresh start. Retry when the storage answers.
+    """
+
+    _code = _UNAVAILABLE
+
+
+@public
 class CheckpointMismatchError(
     RestoreError,
     tf.errors.InvalidArgumentError,  # type: ignore[misc]
@@ -200,6 +215,8 @@ def restore_error(
     cls: type[RestoreError]
     if diagnosis.cause is Cause.PERMISSION_DENIED:
         cls = CheckpointPermissionError
+    elif diagnosis.cause is Cause.STORAGE_UNAVAILABLE:
+        cls = StorageUnavailableError
     elif diagnosis.cause in MISMATCH:
         cls = CheckpointMismatchError
     elif diagnosis.cause in NOT_FOUND:

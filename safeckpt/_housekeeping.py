@@ -186,6 +186,9 @@ def cleanup_temp(
 ) -> list[str]:
     """Remove what `choose_leftovers` chooses; returns the removed paths."""
     candidates = leftover_candidates(inventory, checkpoint_name, protected)
+    if not candidates:
+        return []
+    inventory = inventory.with_stats()  # the age rule compares times (only with leftovers)
     mtimes = {c.name: _mtime(_fs.join(inventory.directory, c.name)) for c in candidates}
     removed: list[str] = []
     for item in choose_leftovers(

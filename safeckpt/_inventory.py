@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
-from safeckpt import _fs, _paths
+from safeckpt import _fs, _paths, _pool
 from safeckpt._causes import Cause
 from safeckpt._index import FOOTER_SIZE, TABLE_MAGIC
 from safeckpt._info import CheckpointInfo
@@ -37,6 +37,7 @@ class Inventory:
     state_temps: tuple[str, ...]
     worker_temps: tuple[str, ...]
     other: tuple[str, ...]
+    _mtimes: dict[str, float | None] = field(default_factory=dict, compare=False, repr=False)
 
     def family(self, name: str | None) -> list[CheckpointInfo]:
         """Checkpoints named `name` (all of them for None), oldest to newest."""
@@ -62,6 +63,32 @@ class Inventory:
     def state_mtime(self) -> float | None:
         """The state file's modification time (one stat), None when unknown or absent."""
         return _stat(self.state.path)[1] if self.state.exists else None
+
+    def mtime_of(self, info: CheckpointInfo) -> float | None:
+        """The newest modification time of `info`'s files: its ``mtime``, else stat'ed once.
+
+        The inventory stats no file unless asked (see `scan`); the rule needs times only for
+        the few checkpoints it compares with the state file.
+        """
+        if info.mtime is not None or not info.files:
+            return info.mtime
+        if info.prefix not in self._mtimes:
+            self._mtimes[info.prefix] = _files_stat(self.directory, info.files)[1]
+        return self._mtimes[info.prefix]
+
+    def with_stats(self) -> Inventory:
+        """This inventory with every ``size_bytes`` and ``mtime`` (stats in parallel on URIs)."""
+        stats = _pool.map_io(
+            self.directory, lambda c: _files_stat(self.directory, c.files), self.checkpoints
+        )
+        infos = sorted(
+            (
+                replace(c, size_bytes=size, mtime=when)
+                for c, (size, when) in zip(self.checkpoints, stats, strict=True)
+            ),
+            key=lambda c: (-1 if c.step is None else c.step, c.mtime or 0.0, c.prefix),
+        )
+        return replace(self, checkpoints=tuple(infos), _mtimes={})
 
     def leftovers(self) -> list[str]:
         """Absolute paths of every leftover of interrupted saves and state writes."""
@@ -90,34 +117,49 @@ def _index_finished(directory: str, base: str) -> bool:
     return len(tail) == 8 and int.from_bytes(tail, "little") == TABLE_MAGIC
 
 
-def _order(info: CheckpointInfo) -> tuple[int, float, str]:
-    return (-1 if info.step is None else info.step, info.mtime or 0.0, info.prefix)
-
-
-def _info(
-    directory: str, base: str, files: list[str], problems: list[Cause], in_state: bool
-) -> CheckpointInfo:
+def _files_stat(directory: str, files: tuple[str, ...]) -> tuple[int, float | None]:
+    """Total size and newest modification time of `files` (unreadable ones count 0/None)."""
     size, mtime = 0, None
     for name in files:
         length, when = _stat(_fs.join(directory, name.rstrip("/")))
         size += length
         if when is not None and (mtime is None or when > mtime):
             mtime = when
+    return size, mtime
+
+
+def _order(info: CheckpointInfo) -> tuple[int, str]:
+    return (-1 if info.step is None else info.step, info.prefix)
+
+
+def _info(
+    directory: str, base: str, files: list[str], problems: list[Cause], in_state: bool
+) -> CheckpointInfo:
     name, step = split_step(base)
     return CheckpointInfo(
         prefix=_fs.join(directory, base),
         name=name,
         step=step,
         files=tuple(sorted(files)),
-        size_bytes=size,
-        mtime=mtime,
         in_state_file=in_state,
         problems=tuple(dict.fromkeys(problems)),
     )
 
 
-def scan(directory: str, listing_names: list[str] | None = None) -> Inventory:
+def scan(
+    directory: str, listing_names: list[str] | None = None, *, stats: bool = False
+) -> Inventory:
     """Build the inventory of `directory` from one listing and the state file.
+
+    Completeness comes from the file names alone (an index and every data shard its name
+    declares). Only an unfinished index next to a ``<prefix>_temp/`` is read (its last 8
+    bytes). No file is stat'ed unless `stats` is true, so the cost is one listing and the
+    state file whatever the number of checkpoints; `Inventory.mtime_of` stats on demand.
+
+    Args:
+        directory: The directory (normalized).
+        listing_names: The directory's listing, when the caller already has it.
+        stats: Fill every checkpoint's ``size_bytes`` and ``mtime`` (`Inventory.with_stats`).
 
     Raises:
         tf.errors.OpError: The directory could not be listed.
@@ -148,16 +190,15 @@ def scan(directory: str, listing_names: list[str] | None = None) -> Inventory:
             continue  # only a TF1 .meta graph file: not a checkpoint by itself
         infos.append(_info(directory, base, files.files, problems, base in in_state))
     for base in sorted(temp_bases - local):
-        infos.append(
-            _info(directory, base, [base + "_temp/"], [Cause.INCOMPLETE_SAVE], base in in_state)
-        )
+        temp = [base + "_temp/"]
+        infos.append(_info(directory, base, temp, [Cause.INCOMPLETE_SAVE], base in in_state))
     for base in sorted(in_state - local - temp_bases):
         if base in listing.other:  # a TF1 V1-format checkpoint: one file named like the prefix
             infos.append(_info(directory, base, [base], [], True))
         else:
             infos.append(_info(directory, base, [], [Cause.STATE_FILE_STALE], True))
     infos.sort(key=_order)
-    return Inventory(
+    inventory = Inventory(
         directory=directory,
         state=state,
         checkpoints=tuple(infos),
@@ -167,6 +208,7 @@ def scan(directory: str, listing_names: list[str] | None = None) -> Inventory:
         worker_temps=tuple(listing.worker_temps),
         other=tuple(n for n in listing.other if n not in in_state),
     )
+    return inventory.with_stats() if stats else inventory
 
 
 @public
@@ -191,4 +233,4 @@ def list_checkpoints(
     path = _paths.normalize_directory(directory)
     if checkpoint_name is not None:
         _paths.normalize_checkpoint_name(checkpoint_name)
-    return scan(path).family(checkpoint_name)
+    return scan(path, stats=True).family(checkpoint_name)

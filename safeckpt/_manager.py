@@ -14,30 +14,17 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from safeckpt import _distribute, _fs, _paths, _tf
-from safeckpt._arguments import (
-    check_bool,
-    check_checkpoint,
-    check_hours,
-    check_max_to_keep,
-    check_writes,
-)
+from safeckpt._arguments import check_checkpoint, check_hours, check_max_to_keep
 from safeckpt._causes import Cause
 from safeckpt._diagnose import diagnose
 from safeckpt._diagnosis import Diagnosis
 from safeckpt._errors import ReadOnlyError, SaveError, restore_error
 from safeckpt._housekeeping import cleanup_after_save, quarantine_all
-from safeckpt._inventory import scan
+from safeckpt._inventory import Inventory, scan
 from safeckpt._layout import split_step
-from safeckpt._plan import RestorePlan, RestoreSettings, existing_steps
-from safeckpt._policies import (
-    FallbackPolicy,
-    OnEmpty,
-    VerifyLevel,
-    normalize_fallback,
-    normalize_match,
-    normalize_on_empty,
-    normalize_verify,
-)
+from safeckpt._options import manager_options
+from safeckpt._plan import RestorePlan, existing_steps
+from safeckpt._policies import FallbackPolicy, OnEmpty, StorageRetry, VerifyLevel
 from safeckpt._public import public
 from safeckpt._reconcile import reconcile
 from safeckpt._report import RestoreReport
@@ -86,6 +73,8 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
             before anything is assigned: ``"existing"`` (every variable the program has
             gets a value), ``"consumed"`` (also every checkpoint value is used) or
             ``"partial"`` (no requirement). A failed match raises `CheckpointMismatchError`.
+        storage_retry: How a restore retries a checkpoint the storage cannot serve (a
+            `StorageRetry`; None for its defaults) before raising `StorageUnavailableError`.
 
     Under `tf.distribute.MultiWorkerMirroredStrategy` every worker constructs the manager
     with the same (chief's, shared) `directory` and calls `save` and `restore` alike. Only
@@ -123,30 +112,25 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
         cleanup_temp: bool = False,
         quarantine: bool = False,
         match: str = "existing",
+        storage_retry: StorageRetry | None = None,
     ) -> None:
         check_checkpoint(checkpoint, init_fn)
         max_to_keep = check_max_to_keep(max_to_keep)
         keep_checkpoint_every_n_hours = check_hours(keep_checkpoint_every_n_hours)
-        self._read_only = check_bool("read_only", read_only)
-        check_bool("create_directory", create_directory)
-        self._fallback = normalize_fallback(fallback)
-        self._on_empty = normalize_on_empty(on_empty)
-        self._verify = normalize_verify(verify)
-        self._match = normalize_match(match)
-        self._cleanup_temp = check_bool("cleanup_temp", cleanup_temp)
-        self._quarantine = check_bool("quarantine", quarantine)
-        check_writes(read_only, cleanup_temp=cleanup_temp, quarantine=quarantine)
+        options = manager_options(
+            create_directory, read_only, fallback, on_empty, verify, cleanup_temp, quarantine,
+            match, storage_retry,
+        )  # fmt: skip
         self.last_restore: RestoreReport | None = None
         self._existing_steps: frozenset[int] = frozenset()
         self._state_is_directory = False
         self._listed_at_start: frozenset[str] = frozenset()
         self._worker = _distribute.worker_context()
-        if not self._worker.is_chief:
-            self._quarantine = False  # only the chief moves files in the shared directory
+        self._options = options.for_worker(self._worker.is_chief)
         directory = _paths.normalize_directory(directory)
         checkpoint_name = _paths.normalize_checkpoint_name(checkpoint_name)
         self.created_directory = _distribute.validate_everywhere(
-            self._worker, directory, create=create_directory, read_only=read_only
+            self._worker, directory, create=options.create_directory, read_only=options.read_only
         )
         _tf.init_manager(
             self,
@@ -161,15 +145,22 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
             init_fn=init_fn,
             last_checkpoint_step=last_checkpoint_step,
         )
-        self._reconcile()
-        self._inherited = frozenset(_tf.rotation(self))
+        self._reconciled = False
+        self._inherited: frozenset[str] = frozenset()
 
-    def _reconcile(self) -> None:
-        """Make the recorded state follow the rule (in memory; the state file is untouched)."""
+    def _reconcile(self) -> Inventory | None:
+        """Make the recorded state follow the rule, once, on first use (not at construction).
+
+        In memory; the state file is untouched. Returns the inventory listed, if it listed.
+        """
+        if self._reconciled:
+            return None
+        self._reconciled = True
         try:
             inventory = scan(self.directory)
         except (tf.errors.OpError, OSError):
-            return
+            self._inherited = frozenset(_tf.rotation(self))
+            return None
         state = reconcile(inventory, self.checkpoint_name, _tf.rotation(self))
         self._state_is_directory = inventory.state.problem is Cause.NOT_A_DIRECTORY
         self._listed_at_start = state.listed
@@ -180,6 +171,8 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
             )
         _tf.set_rotation(self, state.rotation)
         _tf.set_latest(self, state.latest)
+        self._inherited = frozenset(state.rotation)
+        return inventory
 
     def _apply(self, plan: RestorePlan) -> RestoreReport | None:
         """Carry out what a restore decided: the only place that changes the manager's state.
@@ -193,7 +186,7 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
             rotation.pop(info.prefix, None)
             if _tf.latest(self) == info.prefix:
                 _tf.set_latest(self, None)
-        moved = [] if self._read_only else quarantine_all(plan.quarantine, self.directory)
+        moved = [] if self._options.read_only else quarantine_all(plan.quarantine, self.directory)
         for prefix in plan.keep_newer:
             if rotation.pop(prefix, None) is not None:
                 logger.info(
@@ -229,29 +222,41 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
         return plan.report
 
     @property
+    def latest_checkpoint(self) -> str | None:
+        """The newest checkpoint by the rule (docs/fallback.md), or None."""
+        self._reconcile()
+        return _tf.latest(self)
+
+    @property
+    def checkpoints(self) -> list[str]:
+        """The checkpoints of the ``max_to_keep`` rotation, oldest first."""
+        self._reconcile()
+        return list(_tf.rotation(self))
+
+    @property
     def read_only(self) -> bool:
         """Whether this manager refuses to write."""
-        return self._read_only
+        return self._options.read_only
 
     @property
     def fallback(self) -> tuple[FallbackPolicy, ...]:
         """The fallback policies, normalized, in the order they are applied."""
-        return self._fallback
+        return self._options.fallback
 
     @property
     def on_empty(self) -> OnEmpty:
         """What `restore` does in a directory without checkpoints."""
-        return self._on_empty
+        return self._options.on_empty
 
     @property
     def verify(self) -> VerifyLevel:
         """How each checkpoint is verified before it is restored."""
-        return self._verify
+        return self._options.verify
 
     @property
     def cleanup_temp(self) -> bool:
         """Whether saves remove older leftovers of interrupted saves."""
-        return self._cleanup_temp
+        return self._options.cleanup_temp
 
     @property
     def quarantine(self) -> bool:
@@ -259,7 +264,7 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
 
         Always False on a non-chief worker of a multi-worker job: only the chief moves files.
         """
-        return self._quarantine
+        return self._options.quarantine
 
     @property
     def checkpoint_name(self) -> str:
@@ -305,24 +310,17 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
                 that worker, rebuilt from its diagnosis) or when they would restore
                 different checkpoints.
         """
-        settings = RestoreSettings(
-            checkpoint=_tf.checkpoint_of(self),
-            directory=self.directory,
-            checkpoint_name=self.checkpoint_name,
-            verify=self._verify,
-            fallback=self._fallback,
-            on_empty=self._on_empty,
-            quarantine=self._quarantine and not self._read_only,
-            init_fn=_tf.init_fn(self),
-            options=options,
-            match=self._match if match is None else normalize_match(match),
-        )
+        settings = self._options.restore_settings(
+            _tf.checkpoint_of(self), self.directory, self.checkpoint_name, _tf.init_fn(self),
+            options, match,
+        )  # fmt: skip
 
         def run() -> RestoreReport:
             engine = Restore(settings)
+            listed = self._reconcile()
             try:
                 if save_path is None or names_path(save_path, _tf.latest(self)):
-                    plan = engine.newest()
+                    plan = engine.newest(listed)
                 else:
                     plan = engine.exact(save_path)
             except BaseException:
@@ -380,7 +378,7 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
             SaveError: The ``checkpoint`` state file is a directory (nothing is written).
             SaveError: Another worker of a multi-worker job failed to save.
         """
-        if self._read_only:
+        if self._options.read_only:
             raise ReadOnlyError(
                 f"This SafeCheckpointManager for {self.directory} was created with "
                 "read_only=True, so save() writes nothing. Create it with read_only=False "
@@ -388,6 +386,7 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
             )
 
         def run() -> str | None:
+            self._reconcile()
             if self._state_is_directory:
                 self._state_is_directory = refuse_if_state_is_directory(self.directory)
             if self._existing_steps:
@@ -417,7 +416,7 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
             step = None if result is None else split_step(_fs.basename(result))[1]
             if step is not None:
                 self._existing_steps = self._existing_steps | {step}
-            if result is not None and self._cleanup_temp and self._worker.is_chief:
+            if result is not None and self._options.cleanup_temp and self._worker.is_chief:
                 asynchronous = getattr(options, "experimental_enable_async_checkpoint", False)
                 cleanup_after_save(
                     self.directory,

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from safeckpt._causes import Cause
 from safeckpt._info import CheckpointInfo
 from safeckpt._inventory import Inventory
 from safeckpt._layout import INDEX_SUFFIX
-from safeckpt._policies import FallbackPolicy, MatchMode, OnEmpty, VerifyLevel
+from safeckpt._policies import FallbackPolicy, MatchMode, OnEmpty, StorageRetry, VerifyLevel
 from safeckpt._report import RestoreReport
 
 
@@ -28,6 +28,7 @@ class RestoreSettings:
     init_fn: Callable[[], Any] | None
     options: Any = None
     match: MatchMode = MatchMode.EXISTING
+    retry: StorageRetry = field(default_factory=StorageRetry)
 
 
 @dataclass(frozen=True)
@@ -97,3 +98,24 @@ def has_checkpoints(inventory: Inventory) -> bool:
         )
         for c in inventory.checkpoints
     )
+
+
+def state_notes(inventory: Inventory, primary: CheckpointInfo) -> list[str]:
+    """What the report says about how the state file led (or did not lead) to `primary`."""
+    notes: list[str] = []
+    state = inventory.state
+    how = (
+        f"{primary.basename} was found by listing the directory (TensorFlow would have "
+        "started from scratch)"
+    )
+    if not state.exists:
+        notes.append(f"The state file {state.path} is missing; {how}.")
+    elif state.problem is not None:
+        notes.append(f"The state file is unreadable ({state.error}); {how}.")
+    latest = inventory.state_latest()
+    if latest is not None and latest.reanchored and latest.prefix == primary.prefix:
+        notes.append(
+            f"The state file records {latest.recorded!r}, outside {inventory.directory}; "
+            f"re-anchored to {primary.prefix}."
+        )
+    return notes

@@ -19,6 +19,7 @@ use it, so they can never disagree. The rule, as stated in ``docs/fallback.md``:
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 
 from safeckpt._info import CheckpointInfo
@@ -60,8 +61,15 @@ class Ranking:
         return latest
 
 
-def _by_step(info: CheckpointInfo) -> tuple[int, float, str]:
-    return (-1 if info.step is None else info.step, info.mtime or 0.0, info.prefix)
+def _by_step(inventory: Inventory, infos: list[CheckpointInfo]) -> list[CheckpointInfo]:
+    """`infos` by step, highest first; equal steps (``ckpt-3``, ``ckpt-03``) by time, name."""
+    tied = {step for step, n in Counter(c.step for c in infos).items() if n > 1}
+
+    def key(info: CheckpointInfo) -> tuple[int, float, str]:
+        when = (inventory.mtime_of(info) or 0.0) if info.step in tied else 0.0
+        return (-1 if info.step is None else info.step, when, info.prefix)
+
+    return sorted(infos, key=key, reverse=True)
 
 
 def _state_latest(inventory: Inventory) -> CheckpointInfo | None:
@@ -77,8 +85,8 @@ def rank(inventory: Inventory, name: str, *, times: bool = True) -> Ranking:
     Args:
         inventory: The directory's inventory.
         name: The manager's checkpoint name.
-        times: Compare modification times with the state file's (one stat, only when a
-            checkpoint may be an interrupted save); False orders by names alone.
+        times: Compare modification times with the state file's (stats only of the
+            checkpoints that may be interrupted saves); False orders by names alone.
     """
     latest = _state_latest(inventory)
     candidates = [c for c in inventory.family(name) if c.complete]
@@ -90,7 +98,7 @@ def rank(inventory: Inventory, name: str, *, times: bool = True) -> Ranking:
         )
         name = latest.name
         candidates = [c for c in inventory.family(name) if c.complete]
-    by_step = sorted(candidates, key=_by_step, reverse=True)
+    by_step = _by_step(inventory, candidates)
     if latest is None or latest not in candidates:
         return Ranking(name, tuple(by_step), latest, (), tuple(notes))
     listed = [c.step for c in inventory.family(name) if c.in_state_file and c.step is not None]
@@ -99,7 +107,9 @@ def rank(inventory: Inventory, name: str, *, times: bool = True) -> Ranking:
     interrupted: list[CheckpointInfo] = []
     if maybe:
         when = inventory.state_mtime() if times else None
-        interrupted = [c for c in maybe if when is None or c.mtime is None or c.mtime >= when]
+        interrupted = [
+            c for c in maybe if when is None or (t := inventory.mtime_of(c)) is None or t >= when
+        ]
     for info in interrupted:
         notes.append(
             f"{info.basename} is complete and newer than the state file's latest "

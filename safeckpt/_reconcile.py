@@ -52,7 +52,7 @@ def reconcile(
                 inventory.directory,
             )
     for info in ranking.interrupted:
-        timestamps[info.prefix] = info.mtime or _tf.now()
+        timestamps[info.prefix] = inventory.mtime_of(info) or _tf.now()
     for note in (*inventory.state.oddities, *ranking.notes):
         logger.info("%s: %s", inventory.state.path, note)
     return Reconciled(

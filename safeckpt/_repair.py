@@ -67,7 +67,7 @@ def plan_repair(directory: str, checkpoint_name: str | None = None) -> RepairPla
     Paths are written relative to the directory; timestamps are kept from the old state file
     when it had them, else taken from the files' modification times.
     """
-    inventory = scan(directory)
+    inventory = scan(directory, stats=True)
     name = checkpoint_name or default_name(inventory, inventory.names())
     old_times: dict[str, float] = {}
     state = inventory.state

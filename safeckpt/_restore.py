@@ -16,7 +16,7 @@ from typing import Any, NoReturn
 
 from safeckpt import _fs, _tf
 from safeckpt._alternatives import with_alternatives
-from safeckpt._causes import CHECKPOINT_DAMAGE, MISMATCH, Cause
+from safeckpt._causes import CHECKPOINT_DAMAGE, MISMATCH, UNPROVEN, Cause
 from safeckpt._diagnose import diagnose
 from safeckpt._diagnose_dir import diagnose_directory
 from safeckpt._diagnosis import Diagnosis
@@ -32,11 +32,18 @@ from safeckpt._info import CheckpointInfo
 from safeckpt._inventory import Inventory, scan
 from safeckpt._layout import INDEX_SUFFIX, split_step
 from safeckpt._match import Match, compare, diagnose_match
-from safeckpt._plan import RestorePlan, RestoreSettings, existing_steps, has_checkpoints
+from safeckpt._plan import (
+    RestorePlan,
+    RestoreSettings,
+    existing_steps,
+    has_checkpoints,
+    state_notes,
+)
 from safeckpt._policies import MatchMode, OnEmpty, VerifyLevel
 from safeckpt._ranking import rank
 from safeckpt._report import Outcome, RestoreReport
 from safeckpt._request import not_found_cause, resolve_request
+from safeckpt._retrying import listed, retrying, unreadable_error
 from safeckpt._verify import check_prefix
 
 logger = logging.getLogger("safeckpt")
@@ -87,28 +94,50 @@ class Restore:
         return tuple(self._attempts)
 
     def try_restore(self, checkpoint: CheckpointInfo) -> RestoreReport | None:
-        """Verify, then restore `checkpoint`; None (and an attempt recorded) if rejected."""
+        """Verify, then restore `checkpoint`; None (and an attempt recorded) if rejected.
+
+        A checkpoint the storage could not read is tried again (``storage_retry``); after
+        the last try it raises `StorageUnavailableError` (nothing is proven damaged) unless
+        ``StorageRetry.fall_back`` lets it be rejected like a damaged one.
+        """
         if checkpoint in self._candidates:
             self._candidates.remove(checkpoint)
-        diagnosis = inventory_diagnosis(checkpoint, self._s.verify)
-        if diagnosis.ok:
-            match = self._compare(checkpoint.prefix)  # a mismatch raises: no fallback
-            try:
-                status = self._tf_restore(checkpoint.prefix, match)
-            except RESTORE_ERRORS as exc:
-                self._tf_failed = True
-                diagnosis = stage_diagnosis(checkpoint.prefix, exc)
-                if diagnosis.cause in MISMATCH:
-                    raise restore_error(diagnosis, self.attempts) from exc
-            else:
-                outcome = Outcome.FELL_BACK if self._attempts else Outcome.RESTORED
-                self._plan = self._restored(checkpoint, status, outcome, match)
-                return self._plan.report
+        diagnosis = retrying(self._s.retry, checkpoint.basename, lambda: self._attempt(checkpoint))
+        if diagnosis is None:
+            assert self._plan is not None
+            return self._plan.report
+        if diagnosis.cause in UNPROVEN and not self._s.retry.fall_back:
+            raise unreadable_error(diagnosis, self._s.retry, self.attempts)
         self._reject(checkpoint, diagnosis)
         return None
 
+    def _attempt(self, checkpoint: CheckpointInfo) -> Diagnosis | None:
+        """One try of `try_restore`: None when restored (`_plan` is set), else the diagnosis."""
+        diagnosis = inventory_diagnosis(checkpoint, self._s.verify)
+        if not diagnosis.ok:
+            return diagnosis
+        match = self._compare(checkpoint.prefix)  # a mismatch raises: no fallback
+        try:
+            status = self._tf_restore(checkpoint.prefix, match)
+        except RESTORE_ERRORS as exc:
+            self._tf_failed = True
+            diagnosis = stage_diagnosis(checkpoint.prefix, exc)
+            if diagnosis.cause in MISMATCH:
+                raise restore_error(diagnosis, self.attempts) from exc
+            return diagnosis
+        outcome = Outcome.FELL_BACK if self._attempts else Outcome.RESTORED
+        self._plan = self._restored(checkpoint, status, outcome, match)
+        return None
+
     def initialize(self, *, sweep_existing: bool = False) -> RestoreReport:
-        """Start from initialization, keeping every existing checkpoint."""
+        """Start from initialization, keeping every existing checkpoint.
+
+        Raises `StorageUnavailableError` instead when a checkpoint was skipped only because
+        the storage could not serve it (``StorageRetry(fall_back=True)``): it may be usable.
+        """
+        unread = [a for a in self._attempts if a.cause in UNPROVEN]
+        if unread:
+            raise unreadable_error(unread[0], self._s.retry, self.attempts)
         reason = self._failure
         if reason is not None:
             logger.warning(
@@ -151,17 +180,19 @@ class Restore:
             existing_steps=self._progress.existing,
         )
 
-    def newest(self) -> RestorePlan:
-        """Restore the newest usable checkpoint, applying the policies."""
+    def newest(self, inventory: Inventory | None = None) -> RestorePlan:
+        """Restore the newest usable checkpoint, applying the policies.
+
+        Args:
+            inventory: The directory's inventory when the caller has just listed it.
+        """
         directory, name = self._s.directory, self._s.checkpoint_name
-        try:
-            inventory = scan(directory)
-        except RESTORE_ERRORS:
-            diagnosis = diagnose(directory, checkpoint_name=name)
-            if diagnosis.cause is Cause.DIRECTORY_MISSING:
-                return self._empty(diagnosis)
-            return self._recover(diagnosis)
-        self._inventory = inventory
+        found = listed(self._s.retry, directory, name, inventory)
+        if isinstance(found, Diagnosis):
+            if found.cause is Cause.DIRECTORY_MISSING:
+                return self._empty(found)
+            return self._recover(found)
+        self._inventory = inventory = found
         self._progress.existing = existing_steps(inventory, name)
         ranking = rank(inventory, name)
         self._notes.extend(f"The state file: {odd}." for odd in inventory.state.oddities)
@@ -191,7 +222,7 @@ class Restore:
         primary, *rest = ranking.candidates
         self._candidates = rest
         self._requested = self._requested or primary.prefix
-        self._note_state(inventory, primary)
+        self._notes.extend(state_notes(inventory, primary))
         if self.try_restore(primary) is not None and self._plan is not None:
             return self._plan
         return self._recover(self._attempts[0])
@@ -297,23 +328,6 @@ class Restore:
             status.expect_partial()
         return status
 
-    def _note_state(self, inventory: Inventory, primary: CheckpointInfo) -> None:
-        state = inventory.state
-        how = (
-            f"{primary.basename} was found by listing the directory (TensorFlow would have "
-            "started from scratch)"
-        )
-        if not state.exists:
-            self._notes.append(f"The state file {state.path} is missing; {how}.")
-        elif state.problem is not None:
-            self._notes.append(f"The state file is unreadable ({state.error}); {how}.")
-        latest = inventory.state_latest()
-        if latest is not None and latest.reanchored and latest.prefix == primary.prefix:
-            self._notes.append(
-                f"The state file records {latest.recorded!r}, outside {inventory.directory}; "
-                f"re-anchored to {primary.prefix}."
-            )
-
     def _reject(self, info: CheckpointInfo, diagnosis: Diagnosis) -> None:
         self._attempts.append(diagnosis)
         logger.warning("Cannot restore %s: %s", info.prefix, diagnosis.summary)
@@ -394,6 +408,8 @@ class Restore:
 
     def _recover(self, failure: Diagnosis) -> RestorePlan:
         self._failure = failure
+        if failure.cause in UNPROVEN and failure.checkpoint is None:
+            raise unreadable_error(failure, self._s.retry, self.attempts)  # never a fresh start
         for policy in self._s.fallback:
             if policy.recover(self) is not None and self._plan is not None:
                 return self._plan

@@ -18,9 +18,11 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from safeckpt import _fs
+from safeckpt._causes import Cause
 from safeckpt._crc32c import crc32c, unmask
 from safeckpt._index import BundleEntry, BundleIndex
 from safeckpt._tf import tf
+from safeckpt._translate import cause_of
 
 __all__ = ["DataProblem", "DataProblemKind", "verify_data"]
 
@@ -30,7 +32,11 @@ _SCRATCH = 1024 * 1024  # reused read buffers of the local fast path; stay in th
 _PIPELINE = 8 * _SCRATCH  # from this size on, a reader thread overlaps reads and CRC32C
 
 #: What is wrong with the data of one tensor (or of a whole shard, for ``missing_shard``).
-DataProblemKind = Literal["missing_shard", "truncated", "checksum_mismatch", "unreadable"]
+#: ``unreadable`` is a permission refused; ``unavailable`` a read the storage failed (a
+#: dropped connection, a 5xx answer, a timeout), which says nothing about the bytes.
+DataProblemKind = Literal[
+    "missing_shard", "truncated", "checksum_mismatch", "unreadable", "unavailable"
+]
 
 
 @dataclass(frozen=True)
@@ -287,7 +293,14 @@ def _verify_shard(
     except tf.errors.NotFoundError:
         detail = f"missing; it should hold {len(entries)} tensors ({end_mark - mark} bytes)"
         out.append(DataProblem("", name, "missing_shard", detail))
+    except tf.errors.OutOfRangeError as exc:  # the storage answered: the bytes end early
+        out.append(DataProblem(current, name, "truncated", f"{type(exc).__name__}: {exc}"))
     except (tf.errors.OpError, OSError) as exc:
-        out.append(DataProblem(current, name, "unreadable", f"{type(exc).__name__}: {exc}"))
+        kinds: dict[Cause, DataProblemKind] = {
+            Cause.PERMISSION_DENIED: "unreadable",
+            Cause.NOT_A_DIRECTORY: "missing_shard",  # "Is a directory": no data file there
+        }
+        kind = kinds.get(cause_of(exc), "unavailable")
+        out.append(DataProblem(current, name, kind, f"{type(exc).__name__}: {exc}"))
     meter.settle(end_mark)
     return out

@@ -79,19 +79,22 @@ class StateFile:
 def read_state(directory: str) -> StateFile:
     """Read ``<directory>/checkpoint`` and describe any problem instead of hiding it."""
     path = _fs.join(directory, STATE_FILE)
-    try:
-        if not tf.io.gfile.exists(path):
-            return StateFile(path, exists=False)
-        if tf.io.gfile.isdir(path):
-            return StateFile(
-                path,
-                True,
-                problem=Cause.NOT_A_DIRECTORY,
-                error=f"{path} is a directory, not a file.",
-            )
+    try:  # read first: existence and type are only asked when the read fails (fewer requests)
         with tf.io.gfile.GFile(path, "rb") as handle:
             raw = handle.read()
     except (tf.errors.OpError, OSError) as exc:
+        try:
+            if _fs.isdir(path):
+                return StateFile(
+                    path,
+                    True,
+                    problem=Cause.NOT_A_DIRECTORY,
+                    error=f"{path} is a directory, not a file.",
+                )
+            if isinstance(exc, tf.errors.NotFoundError) and not _fs.exists(path):
+                return StateFile(path, exists=False)
+        except (tf.errors.OpError, OSError):
+            pass  # the storage fails: report the read's error
         cause = cause_of(exc)
         if cause is not Cause.PERMISSION_DENIED:
             cause = Cause.STORAGE_UNAVAILABLE  # a read failed: says nothing about the file

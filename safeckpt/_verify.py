@@ -30,6 +30,7 @@ _DATA_KINDS: dict[DataProblemKind, Cause] = {
     "truncated": Cause.TRUNCATED_DATA,
     "checksum_mismatch": Cause.CORRUPT_DATA,
     "unreadable": Cause.PERMISSION_DENIED,
+    "unavailable": Cause.STORAGE_UNAVAILABLE,
 }
 
 
@@ -55,14 +56,30 @@ def _is_directory(path: str) -> bool:
         return False
 
 
-def _readable(path: str) -> str | None:
-    """None when one byte of `path` can be read, else the error."""
+def _storage_cause(exc: BaseException) -> Cause:
+    """A read error's cause: refused (`PERMISSION_DENIED`) or anything else the storage did."""
+    denied = cause_of(exc) is Cause.PERMISSION_DENIED
+    return Cause.PERMISSION_DENIED if denied else Cause.STORAGE_UNAVAILABLE
+
+
+def _last_byte(path: str, need: int) -> bool | BaseException:
+    """Read the last byte the index needs from `path` (the first when it needs none).
+
+    Reading proves what a size cannot: the file is readable, and its bytes reach ``need``
+    whatever a stale size says (TensorFlow's GCS client caches sizes for 5 seconds, so a file
+    another writer replaced can show its old size). True when the byte is there, False when
+    the file ends before it (proven by the storage's answer), the exception when reading
+    failed.
+    """
     try:
         with tf.io.gfile.GFile(path, "rb") as handle:
-            handle.read(1)
+            if need > 1:
+                handle.seek(need - 1)
+            return len(handle.read(1)) == 1 or need == 0
+    except tf.errors.OutOfRangeError:
+        return False
     except (tf.errors.OpError, OSError) as exc:
-        return describe_exception(exc)
-    return None
+        return exc
 
 
 def check_prefix(prefix: str, *, deep: bool = False, progress: Progress | None = None) -> Diagnosis:
@@ -96,9 +113,7 @@ def check_prefix(prefix: str, *, deep: bool = False, progress: Progress | None =
                 str(exc),
             )
         if exc.reason == "unreadable":
-            cause = cause_of(exc)
-            if cause is not Cause.PERMISSION_DENIED:
-                cause = Cause.STORAGE_UNAVAILABLE
+            cause = _storage_cause(exc)
             return result(cause, f"The index of {base} cannot be read.", [str(exc)], str(exc))
         foreign = sniff(index_path)
         if foreign is not None:
@@ -125,25 +140,27 @@ def check_prefix(prefix: str, *, deep: bool = False, progress: Progress | None =
             )
             continue
         except (tf.errors.OpError, OSError) as exc:
-            cause = cause_of(exc)
-            if cause is not Cause.PERMISSION_DENIED:
-                cause = Cause.STORAGE_UNAVAILABLE
-            found.setdefault(cause, []).append(f"{path}: {describe_exception(exc)}")
+            found.setdefault(_storage_cause(exc), []).append(f"{path}: {describe_exception(exc)}")
             continue
         if stat.is_directory:
             found.setdefault(Cause.MISSING_DATA_SHARD, []).append(
                 f"{path} is a directory, not a data file (shard {shard + 1} of {index.num_shards})."
             )
             continue
-        if size < need:
+        reached = _last_byte(path, need)
+        if isinstance(reached, BaseException):
+            found.setdefault(_storage_cause(reached), []).append(
+                f"{path}: {describe_exception(reached)}"
+            )
+        elif not reached:
             found.setdefault(Cause.TRUNCATED_DATA, []).append(
                 f"{path} is {size} bytes but the index needs at least {need} "
-                f"({need - size} bytes missing)."
+                f"(reading byte {need - 1} found the end of the file)."
             )
+        elif size < need:  # the byte is there: the size was stale (a cache), not the file
+            evidence.append(f"{path}: its size said {size} bytes, but byte {need - 1} reads.")
         elif size > need:
             evidence.append(f"{path} has {size - need} bytes more than the index describes.")
-        if size >= need and (problem := _readable(path)) is not None:
-            found.setdefault(Cause.PERMISSION_DENIED, []).append(f"{path}: {problem}")
     if deep and not found:
         for bad in verify_data(prefix, index, progress=progress):
             found.setdefault(_DATA_KINDS[bad.kind], []).append(

@@ -21,6 +21,7 @@ from safeckpt import (
     RestoreError,
     SafeCheckpointError,
     SaveError,
+    StorageUnavailableError,
 )
 from safeckpt._errors import restore_error
 
@@ -131,7 +132,8 @@ def test_public_api_is_sorted_and_complete() -> None:
         (Cause.CORRUPT_DATA, CheckpointCorruptedError),
         (Cause.PERMISSION_DENIED, CheckpointPermissionError),
         (Cause.MODEL_MISMATCH, CheckpointMismatchError),
-        (Cause.STORAGE_UNAVAILABLE, RestoreError),
+        (Cause.STORAGE_UNAVAILABLE, StorageUnavailableError),
+        (Cause.UNKNOWN, RestoreError),
     ],
 )
 def test_restore_error_class_follows_the_cause(cause: Cause, cls: type) -> None:

@@ -439,14 +439,16 @@ def test_missing_shard_is_reported_once(ckpts: dict[str, str], tmp_path: Path) -
     assert calls[-1][0] == calls[-1][1]
 
 
-def test_unreadable_shard_is_reported_once(ckpts: dict[str, str], tmp_path: Path) -> None:
+def test_a_directory_in_place_of_a_shard_is_reported_once(
+    ckpts: dict[str, str], tmp_path: Path
+) -> None:
     prefix = _copy_checkpoint(ckpts["plain"], tmp_path / "copy")
     index = read_index(prefix + ".index")
     shard = _shard(prefix, index, 0)
     os.remove(shard)
-    os.mkdir(shard)  # exists, but reading it fails
+    os.mkdir(shard)  # exists, but reading it fails: the shard is gone (not a storage hiccup)
     (problem,) = verify_data(prefix, index)
-    assert (problem.kind, problem.shard_file) == ("unreadable", shard)
+    assert (problem.kind, problem.shard_file) == ("missing_shard", shard)
     assert problem.key_name == min(index.entries, key=lambda e: e.offset).name
 
 

@@ -95,7 +95,8 @@ def test_paths_into_another_directory_are_not_followed(
     trainee = Trainee()
     with caplog.at_level(logging.WARNING, logger="safeckpt"):
         manager = SafeCheckpointManager(trainee.checkpoint, local, max_to_keep=5)
-    assert manager.latest_checkpoint == str(local / "ckpt-3")
+        latest = manager.latest_checkpoint  # the state is reconciled (and reported) on first use
+    assert latest == str(local / "ckpt-3")
     assert all(p.startswith(str(local) + os.sep) for p in manager.checkpoints)
     assert any(recorded[-1] in r.getMessage() for r in caplog.records), "not reported"
 
