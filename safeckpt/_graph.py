@@ -3,8 +3,9 @@
 A TF2 checkpoint stores its object graph in the ``_CHECKPOINTABLE_OBJECT_GRAPH`` tensor (a
 ``TrackableObjectGraph``: nodes, their children by local name, the tensors they hold); a TF1
 name-based checkpoint has none, only variable names. Both are read with
-`tf.train.load_checkpoint`, which opens the index only, so the comparison happens before any
-variable is assigned. The program's graph is walked from the `tf.train.Checkpoint` with
+safeckpt's own index parser (`tf.train.load_checkpoint` where it cannot parse), which reads
+the index and the object graph only, so the comparison happens before any variable is
+assigned. The program's graph is walked from the `tf.train.Checkpoint` with
 `tf.train.TrackableView`, as TensorFlow's saver walks it.
 """
 
@@ -15,6 +16,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from safeckpt import _tf
+from safeckpt._index import IndexFormatError, read_index
+from safeckpt._layout import INDEX_SUFFIX
+from safeckpt._shards import read_string_scalar
 from safeckpt._tf import tf
 
 OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
@@ -77,15 +81,45 @@ class CheckpointGraph:
         return sum(e.size_bytes for e in self.entries)
 
 
+def _from_index(prefix: str) -> tuple[dict[str, Any], dict[str, Any], bytes] | None:
+    """Shapes, dtypes and the serialized object graph, read by safeckpt's own index parser.
+
+    Two reads (the index, then the object graph's bytes) instead of TensorFlow's
+    ``CheckpointReader``, which also lists the directory (a glob) and reads the index three
+    times: on remote storage each read is a request. None when anything fails to parse.
+    """
+    try:
+        index = read_index(prefix + INDEX_SUFFIX)
+        shapes: dict[str, Any] = {}
+        dtypes: dict[str, Any] = {}
+        graph_entry = None
+        for entry in index.entries:
+            if entry.key.startswith(b"\x00"):  # one slice of a partitioned variable
+                continue
+            shapes[entry.name] = list(entry.shape)
+            dtypes[entry.name] = tf.as_dtype(entry.dtype)
+            if entry.name == OBJECT_GRAPH_KEY:
+                graph_entry = entry
+        serialized = b"" if graph_entry is None else read_string_scalar(prefix, index, graph_entry)
+    except (IndexFormatError, ValueError, TypeError, EOFError, tf.errors.OpError, OSError):
+        return None
+    return shapes, dtypes, serialized
+
+
 def read_checkpoint_graph(prefix: str) -> CheckpointGraph:
-    """Read the values and object graph of `prefix` (the index only; no data is read).
+    """Read the values and object graph of `prefix` (the index and the graph; no values).
 
     Raises:
         tf.errors.OpError: The index cannot be read.
     """
-    reader = tf.train.load_checkpoint(prefix)
-    shapes: dict[str, Any] = reader.get_variable_to_shape_map()
-    dtypes: dict[str, Any] = reader.get_variable_to_dtype_map()
+    found = _from_index(prefix)
+    if found is None:  # what safeckpt's reader cannot parse, TensorFlow's reports
+        reader = tf.train.load_checkpoint(prefix)
+        shapes: dict[str, Any] = reader.get_variable_to_shape_map()
+        dtypes: dict[str, Any] = reader.get_variable_to_dtype_map()
+        serialized = reader.get_tensor(OBJECT_GRAPH_KEY) if OBJECT_GRAPH_KEY in shapes else b""
+    else:
+        shapes, dtypes, serialized = found
 
     def entry(path: str, key: str, **slot: Any) -> Entry:
         shape = tuple(int(d) for d in shapes.get(key, ()))
@@ -94,7 +128,7 @@ def read_checkpoint_graph(prefix: str) -> CheckpointGraph:
     if OBJECT_GRAPH_KEY not in shapes:
         return CheckpointGraph(prefix, tuple(entry(k, k) for k in sorted(shapes)), name_based=True)
     graph = _tf.TrackableObjectGraph()
-    graph.ParseFromString(reader.get_tensor(OBJECT_GRAPH_KEY))
+    graph.ParseFromString(serialized)
     paths = {0: ""}
     order = [0]
     for node_id in order:  # breadth first, as TensorFlow names objects

@@ -8,6 +8,7 @@ I/O and CRC for large ranges.
 
 from __future__ import annotations
 
+import io
 import math
 import os
 import queue
@@ -24,7 +25,7 @@ from safeckpt._index import BundleEntry, BundleIndex
 from safeckpt._tf import tf
 from safeckpt._translate import cause_of
 
-__all__ = ["DataProblem", "DataProblemKind", "verify_data"]
+__all__ = ["DataProblem", "DataProblemKind", "read_string_scalar", "verify_data"]
 
 _DT_STRING, _DT_VARIANT = 7, 21
 _CHUNK = 8 * 1024 * 1024
@@ -304,3 +305,34 @@ def _verify_shard(
         out.append(DataProblem(current, name, kind, f"{type(exc).__name__}: {exc}"))
     meter.settle(end_mark)
     return out
+
+
+def read_string_scalar(prefix: str, index: BundleIndex, entry: BundleEntry) -> bytes:
+    """The value of a scalar string tensor (the object graph), checked against its CRC32C.
+
+    One read of the entry's bytes (a single ranged request on remote storage).
+
+    Raises:
+        ValueError: The bytes do not hold a scalar string, or their checksum does not match.
+        EOFError: The shard ends before the entry.
+        tf.errors.OpError, OSError: The shard cannot be read.
+    """
+    if entry.dtype != _DT_STRING or entry.shape != () or entry.is_slice_container:
+        raise ValueError(f"{entry.name!r} is not a scalar string tensor")
+    name = f"{prefix}.data-{entry.shard_id:05d}-of-{index.num_shards:05d}"
+    with _open_shard(name) as f:
+        f.seek(entry.offset)
+        raw = bytes(f.read(entry.size))
+    if len(raw) != entry.size:
+        raise EOFError(
+            f"{name} ends {entry.size - len(raw)} bytes before the end of {entry.name!r}"
+        )
+    fmt = ">" if index.big_endian else "<"
+    local = BundleEntry(entry.key, entry.dtype, (), 0, 0, entry.size, entry.crc32c, False)
+    stream = _Stream(io.BytesIO(raw), local, lambda _: None)
+    if _content_crc(stream, local, fmt) != unmask(entry.crc32c):
+        raise ValueError(f"the checksum of {entry.name!r} does not match")
+    again = _Stream(io.BytesIO(raw), local, lambda _: None)
+    length = again.varint()
+    again.take(4)  # the masked checksum of the length
+    return again.take(length)

@@ -511,3 +511,35 @@ def test_fallback_is_chosen_without_google_crc32c(monkeypatch: pytest.MonkeyPatc
     finally:
         monkeypatch.undo()
         _crc32c.set_backend()
+
+
+@pytest.mark.parametrize("kind", ["plain", "saved", "sharded", "variant"])
+def test_the_object_graph_read_from_the_index_equals_tensorflows_reader(
+    ckpts: dict[str, str], kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # safeckpt reads shapes, dtypes and the object graph with its own parser (two reads on
+    # remote storage); TensorFlow's CheckpointReader is the reference it must agree with.
+    from safeckpt import _graph
+
+    own = _graph.read_checkpoint_graph(ckpts[kind])
+    monkeypatch.setattr(_graph, "_from_index", lambda prefix: None)
+    reference = _graph.read_checkpoint_graph(ckpts[kind])
+    assert own == reference
+    assert own.children and not own.name_based
+
+
+def test_a_damaged_object_graph_falls_back_to_tensorflows_reader(
+    ckpts: dict[str, str], tmp_path: Path
+) -> None:
+    from safeckpt import _graph
+
+    prefix = _copy_checkpoint(ckpts["saved"], tmp_path / "copy")
+    index = read_index(prefix + ".index")
+    entry = next(e for e in index.entries if e.name == _graph.OBJECT_GRAPH_KEY)
+    shard = _shard(prefix, index, entry.shard_id)
+    data = bytearray(Path(shard).read_bytes())
+    data[entry.offset + entry.size - 1] ^= 0xFF
+    Path(shard).write_bytes(bytes(data))
+    assert _graph._from_index(prefix) is None  # the checksum caught it
+    with pytest.raises(tf.errors.OpError):  # TensorFlow's reader reports it
+        _graph.read_checkpoint_graph(prefix)
