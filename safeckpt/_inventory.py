@@ -76,6 +76,13 @@ class Inventory:
             self._mtimes[info.prefix] = _files_stat(self.directory, info.files)[1]
         return self._mtimes[info.prefix]
 
+    def prefetch_mtimes(self, infos: list[CheckpointInfo]) -> None:
+        """Stat the files of `infos` for `mtime_of` at once (in parallel on remote storage)."""
+        todo = [c for c in infos if c.mtime is None and c.files and c.prefix not in self._mtimes]
+        found = _pool.map_io(self.directory, lambda c: _files_stat(self.directory, c.files), todo)
+        for info, (_, when) in zip(todo, found, strict=True):
+            self._mtimes[info.prefix] = when
+
     def with_stats(self) -> Inventory:
         """This inventory with every ``size_bytes`` and ``mtime`` (stats in parallel on URIs)."""
         stats = _pool.map_io(

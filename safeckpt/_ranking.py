@@ -107,6 +107,8 @@ def rank(inventory: Inventory, name: str, *, times: bool = True) -> Ranking:
     interrupted: list[CheckpointInfo] = []
     if maybe:
         when = inventory.state_mtime() if times else None
+        if when is not None:
+            inventory.prefetch_mtimes(maybe)
         interrupted = [
             c for c in maybe if when is None or (t := inventory.mtime_of(c)) is None or t >= when
         ]
