@@ -14,6 +14,7 @@ from safeckpt._errors import (
     RestoreError,
     SafeCheckpointError,
     SaveError,
+    WorkerUnavailableError,
 )
 from safeckpt._info import CheckpointInfo
 from safeckpt._inventory import list_checkpoints
@@ -57,6 +58,7 @@ __all__ = [
     "SafeCheckpointManager",
     "SaveError",
     "VerifyLevel",
+    "WorkerUnavailableError",
     "__version__",
     "diagnose",
     "list_checkpoints",

@@ -12,8 +12,10 @@ TensorFlow keeps catching it. The tree::
         ├── CheckpointCorruptedError      (+ tf.errors.DataLossError) damaged or incomplete files
         │   └── NoUsableCheckpointError   (+ CheckpointNotFoundError) every candidate was damaged
         ├── CheckpointPermissionError     (+ tf.errors.PermissionDeniedError) files unreadable
-        └── CheckpointMismatchError       (+ tf.errors.InvalidArgumentError, ValueError) the
-                                          checkpoint is intact but does not fit the program
+        ├── CheckpointMismatchError       (+ tf.errors.InvalidArgumentError, ValueError) the
+        │                                 checkpoint is intact but does not fit the program
+        └── WorkerUnavailableError        (+ tf.errors.UnavailableError) another worker of a
+                                          multi-worker job crashed or did not report in time
 
 Every error carries ``.diagnosis`` (a `Diagnosis`, or None) and its ``str()`` is the full
 readable message. `RestoreError` also carries ``.attempts``: the `Diagnosis` of every
@@ -40,6 +42,7 @@ _NOT_FOUND: int = tf.errors.NOT_FOUND
 _DATA_LOSS: int = tf.errors.DATA_LOSS
 _PERMISSION_DENIED: int = tf.errors.PERMISSION_DENIED
 _INVALID_ARGUMENT: int = tf.errors.INVALID_ARGUMENT
+_UNAVAILABLE: int = tf.errors.UNAVAILABLE
 
 
 @public
@@ -185,6 +188,19 @@ class CheckpointMismatchError(
     _code = _INVALID_ARGUMENT
 
 
+@public
+class WorkerUnavailableError(RestoreError, tf.errors.UnavailableError):  # type: ignore[misc]
+    """Another worker of a multi-worker job did not take part in a restore.
+
+    It crashed (TensorFlow's coordination service stopped receiving its heartbeat), or it did
+    not report within ``peer_timeout``. Every live worker raises it, with the same diagnosis
+    (cause ``worker_unavailable``), instead of waiting forever. Also a
+    `tf.errors.UnavailableError`, what TensorFlow raises for a lost task.
+    """
+
+    _code = _UNAVAILABLE
+
+
 def restore_error(
     diagnosis: Diagnosis,
     attempts: Sequence[Diagnosis] = (),
@@ -206,6 +222,8 @@ def restore_error(
         cls = CheckpointNotFoundError
     elif diagnosis.cause in CHECKPOINT_DAMAGE:
         cls = NoUsableCheckpointError if exhausted else CheckpointCorruptedError
+    elif diagnosis.cause is Cause.WORKER_UNAVAILABLE:
+        cls = WorkerUnavailableError
     else:
         cls = RestoreError
     text = message if message is not None else str(diagnosis)

@@ -25,6 +25,7 @@ from conftest import Trainee, write_checkpoints
 
 import safeckpt
 from safeckpt import _distribute
+from safeckpt._agreement import PEER_TIMEOUT_ENV, Agreement, check_peer_timeout
 from safeckpt._distribute import WorkerContext, worker_context
 
 WORKER = Path(__file__).with_name("_multiworker_worker.py")
@@ -177,16 +178,92 @@ def test_write_directory_is_workertemp_for_non_chiefs(tmp_path: Path) -> None:
     assert tmp_path.is_dir()
 
 
-def test_agree_without_a_cluster_just_runs_the_action() -> None:
+def test_agreement_without_a_cluster_just_runs_the_action(tmp_path: Path) -> None:
     other = WorkerContext(False, "worker", 1, 2, 1, True)
-    assert not _distribute.can_agree(other)  # no coordination service in this process
+    agreement = Agreement(other, str(tmp_path), "ckpt", 5.0)
+    assert agreement._service() is None  # no coordination service in this process
 
     def fail() -> None:
         raise KeyError("local")
 
-    assert _distribute.agree(other, "test", lambda: 42, RuntimeError, summarize=str) == 42
+    assert agreement.decide(lambda: 42, str, repr) == 42
     with pytest.raises(KeyError, match="local"):
-        _distribute.agree(other, "test", fail, RuntimeError)
+        agreement.decide(fail, str, repr)
+    assert agreement.validate(create=True, read_only=False) is False
+    with pytest.raises(safeckpt.CheckpointDirectoryError):
+        Agreement(other, str(tmp_path / "missing"), "ckpt", 5.0).validate(
+            create=False, read_only=False
+        )
+
+
+def test_rounds_are_keyed_by_directory_name_and_instance(tmp_path: Path) -> None:
+    context = WorkerContext(True, "worker", 0, 2, 0, True)
+    a1 = Agreement(context, str(tmp_path / "a"), "ckpt", 5.0)
+    b1 = Agreement(context, str(tmp_path / "b"), "ckpt", 5.0)  # cannot shift a's numbering
+    a2 = Agreement(context, str(tmp_path / "a"), "ckpt", 5.0)
+    other_name = Agreement(context, str(tmp_path / "a"), "model", 5.0)
+    digest, number = a1.prefix.split("/")[1:3]
+    assert a2.prefix == f"safeckpt/{digest}/{int(number) + 1}/restore"
+    assert (
+        len({a1.prefix.split("/")[1], b1.prefix.split("/")[1], other_name.prefix.split("/")[1]})
+        == 3
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "env", "expected"),
+    [(None, None, 60.0), (None, "2.5", 2.5), (3, "2.5", 3.0), (0.25, None, 0.25)],
+)
+def test_peer_timeout(
+    monkeypatch: pytest.MonkeyPatch, value: float | None, env: str | None, expected: float
+) -> None:
+    if env is None:
+        monkeypatch.delenv(PEER_TIMEOUT_ENV, raising=False)
+    else:
+        monkeypatch.setenv(PEER_TIMEOUT_ENV, env)
+    assert check_peer_timeout(value) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "env", "error", "match"),
+    [
+        ("60", None, TypeError, "peer_timeout must be a number of seconds.*str: '60'"),
+        (True, None, TypeError, "peer_timeout must be a number"),
+        (0, None, ValueError, "peer_timeout=0 is not a valid time: expected a positive"),
+        (-1.0, None, ValueError, "peer_timeout=-1.0"),
+        (float("inf"), None, ValueError, "peer_timeout=inf"),
+        (None, "soon", ValueError, "SAFECKPT_PEER_TIMEOUT='soon' is not a valid time"),
+        (None, "-3", ValueError, "SAFECKPT_PEER_TIMEOUT='-3'"),
+    ],
+)
+def test_bad_peer_timeout(
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    value: Any,
+    env: str | None,
+    error: type[Exception],
+    match: str,
+) -> None:
+    if env is None:
+        monkeypatch.delenv(PEER_TIMEOUT_ENV, raising=False)
+    else:
+        monkeypatch.setenv(PEER_TIMEOUT_ENV, env)
+    with pytest.raises(error, match=match):
+        safeckpt.SafeCheckpointManager(Trainee().checkpoint, tmp_path, 3, peer_timeout=value)
+
+
+def test_a_workertemp_directory_is_the_workers_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # TensorFlow's Keras builds the non-chief's write manager on <dir>/workertemp_<id>.
+    monkeypatch.setenv("TF_CONFIG", _tf_config(TWO_WORKERS, "worker", 1))
+    private = tmp_path / "workertemp_1"
+    context = _distribute.manager_context(str(private))
+    assert context == WorkerContext(True, "worker", 1, 2, 1, collective=False)
+    assert _distribute.manager_context(str(tmp_path)) == worker_context()
+    manager = safeckpt.SafeCheckpointManager(Trainee().checkpoint, private, max_to_keep=1)
+    assert manager.save() == str(private / "ckpt-1")  # not workertemp_1/workertemp_1
+    assert _names(private) == ["checkpoint", "ckpt-1.data-00000-of-00001", "ckpt-1.index"]
 
 
 def test_non_chief_saves_into_workertemp_and_never_touches_the_chiefs_files(
