@@ -304,7 +304,8 @@ class Agreement:
             except tf.errors.DeadlineExceededError:
                 pass
             except tf.errors.OpError as exc:  # the coordination service itself is gone
-                self._give_up(service, base, worker, f"asking for it failed: {exc}")
+                why = "TensorFlow's coordination service (run by worker 0) could not be asked"
+                self._give_up(service, base, worker, f"{why}: {describe_exception(exc)}")
             else:
                 try:
                     report = json.loads(text)
@@ -385,6 +386,7 @@ class Agreement:
 
     def _give_up(self, service: Any, base: str, worker: int, why: str) -> NoReturn:
         """Raise `WorkerUnavailableError` here, and post it for every other worker."""
+        why = why.rstrip(". ")
         me = self.context.describe()
         diagnosis = Diagnosis(
             Cause.WORKER_UNAVAILABLE,
