@@ -317,9 +317,6 @@ class Agreement:
             abort = self._get(service, f"{base}/abort", _ABORT_CHECK_MS)
             if abort is not None:
                 self._raise_abort(abort)
-            elsewhere = self._get(service, f"safeckpt/in_round/{worker}", _ABORT_CHECK_MS)
-            if elsewhere is not None and elsewhere.get("round") not in _reached:
-                self._raise_elsewhere(service, base, worker, elsewhere)
             health = _tf.task_health(service, self._jobs(), worker)
             if health is not None:
                 self._give_up(
@@ -328,6 +325,9 @@ class Agreement:
                     worker,
                     f"TensorFlow's coordination service reports it unhealthy: {health}",
                 )
+            elsewhere = self._get(service, f"safeckpt/in_round/{worker}", _ABORT_CHECK_MS)
+            if elsewhere is not None and elsewhere.get("round") not in _reached:
+                self._raise_elsewhere(service, base, worker, elsewhere)
             if time.monotonic() >= deadline:
                 self._give_up(
                     service,

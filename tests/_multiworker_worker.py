@@ -15,6 +15,9 @@ Not a test module. ``TF_CONFIG`` (set by the test) says which worker this is. Ph
   worker exits (status 9) inside the restore (in ``init_fn``), with ``--fault stall`` it sleeps
   ``--stall`` seconds there. The error each live worker raises is reported with the seconds it
   took, and the process ends without TensorFlow's shutdown (which waits for a dead peer).
+  With ``--fault bad-directory`` this worker constructs the manager with
+  ``create_directory=False`` before the directory exists (so it alone fails to validate it),
+  and ``--after-peer`` makes the other worker construct it (creating it) only after that.
 
 A `safeckpt.RestoreError` from the first restore is reported in the result and makes the
 exit status 3.
@@ -34,6 +37,7 @@ from typing import Any
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import tensorflow as tf
+from tensorflow.python.eager import context as tf_context
 
 import safeckpt
 
@@ -45,7 +49,10 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=4)
     parser.add_argument("--probe-directory")
     parser.add_argument("--extra-directory")
-    parser.add_argument("--fault", choices=("none", "die", "stall"), default="none")
+    parser.add_argument(
+        "--fault", choices=("none", "die", "stall", "bad-directory"), default="none"
+    )
+    parser.add_argument("--after-peer", action="store_true")
     parser.add_argument("--stall", type=float, default=8.0)
     parser.add_argument("--peer-timeout", type=float)
     parser.add_argument("--linger", type=float, default=0.0)
@@ -128,8 +135,23 @@ def fault(args: argparse.Namespace, strategy: Any) -> int:
         if args.fault == "stall":
             time.sleep(args.stall)
 
+    service = tf_context.context()
     with strategy.scope():
         step = tf.Variable(0, dtype=tf.int64, name="step")
+    if args.fault == "bad-directory":
+        try:
+            safeckpt.SafeCheckpointManager(
+                tf.train.Checkpoint(step=step), args.directory, 3, create_directory=False
+            )
+        except safeckpt.CheckpointDirectoryError as exc:
+            error = {"type": type(exc).__name__, "message": str(exc)}
+        service.set_config_key_value("test/constructed", "1")
+        print("RESULT " + json.dumps({"error": error}), flush=True)
+        time.sleep(args.linger)
+        os._exit(0)
+    if args.after_peer:
+        service.get_config_key_value("test/constructed", 60_000)
+    with strategy.scope():
         manager = safeckpt.SafeCheckpointManager(
             tf.train.Checkpoint(step=step),
             args.directory,

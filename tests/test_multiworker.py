@@ -477,3 +477,19 @@ def test_a_stuck_worker_makes_every_worker_raise_the_same_error(tmp_path: Path) 
         assert result["error"]["cause"] == "worker_unavailable"
     assert chief["error"]["summary"] == stuck["error"]["summary"]
     assert "did not report within peer_timeout=2 s" in chief["error"]["summary"]
+
+
+@pytest.mark.slow
+def test_a_directory_error_on_one_worker_is_raised_by_every_worker(tmp_path: Path) -> None:
+    directory = tmp_path / "ckpts"  # missing when worker 1 (create_directory=False) checks it
+    args = ["--directory", str(directory)]
+    chief, other = run_cluster(
+        [[*args, "--after-peer"], [*args, "--fault", "bad-directory", "--linger", "3"]], "fault"
+    )
+    assert other["error"]["type"] == "CheckpointDirectoryError"
+    assert directory.is_dir()  # the chief created it, and its own check passed
+    error = chief["error"]  # raised by the chief's restore(), from worker 1's diagnosis
+    assert error["type"] == "CheckpointDirectoryError"
+    assert error["cause"] == "directory_missing"
+    assert "worker 1 failed to use the checkpoint directory" in error["message"]
+    assert chief["seconds"] < 10
