@@ -308,7 +308,8 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
             RestoreError: Any other failure; every one carries ``.diagnosis``. In a
                 multi-worker job every worker raises when one of them fails (the error of
                 that worker, rebuilt from its diagnosis) or when they would restore
-                different checkpoints.
+                different checkpoints; `WorkerUnavailableError` when another worker crashed
+                or did not report within ``peer_timeout``.
         """
         settings = RestoreSettings(
             checkpoint=_tf.checkpoint_of(self),
