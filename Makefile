@@ -3,6 +3,10 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 TF_PIN ?= tensorflow-cpu==2.21.0
+# TensorFlow's Keras 2 integration, for the multi-worker tests (its version tracks TF's minor
+# version). Installed without dependencies: it requires the `tensorflow` distribution, which
+# would be installed over tensorflow-cpu.
+TF_KERAS_PIN ?= tf-keras==2.21.0
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONHASHSEED ?= 0
 
@@ -12,6 +16,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet "$(TF_PIN)" -e ".[dev]"
+	$(PY) -m pip install --quiet --no-deps "$(TF_KERAS_PIN)"
 	touch $@
 
 # The docs site's tools (mkdocs, mkdocs-material, mkdocstrings-python), pinned in the docs extra.
@@ -76,6 +81,7 @@ dist: $(VENV)/.installed
 	$(PYTHON) -m venv "$$tmp/venv"; py="$$tmp/venv/bin/python"; \
 	"$$py" -m pip install --quiet --upgrade pip; \
 	"$$py" -m pip install --quiet "$(TF_PIN)" "$$(ls "$$PWD"/dist/safeckpt-*.whl)[tensorflow-cpu,dev]"; \
+	"$$py" -m pip install --quiet --no-deps "$(TF_KERAS_PIN)"; \
 	tar xzf dist/safeckpt-*.tar.gz -C "$$tmp"; src=$$(ls -d "$$tmp"/safeckpt-*/); \
 	cd "$$tmp"; \
 	"$$tmp/venv/bin/safeckpt" --help > /dev/null; \

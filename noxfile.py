@@ -1,8 +1,9 @@
 """The compatibility matrix (``make matrix``): the test suite on each supported TF/Python pair.
 
 Each session gets its own virtualenv with ``tensorflow-cpu`` pinned, the Keras that this
-TensorFlow pulls in, and safeckpt installed from this checkout with its ``dev`` extra; then it
-runs ``pytest -m "not stress"`` (what ``make unit`` runs). Results go in docs/compatibility.md.
+TensorFlow pulls in, the ``tf-keras`` of its minor version, and safeckpt installed from this
+checkout with its ``dev`` extra; then it runs ``pytest -m "not stress"`` (what ``make unit``
+runs). Results go in docs/compatibility.md.
 
 The interpreters are looked up on ``PATH`` as ``python3.X``; pyenv's installed versions
 (``$PYENV_ROOT/versions/3.X.*``) are put in front of its shims, which only work for the
@@ -59,6 +60,10 @@ _put_pyenv_versions_on_path()
 def tests(session: nox.Session, tensorflow: str) -> None:
     """Install safeckpt with tensorflow-cpu==TENSORFLOW and run pytest -m "not stress"."""
     session.install(f"tensorflow-cpu=={tensorflow}", ".[dev]")
+    # TensorFlow's Keras 2 (multi-worker tests), the release of this TF's minor version, without
+    # its dependency on the `tensorflow` distribution (tensorflow-cpu is installed).
+    minor = ".".join(tensorflow.split(".")[:2])
+    session.install("--no-deps", f"tf-keras~={minor}.0")
     session.run(
         "python",
         "-c",

@@ -15,6 +15,7 @@ from safeckpt._errors import (
     SafeCheckpointError,
     SaveError,
     StorageUnavailableError,
+    WorkerUnavailableError,
 )
 from safeckpt._info import CheckpointInfo
 from safeckpt._inventory import list_checkpoints
@@ -61,6 +62,7 @@ __all__ = [
     "StorageRetry",
     "StorageUnavailableError",
     "VerifyLevel",
+    "WorkerUnavailableError",
     "__version__",
     "diagnose",
     "list_checkpoints",

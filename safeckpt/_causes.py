@@ -49,6 +49,7 @@ class Cause(Vocabulary):
     MODEL_MISMATCH = "model_mismatch"
     OBJECT_GRAPH_MISMATCH = "object_graph_mismatch"
     NAME_BASED_CHECKPOINT = "name_based_checkpoint"
+    WORKER_UNAVAILABLE = "worker_unavailable"
     UNKNOWN = "unknown"
 
 

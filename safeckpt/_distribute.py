@@ -1,4 +1,4 @@
-"""Multi-worker training (`tf.distribute.MultiWorkerMirroredStrategy`): who writes, who agrees.
+"""Multi-worker training (`tf.distribute.MultiWorkerMirroredStrategy`): who writes where.
 
 Under a multi-worker strategy every worker runs the same program and must call ``save()``
 (saving may need collectives, e.g. to read a ``SyncOnReadVariable``), but only the chief may
@@ -7,13 +7,9 @@ write the checkpoint directory. As in TensorFlow's own Keras integration
 ``remove_temp_dirpath``) the other workers write into a private ``<directory>/workertemp_<task_id>``
 and delete it afterwards, while every worker restores from the chief's directory.
 
-The restore decision (which checkpoint, or a fresh start) is a deterministic function of the
-files in the shared directory, so workers that see the same files decide alike. What can still
-differ between workers is I/O: a storage hiccup on one machine, a directory that is local to
-each machine instead of shared. `agree` therefore runs an operation on every worker, exchanges
-the outcomes through TensorFlow's coordination service (the key-value store that
-``MultiWorkerMirroredStrategy`` starts) and raises on *every* worker when any of them failed or
-when they disagree, instead of one worker raising while the others hang in the next collective.
+A manager built on such a private directory (TensorFlow's Keras builds one for each non-chief
+worker) belongs to that worker alone: it writes there itself and agrees with nobody
+(`manager_context`). How the workers agree on a restore is `safeckpt._agreement`'s business.
 """
 
 from __future__ import annotations
@@ -24,24 +20,13 @@ import logging
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from typing import Any, TypeVar
+from typing import Any
 
 from safeckpt import _fs, _tf
-from safeckpt._causes import Cause
-from safeckpt._diagnosis import Diagnosis, describe_exception
-from safeckpt._directory import validate_directory
-from safeckpt._errors import CheckpointDirectoryError
 from safeckpt._layout import WORKER_TEMP_PREFIX
 from safeckpt._tf import tf
 
 logger = logging.getLogger("safeckpt")
-
-T = TypeVar("T")
-
-#: Prefix of the private directory of a non-chief worker (TensorFlow's name for it).
-
-#: How long `agree` waits for the other workers to report, in seconds.
-AGREEMENT_TIMEOUT = 600.0
 
 _COORDINATED_JOBS = ("chief", "worker")
 
@@ -180,6 +165,24 @@ def worker_context(strategy: Any = None) -> WorkerContext:
     return _from_tf_config(os.environ.get("TF_CONFIG"))
 
 
+def is_private_directory(directory: str) -> bool:
+    """Whether `directory` is a worker's private ``workertemp_<id>`` (by its base name)."""
+    return str(_fs.basename(directory.rstrip("/"))).startswith(WORKER_TEMP_PREFIX)
+
+
+def manager_context(directory: str, strategy: Any = None) -> WorkerContext:
+    """The `worker_context` of a manager on `directory`.
+
+    On a worker's private ``workertemp_<id>`` directory (TensorFlow's Keras builds its
+    non-chief write manager there) the worker is alone: it writes the directory itself (no
+    second redirection into ``workertemp_<id>/workertemp_<id>``) and agrees with nobody.
+    """
+    context = worker_context(strategy)
+    if context.multi_worker and is_private_directory(directory):
+        return replace(context, is_chief=True, collective=False)
+    return context
+
+
 def write_directory(directory: str, context: WorkerContext) -> str:
     """Where this worker writes its checkpoints: `directory` for the chief.
 
@@ -215,25 +218,6 @@ def remove_write_directory(directory: str, context: WorkerContext) -> None:
             tf.io.gfile.rmtree(path)
     except (tf.errors.OpError, OSError) as exc:
         logger.warning("Could not remove the worker's temporary directory %s: %s", path, exc)
-
-
-def validate_everywhere(
-    context: WorkerContext, directory: str, *, create: bool, read_only: bool
-) -> bool:
-    """`validate_directory` on every worker; all raise when one fails (see `agree`).
-
-    Every worker needs `directory` (non-chiefs write their ``workertemp_<id>`` inside it).
-    """
-
-    def error(message: str, diagnosis: Diagnosis) -> CheckpointDirectoryError:
-        return CheckpointDirectoryError(message, diagnosis, directory)
-
-    return agree(
-        context,
-        "use the checkpoint directory",
-        lambda: validate_directory(directory, create=create, read_only=read_only),
-        error,
-    )
 
 
 def save_as_worker(
@@ -272,149 +256,3 @@ def save_as_worker(
             relocate(directory)
             remove_write_directory(directory, context)
     return None if result is None else move(result, directory)
-
-
-# Agreement -------------------------------------------------------------------------------
-
-_sequence = 0
-_previous_key: str | None = None
-
-
-def can_agree(context: WorkerContext) -> bool:
-    """Whether `agree` will exchange outcomes (collective multi-worker job, service up)."""
-    return context.collective and context.multi_worker and _tf.coordination_context() is not None
-
-
-def _failure_message(exc: BaseException) -> dict[str, Any]:
-    diagnosis = getattr(exc, "diagnosis", None)
-    return {
-        "ok": False,
-        "error": describe_exception(exc),
-        "message": str(exc),
-        "diagnosis": diagnosis.to_dict() if isinstance(diagnosis, Diagnosis) else None,
-    }
-
-
-def _peer_diagnosis(topic: str, worker: int, report: Mapping[str, Any]) -> Diagnosis:
-    """The diagnosis a worker reported for its failure, or one describing it."""
-    note = f"Worker {worker} failed to {topic}: {report.get('error')}"
-    data = report.get("diagnosis")
-    if isinstance(data, dict):
-        try:
-            found = Diagnosis.from_dict(data)
-        except (KeyError, ValueError, TypeError):
-            pass
-        else:
-            return replace(found, evidence=(*found.evidence, note + "."))
-    return Diagnosis(
-        Cause.UNKNOWN,
-        f"Worker {worker} failed to {topic}.",
-        evidence=(note + ".",),
-        suggestions=(f"See worker {worker}'s log for its traceback.",),
-        error=report.get("error"),
-    )
-
-
-def agree(
-    context: WorkerContext,
-    topic: str,
-    action: Callable[[], T],
-    peer_error: Callable[[str, Diagnosis], BaseException],
-    *,
-    summarize: Callable[[T], str | None] = lambda _: None,
-    detail: Callable[[T], str] | None = None,
-    timeout: float = AGREEMENT_TIMEOUT,
-) -> T:
-    """Run `action` on every worker; raise everywhere unless all succeed and agree.
-
-    Each worker publishes its outcome (success with ``summarize(result)``, or its error) in
-    the coordination service's key-value store, then reads the other workers' outcomes. A
-    worker whose own `action` raised re-raises at once (after publishing); the others raise
-    ``peer_error(message, diagnosis)`` built from the failing worker's diagnosis, or from a
-    description of the disagreement when the summaries differ. Outside collective
-    multi-worker training (or before the strategy started the coordination service) this is
-    just ``action()``.
-
-    Every worker must call `agree` for the same operations in the same order (as it calls
-    ``save``/``restore``): keys are numbered by a per-process sequence. A worker deletes its
-    key of round ``n - 1`` once it has read every report of round ``n`` (by then every worker
-    has read it), so the store does not grow with the number of saves.
-
-    Args:
-        context: This worker's `WorkerContext`.
-        topic: What is being agreed on, for keys and messages (``"restore"``).
-        action: The operation to run locally.
-        peer_error: Builds the exception to raise for another worker's failure.
-        summarize: What must be equal on every worker (e.g. the restored checkpoint's name).
-        detail: How a disagreement shows this worker's result (default: the summary).
-        timeout: Seconds to wait for each other worker.
-
-    Returns:
-        What `action` returned.
-    """
-    ctx = _tf.coordination_context() if context.collective and context.multi_worker else None
-    if ctx is None:
-        return action()
-    global _sequence, _previous_key
-    _sequence += 1
-    base = f"safeckpt/{_sequence}/{topic}"
-    own_key = f"{base}/{context.id_in_cluster}"
-    try:
-        result = action()
-    except BaseException as exc:
-        try:
-            ctx.set_config_key_value(own_key, json.dumps(_failure_message(exc)))
-        except Exception as publish_exc:  # keep raising the original error
-            logger.warning("Could not tell the other workers about this failure: %s", publish_exc)
-        raise
-    value = summarize(result)
-    mine = {"ok": True, "value": value, "detail": repr(value) if detail is None else detail(result)}
-    ctx.set_config_key_value(own_key, json.dumps(mine))
-    reports: dict[int, dict[str, Any]] = {context.id_in_cluster: mine}
-    for worker in range(context.num_workers):
-        if worker == context.id_in_cluster:
-            continue
-        try:
-            text = ctx.get_config_key_value(f"{base}/{worker}", int(timeout * 1000))
-            reports[worker] = json.loads(text)
-        except (tf.errors.OpError, ValueError) as exc:
-            diagnosis = Diagnosis(
-                Cause.UNKNOWN,
-                f"Worker {worker} did not report whether it could {topic}.",
-                evidence=(f"Waiting for worker {worker}: {describe_exception(exc)}.",),
-                suggestions=(f"See worker {worker}'s log; it may have crashed or be stuck.",),
-                error=describe_exception(exc),
-            )
-            raise peer_error(
-                f"{context.describe()}: worker {worker} did not report whether it could "
-                f"{topic} ({describe_exception(exc)}).",
-                diagnosis,
-            ) from exc
-    if _previous_key is not None:
-        try:
-            ctx.delete_config_key_value(_previous_key)
-        except tf.errors.OpError as exc:  # pragma: no cover - harmless leftover
-            logger.debug("Could not delete %s: %s", _previous_key, exc)
-    _previous_key = own_key
-    for worker, report in sorted(reports.items()):
-        if not report.get("ok"):
-            diagnosis = _peer_diagnosis(topic, worker, report)
-            message = f"{context.describe()}: worker {worker} failed to {topic}:\n" + str(
-                report.get("message", "")
-            )
-            raise peer_error(message, diagnosis)
-    if len({json.dumps(report.get("value")) for report in reports.values()}) > 1:
-        diagnosis = Diagnosis(
-            Cause.UNKNOWN,
-            f"The workers did not {topic} alike.",
-            evidence=tuple(
-                f"Worker {worker}: {report.get('detail')}."
-                for worker, report in sorted(reports.items())
-            ),
-            suggestions=(
-                "Every worker must pass the same checkpoint directory, on storage all "
-                "workers share (the chief's directory), and see the same files in it.",
-            ),
-        )
-        raise peer_error(f"{context.describe()}: {diagnosis}", diagnosis)
-    return result

@@ -14,8 +14,10 @@ TensorFlow keeps catching it. The tree::
         ├── CheckpointPermissionError     (+ tf.errors.PermissionDeniedError) files unreadable
         ├── StorageUnavailableError       (+ tf.errors.UnavailableError) the storage failed to
         │                                 answer (retried; no fallback: nothing is proven damaged)
-        └── CheckpointMismatchError       (+ tf.errors.InvalidArgumentError, ValueError) the
-                                          checkpoint is intact but does not fit the program
+        ├── CheckpointMismatchError       (+ tf.errors.InvalidArgumentError, ValueError) the
+        │                                 checkpoint is intact but does not fit the program
+        └── WorkerUnavailableError        (+ tf.errors.UnavailableError) another worker of a
+                                          multi-worker job crashed or did not report in time
 
 Every error carries ``.diagnosis`` (a `Diagnosis`, or None) and its ``str()`` is the full
 readable message. `RestoreError` also carries ``.attempts``: the `Diagnosis` of every
@@ -200,6 +202,19 @@ class CheckpointMismatchError(
     _code = _INVALID_ARGUMENT
 
 
+@public
+class WorkerUnavailableError(RestoreError, tf.errors.UnavailableError):  # type: ignore[misc]
+    """Another worker of a multi-worker job did not take part in a restore.
+
+    It crashed (TensorFlow's coordination service stopped receiving its heartbeat), or it did
+    not report within ``peer_timeout``. Every live worker raises it, with the same diagnosis
+    (cause ``worker_unavailable``), instead of waiting forever. Also a
+    `tf.errors.UnavailableError`, what TensorFlow raises for a lost task.
+    """
+
+    _code = _UNAVAILABLE
+
+
 def restore_error(
     diagnosis: Diagnosis,
     attempts: Sequence[Diagnosis] = (),
@@ -223,6 +238,8 @@ def restore_error(
         cls = CheckpointNotFoundError
     elif diagnosis.cause in CHECKPOINT_DAMAGE:
         cls = NoUsableCheckpointError if exhausted else CheckpointCorruptedError
+    elif diagnosis.cause is Cause.WORKER_UNAVAILABLE:
+        cls = WorkerUnavailableError
     else:
         cls = RestoreError
     text = message if message is not None else str(diagnosis)

@@ -14,11 +14,12 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from safeckpt import _distribute, _fs, _paths, _tf
+from safeckpt._agreement import Agreement, check_peer_timeout
 from safeckpt._arguments import check_checkpoint, check_hours, check_max_to_keep
 from safeckpt._causes import Cause
 from safeckpt._diagnose import diagnose
 from safeckpt._diagnosis import Diagnosis
-from safeckpt._errors import ReadOnlyError, SaveError, restore_error
+from safeckpt._errors import ReadOnlyError
 from safeckpt._housekeeping import cleanup_after_save, quarantine_all
 from safeckpt._inventory import Inventory, scan
 from safeckpt._layout import split_step
@@ -75,16 +76,17 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
             ``"partial"`` (no requirement). A failed match raises `CheckpointMismatchError`.
         storage_retry: How a restore retries a checkpoint the storage cannot serve (a
             `StorageRetry`; None for its defaults) before raising `StorageUnavailableError`.
+        peer_timeout: Multi-worker: seconds a restore waits for another worker's report
+            before raising `WorkerUnavailableError` on every live worker (None:
+            ``$SAFECKPT_PEER_TIMEOUT``, else 60). A crashed worker is detected sooner.
 
-    Under `tf.distribute.MultiWorkerMirroredStrategy` every worker constructs the manager
-    with the same (chief's, shared) `directory` and calls `save` and `restore` alike. Only
-    the chief writes `directory`; the other workers save into a private
-    ``<directory>/workertemp_<task_id>/`` that is deleted again (TensorFlow's own pattern),
-    never quarantine or clean up, and restore from `directory`. Directory validation, saves
-    and restores end with an exchange of outcomes between the workers, so an error raises on
-    every worker (and workers that would restore different checkpoints raise) instead of one
-    worker failing while the others wait in a collective. Construct the manager inside
-    ``strategy.scope()``, after the strategy, or with ``TF_CONFIG`` set.
+    Under `tf.distribute.MultiWorkerMirroredStrategy` (docs/fallback.md) only the chief
+    writes the shared `directory`; the others save into a private, deleted
+    ``<directory>/workertemp_<task_id>/`` (TensorFlow's pattern) and restore from
+    `directory`. Every `restore` is agreed on by all workers that built this manager (same
+    `directory` and `checkpoint_name`): an error, a directory error at construction or a
+    disagreement raises on every worker. A manager on a ``workertemp_<id>`` directory is
+    that worker's alone. Construct it inside ``strategy.scope()`` or with ``TF_CONFIG`` set.
 
     Raises:
         TypeError: An argument has the wrong type.
@@ -113,6 +115,7 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
         quarantine: bool = False,
         match: str = "existing",
         storage_retry: StorageRetry | None = None,
+        peer_timeout: float | None = None,
     ) -> None:
         check_checkpoint(checkpoint, init_fn)
         max_to_keep = check_max_to_keep(max_to_keep)
@@ -125,12 +128,14 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
         self._existing_steps: frozenset[int] = frozenset()
         self._state_is_directory = False
         self._listed_at_start: frozenset[str] = frozenset()
-        self._worker = _distribute.worker_context()
-        self._options = options.for_worker(self._worker.is_chief)
+        timeout = check_peer_timeout(peer_timeout)
         directory = _paths.normalize_directory(directory)
         checkpoint_name = _paths.normalize_checkpoint_name(checkpoint_name)
-        self.created_directory = _distribute.validate_everywhere(
-            self._worker, directory, create=options.create_directory, read_only=options.read_only
+        self._worker = _distribute.manager_context(directory)
+        self._options = options.for_worker(self._worker.is_chief)
+        self._agreement = Agreement(self._worker, directory, checkpoint_name, timeout)
+        self.created_directory = self._agreement.validate(
+            create=options.create_directory, read_only=options.read_only
         )
         _tf.init_manager(
             self,
@@ -303,12 +308,15 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
                 `NoUsableCheckpointError` when every candidate was tried (also a
                 `tf.errors.NotFoundError`).
             CheckpointPermissionError: The files cannot be read.
+            StorageUnavailableError: The storage did not serve the newest checkpoint (after
+                ``storage_retry``); nothing was skipped, moved or started fresh.
             CheckpointMismatchError: The checkpoint does not fit the program (see ``match``),
                 found before anything was assigned.
             RestoreError: Any other failure; every one carries ``.diagnosis``. In a
                 multi-worker job every worker raises when one of them fails (the error of
                 that worker, rebuilt from its diagnosis) or when they would restore
-                different checkpoints.
+                different checkpoints; `WorkerUnavailableError` when another worker crashed
+                or did not report within ``peer_timeout``.
         """
         settings = self._options.restore_settings(
             _tf.checkpoint_of(self), self.directory, self.checkpoint_name, _tf.init_fn(self),
@@ -331,19 +339,12 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
             self.last_restore = report
             return report
 
-        def peer_error(message: str, diagnosis: Diagnosis) -> Exception:
-            return restore_error(diagnosis, (), message)
-
-        if _distribute.can_agree(self._worker):
-            # Nobody looks at the directory before every worker's (async) save is complete.
-            _distribute.agree(self._worker, "finish saving", self._sync_checkpoint, SaveError)
-        return _distribute.agree(
-            self._worker,
-            "restore",
+        if self._worker.multi_worker:
+            self._sync_checkpoint()  # the chief opens the agreement once its writes are done
+        return self._agreement.decide(
             run,
-            peer_error,
-            summarize=lambda report: _basename_or_none(report.save_path),
-            detail=lambda report: f"{report.outcome.value} {report.save_path or report.directory}",
+            lambda report: _basename_or_none(report.save_path),
+            lambda report: f"{report.outcome.value} {report.save_path or report.directory}",
         )
 
     def restore_or_initialize(self, *, match: str | None = None) -> str | None:
@@ -376,7 +377,6 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
         Raises:
             ReadOnlyError: The manager was created with ``read_only=True``.
             SaveError: The ``checkpoint`` state file is a directory (nothing is written).
-            SaveError: Another worker of a multi-worker job failed to save.
         """
         if self._options.read_only:
             raise ReadOnlyError(
@@ -426,7 +426,7 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
                 )
             return result
 
-        return _distribute.agree(self._worker, "save", run, SaveError, summarize=_basename_or_none)
+        return run()  # no agreement: a save's collectives are TensorFlow's
 
     def _sync_checkpoint(self) -> None:
         """Wait for an asynchronous save (`sync`, also for checkpoints without one)."""

@@ -3,10 +3,21 @@
 Not a test module. ``TF_CONFIG`` (set by the test) says which worker this is. Phases:
 
 * ``train``: restore (nothing there yet), then train ``--steps`` steps, saving after each.
+  With ``--extra-directory`` this worker alone first builds two more managers (on its
+  private ``<directory>/workertemp_<id>``, saved and restored, and on that directory, saved
+  only), which must not shift the other worker's agreement.
 * ``resume``: restore (the test damaged the newest checkpoint in between), train one more
   step and save it. Then, with ``--probe-directory``, restore once more through a second
   manager on that directory (the test gives each worker a different one, which must make
   every worker raise) and report the error.
+
+* ``fault``: restore an empty directory with ``--peer-timeout``; with ``--fault die`` this
+  worker exits (status 9) inside the restore (in ``init_fn``), with ``--fault stall`` it sleeps
+  ``--stall`` seconds there. The error each live worker raises is reported with the seconds it
+  took, and the process ends without TensorFlow's shutdown (which waits for a dead peer).
+  With ``--fault bad-directory`` this worker constructs the manager with
+  ``create_directory=False`` before the directory exists (so it alone fails to validate it),
+  and ``--after-peer`` makes the other worker construct it (creating it) only after that.
 
 A `safeckpt.RestoreError` from the first restore is reported in the result and makes the
 exit status 3.
@@ -20,11 +31,13 @@ import argparse
 import json
 import os
 import sys
+import time
 from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import tensorflow as tf
+from tensorflow.python.eager import context as tf_context
 
 import safeckpt
 
@@ -32,12 +45,22 @@ import safeckpt
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--directory", required=True)
-    parser.add_argument("--phase", choices=("train", "resume"), required=True)
+    parser.add_argument("--phase", choices=("train", "resume", "fault"), required=True)
     parser.add_argument("--steps", type=int, default=4)
     parser.add_argument("--probe-directory")
+    parser.add_argument("--extra-directory")
+    parser.add_argument(
+        "--fault", choices=("none", "die", "stall", "bad-directory"), default="none"
+    )
+    parser.add_argument("--after-peer", action="store_true")
+    parser.add_argument("--stall", type=float, default=8.0)
+    parser.add_argument("--peer-timeout", type=float)
+    parser.add_argument("--linger", type=float, default=0.0)
     args = parser.parse_args()
 
     strategy = tf.distribute.MultiWorkerMirroredStrategy()
+    if args.phase == "fault":
+        return fault(args, strategy)
     with strategy.scope():
         # Mirrored weights updated through a cross-worker mean, and a SyncOnRead counter:
         # saving it reads the SUM over all workers, a collective every worker must join.
@@ -64,7 +87,17 @@ def main() -> int:
         strategy.run(replica_step)
         step.assign_add(1)
 
-    result: dict[str, Any] = {"task_id": json.loads(os.environ["TF_CONFIG"])["task"]["index"]}
+    task_id = json.loads(os.environ["TF_CONFIG"])["task"]["index"]
+    result: dict[str, Any] = {"task_id": task_id}
+    if args.extra_directory:
+        # Managers only this worker builds (plain variables: no collective in their saves).
+        extra = tf.train.Checkpoint(v=tf.Variable(7.0))
+        private = os.path.join(args.directory, f"workertemp_{task_id}")
+        own = safeckpt.SafeCheckpointManager(extra, private, max_to_keep=1)
+        result["extra_saves"] = [own.save()]
+        result["extra_restore"] = own.restore().save_path
+        alone = safeckpt.SafeCheckpointManager(extra, args.extra_directory, max_to_keep=1)
+        result["extra_saves"].append(alone.save())
     try:
         report = manager.restore()
     except safeckpt.RestoreError as exc:
@@ -91,6 +124,58 @@ def main() -> int:
             result["probe_error"] = {"type": type(exc).__name__, "message": str(exc)}
     print("RESULT " + json.dumps(result), flush=True)
     return 0
+
+
+def fault(args: argparse.Namespace, strategy: Any) -> int:
+    """Restore an empty directory; this worker dies or stalls inside the restore if asked."""
+
+    def init_fn() -> None:
+        if args.fault == "die":
+            os._exit(9)
+        if args.fault == "stall":
+            time.sleep(args.stall)
+
+    service = tf_context.context()
+    with strategy.scope():
+        step = tf.Variable(0, dtype=tf.int64, name="step")
+    if args.fault == "bad-directory":
+        try:
+            safeckpt.SafeCheckpointManager(
+                tf.train.Checkpoint(step=step), args.directory, 3, create_directory=False
+            )
+        except safeckpt.CheckpointDirectoryError as exc:
+            error = {"type": type(exc).__name__, "message": str(exc)}
+        service.set_config_key_value("test/constructed", "1")
+        print("RESULT " + json.dumps({"error": error}), flush=True)
+        time.sleep(args.linger)
+        os._exit(0)
+    if args.after_peer:
+        service.get_config_key_value("test/constructed", 60_000)
+    with strategy.scope():
+        manager = safeckpt.SafeCheckpointManager(
+            tf.train.Checkpoint(step=step),
+            args.directory,
+            max_to_keep=3,
+            init_fn=init_fn,
+            peer_timeout=args.peer_timeout,
+        )
+    result: dict[str, Any] = {}
+    start = time.monotonic()
+    try:
+        result["restore"] = manager.restore().to_dict()
+    except safeckpt.SafeCheckpointError as exc:
+        assert exc.diagnosis is not None
+        result["error"] = {
+            "type": type(exc).__name__,
+            "cause": exc.diagnosis.cause.value,
+            "summary": exc.diagnosis.summary,
+            "message": str(exc),
+            "unavailable": isinstance(exc, tf.errors.UnavailableError),
+        }
+    result["seconds"] = time.monotonic() - start
+    print("RESULT " + json.dumps(result), flush=True)
+    time.sleep(args.linger)  # a program reporting its error, while the others find out
+    os._exit(0)  # TensorFlow's shutdown would wait for the dead peer
 
 
 if __name__ == "__main__":

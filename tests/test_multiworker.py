@@ -25,9 +25,11 @@ from conftest import Trainee, write_checkpoints
 
 import safeckpt
 from safeckpt import _distribute
+from safeckpt._agreement import PEER_TIMEOUT_ENV, Agreement, check_peer_timeout
 from safeckpt._distribute import WorkerContext, worker_context
 
 WORKER = Path(__file__).with_name("_multiworker_worker.py")
+KERAS_WORKER = Path(__file__).with_name("_keras_worker.py")
 CLUSTER_TIMEOUT = 180.0  # seconds for one run of both workers (about 6 s on an idle machine)
 _PORT_IN_USE = ("Address already in use", "Failed to add port")
 
@@ -54,7 +56,7 @@ def _show(outputs: Outputs) -> str:
     )
 
 
-def _launch(worker_args: list[list[str]], phase: str) -> Outputs:
+def _launch(worker_args: list[list[str]], phase: str, script: Path) -> Outputs:
     ports = _free_ports(len(worker_args))
     cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
     procs = []
@@ -65,7 +67,7 @@ def _launch(worker_args: list[list[str]], phase: str) -> Outputs:
             TF_CPP_MIN_LOG_LEVEL="2",
             CUDA_VISIBLE_DEVICES="",
         )
-        command = [sys.executable, str(WORKER), "--phase", phase, *args]
+        command = [sys.executable, str(script), "--phase", phase, *args]
         procs.append(
             subprocess.Popen(
                 command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
@@ -90,14 +92,29 @@ def _launch(worker_args: list[list[str]], phase: str) -> Outputs:
     return outputs
 
 
-def run_cluster(worker_args: list[list[str]], phase: str) -> list[dict[str, Any]]:
-    """One worker per argument list; each worker's RESULT (worker 0 is the chief)."""
+def run_cluster(
+    worker_args: list[list[str]],
+    phase: str,
+    *,
+    script: Path = WORKER,
+    dies: tuple[int, ...] = (),
+) -> list[dict[str, Any]]:
+    """One worker per argument list; each worker's RESULT (worker 0 is the chief).
+
+    The workers in `dies` must exit with status 9 (killing themselves); their result is
+    ``{"exit": 9}``.
+    """
     for _attempt in range(3):
-        outputs = _launch(worker_args, phase)
+        outputs = _launch(worker_args, phase, script)
         if not any(m in err for _, _, err in outputs for m in _PORT_IN_USE):
             break  # else another process took a port between choosing and binding it
     results = []
-    for rc, out, _err in outputs:
+    for index, (rc, out, _err) in enumerate(outputs):
+        if index in dies:
+            if rc != 9:
+                pytest.fail(f"worker {index} should have died:\n{_show(outputs)}")
+            results.append({"exit": rc})
+            continue
         lines = [line for line in out.splitlines() if line.startswith("RESULT ")]
         if rc != 0 or not lines:
             pytest.fail(f"phase {phase!r} failed:\n{_show(outputs)}")
@@ -177,16 +194,92 @@ def test_write_directory_is_workertemp_for_non_chiefs(tmp_path: Path) -> None:
     assert tmp_path.is_dir()
 
 
-def test_agree_without_a_cluster_just_runs_the_action() -> None:
+def test_agreement_without_a_cluster_just_runs_the_action(tmp_path: Path) -> None:
     other = WorkerContext(False, "worker", 1, 2, 1, True)
-    assert not _distribute.can_agree(other)  # no coordination service in this process
+    agreement = Agreement(other, str(tmp_path), "ckpt", 5.0)
+    assert agreement._service() is None  # no coordination service in this process
 
     def fail() -> None:
         raise KeyError("local")
 
-    assert _distribute.agree(other, "test", lambda: 42, RuntimeError, summarize=str) == 42
+    assert agreement.decide(lambda: 42, str, repr) == 42
     with pytest.raises(KeyError, match="local"):
-        _distribute.agree(other, "test", fail, RuntimeError)
+        agreement.decide(fail, str, repr)
+    assert agreement.validate(create=True, read_only=False) is False
+    with pytest.raises(safeckpt.CheckpointDirectoryError):
+        Agreement(other, str(tmp_path / "missing"), "ckpt", 5.0).validate(
+            create=False, read_only=False
+        )
+
+
+def test_rounds_are_keyed_by_directory_name_and_instance(tmp_path: Path) -> None:
+    context = WorkerContext(True, "worker", 0, 2, 0, True)
+    a1 = Agreement(context, str(tmp_path / "a"), "ckpt", 5.0)
+    b1 = Agreement(context, str(tmp_path / "b"), "ckpt", 5.0)  # cannot shift a's numbering
+    a2 = Agreement(context, str(tmp_path / "a"), "ckpt", 5.0)
+    other_name = Agreement(context, str(tmp_path / "a"), "model", 5.0)
+    digest, number = a1.prefix.split("/")[1:3]
+    assert a2.prefix == f"safeckpt/{digest}/{int(number) + 1}/restore"
+    assert (
+        len({a1.prefix.split("/")[1], b1.prefix.split("/")[1], other_name.prefix.split("/")[1]})
+        == 3
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "env", "expected"),
+    [(None, None, 60.0), (None, "2.5", 2.5), (3, "2.5", 3.0), (0.25, None, 0.25)],
+)
+def test_peer_timeout(
+    monkeypatch: pytest.MonkeyPatch, value: float | None, env: str | None, expected: float
+) -> None:
+    if env is None:
+        monkeypatch.delenv(PEER_TIMEOUT_ENV, raising=False)
+    else:
+        monkeypatch.setenv(PEER_TIMEOUT_ENV, env)
+    assert check_peer_timeout(value) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "env", "error", "match"),
+    [
+        ("60", None, TypeError, "peer_timeout must be a number of seconds.*str: '60'"),
+        (True, None, TypeError, "peer_timeout must be a number"),
+        (0, None, ValueError, "peer_timeout=0 is not a valid time: expected a positive"),
+        (-1.0, None, ValueError, "peer_timeout=-1.0"),
+        (float("inf"), None, ValueError, "peer_timeout=inf"),
+        (None, "soon", ValueError, "SAFECKPT_PEER_TIMEOUT='soon' is not a valid time"),
+        (None, "-3", ValueError, "SAFECKPT_PEER_TIMEOUT='-3'"),
+    ],
+)
+def test_bad_peer_timeout(
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    value: Any,
+    env: str | None,
+    error: type[Exception],
+    match: str,
+) -> None:
+    if env is None:
+        monkeypatch.delenv(PEER_TIMEOUT_ENV, raising=False)
+    else:
+        monkeypatch.setenv(PEER_TIMEOUT_ENV, env)
+    with pytest.raises(error, match=match):
+        safeckpt.SafeCheckpointManager(Trainee().checkpoint, tmp_path, 3, peer_timeout=value)
+
+
+def test_a_workertemp_directory_is_the_workers_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # TensorFlow's Keras builds the non-chief's write manager on <dir>/workertemp_<id>.
+    monkeypatch.setenv("TF_CONFIG", _tf_config(TWO_WORKERS, "worker", 1))
+    private = tmp_path / "workertemp_1"
+    context = _distribute.manager_context(str(private))
+    assert context == WorkerContext(True, "worker", 1, 2, 1, collective=False)
+    assert _distribute.manager_context(str(tmp_path)) == worker_context()
+    manager = safeckpt.SafeCheckpointManager(Trainee().checkpoint, private, max_to_keep=1)
+    assert manager.save() == str(private / "ckpt-1")  # not workertemp_1/workertemp_1
+    assert _names(private) == ["checkpoint", "ckpt-1.data-00000-of-00001", "ckpt-1.index"]
 
 
 def test_non_chief_saves_into_workertemp_and_never_touches_the_chiefs_files(
@@ -218,7 +311,15 @@ def test_both_workers_fall_back_to_the_same_checkpoint(tmp_path: Path) -> None:
     directory = tmp_path / "ckpts"
     shared = ["--directory", str(directory)]
 
-    chief, other = run_cluster([shared, shared], "train")
+    # Worker 1 alone builds two more managers first (on its workertemp_1, saved and restored
+    # there, and on a directory of its own, saved): no agreement may wait for the chief.
+    alone = tmp_path / "alone"
+    chief, other = run_cluster([shared, [*shared, "--extra-directory", str(alone)]], "train")
+    private = directory / "workertemp_1"
+    # One checkpoint object, so one save_counter: TensorFlow numbers the second save 2.
+    assert other["extra_saves"] == [str(private / "ckpt-1"), str(alone / "ckpt-2")]
+    assert other["extra_restore"] == str(private / "ckpt-1")  # not workertemp_1/workertemp_1
+    assert _names(alone) == []  # a non-chief's save on a shared directory is the chief's job
     expected = [str(directory / f"ckpt-{k}") for k in (1, 2, 3, 4)]
     assert [s["path"] for s in chief["saves"]] == expected
     assert [s["path"] for s in other["saves"]] == expected  # the chief's paths, not workertemp
@@ -270,3 +371,125 @@ def test_both_workers_fall_back_to_the_same_checkpoint(tmp_path: Path) -> None:
         assert "did not restore alike" in error["message"]
         assert str(directory / "ckpt-5") in error["message"]  # the chief restores the new save
     assert _names(elsewhere) == []
+
+
+def _keras_cluster(api: str, directory: Path, *extra: str) -> list[dict[str, Any]]:
+    args = ["--api", api, "--directory", str(directory), *extra]
+    return run_cluster([args, args], "run", script=KERAS_WORKER)
+
+
+@pytest.mark.slow
+def test_tf_keras_backup_and_restore_with_safeckpt_resumes_both_workers(tmp_path: Path) -> None:
+    """TF's own Keras 2 callback, with tf.train.CheckpointManager swapped for safeckpt's.
+
+    tf_keras builds one manager on the chief and two on the other worker (the same one on
+    <backup>/chief plus a write manager on <backup>/workertemp_1): before the per-manager
+    agreement, both workers hung here until a 10-minute timeout.
+    """
+    pytest.importorskip("tf_keras", reason="tf-keras (make .venv/.installed installs it)")
+    backup = tmp_path / "backup"
+    first = _keras_cluster("tf_keras", backup, "--interrupt-after", "1")
+    for result in first:
+        assert result["interrupted"] == "interrupted after epoch 1"
+        assert result["epochs"] == [0, 1]
+        assert result["restore"]["outcome"] == "initialized"
+    assert first[0]["weights"] == first[1]["weights"]
+    chief_dir = str(backup / "chief")
+    assert first[0]["managers"] == [{"type": "SafeCheckpointManager", "directory": chief_dir}]
+    assert first[1]["managers"] == [
+        {"type": "SafeCheckpointManager", "directory": chief_dir},
+        {"type": "SafeCheckpointManager", "directory": str(backup / "workertemp_1")},
+    ]
+    assert _names(backup) == ["chief"]  # tf_keras removes workertemp_1 after each save
+    assert _names(backup / "chief") == [
+        "checkpoint",
+        "ckpt-2.data-00000-of-00001",
+        "ckpt-2.index",
+    ]
+
+    second = _keras_cluster("tf_keras", backup)  # both workers restarted
+    for result in second:
+        assert result["restore"]["outcome"] == "restored"
+        assert result["restore"]["save_path"] == str(backup / "chief" / "ckpt-2")
+        assert result["restored_weights"] == first[0]["weights"][-1]
+        assert result["epochs"] == [2, 3]  # both resume after the interrupted epoch
+        assert "interrupted" not in result
+    assert second[0]["weights"] == second[1]["weights"]
+    assert _names(backup) == []  # a finished fit deletes the backup (tf_keras's chief)
+
+
+@pytest.mark.slow
+def test_safeckpt_keras_backup_and_restore_resumes_both_workers(tmp_path: Path) -> None:
+    """safeckpt.keras.BackupAndRestore on a Keras 3 model, hooks driven by a training loop.
+
+    Keras 3's own model.fit does not run under MultiWorkerMirroredStrategy on TF 2.21 (it
+    fails converting PerReplica values, with or without any callback: docs/keras.md), so
+    the loop calls the hooks fit would call.
+    """
+    backup = tmp_path / "backup"
+    first = _keras_cluster("safeckpt_keras", backup, "--interrupt-after", "1")
+    for result in first:
+        assert result["interrupted"] == "interrupted after epoch 1"
+        assert result["epochs"] == [0, 1]
+    assert first[0]["weights"] == first[1]["weights"]
+    assert _names(backup) == [
+        "backup-1.data-00000-of-00001",
+        "backup-1.index",
+        "backup-2.data-00000-of-00001",
+        "backup-2.index",
+        "checkpoint",
+    ]
+
+    second = _keras_cluster("safeckpt_keras", backup)
+    for result in second:
+        assert result["restore"]["outcome"] == "restored"
+        assert result["restore"]["save_path"] == str(backup / "backup-2")
+        assert result["restored_weights"] == first[0]["weights"][-1]
+        assert result["epochs"] == [2, 3]
+    assert second[0]["weights"] == second[1]["weights"]
+    assert not backup.exists()  # the chief deleted its backups at the end
+
+
+@pytest.mark.slow
+def test_a_worker_killed_in_a_restore_makes_the_other_raise_soon(tmp_path: Path) -> None:
+    fault = ["--directory", str(tmp_path / "ckpts"), "--peer-timeout", "60"]
+    chief, dead = run_cluster([fault, [*fault, "--fault", "die"]], "fault", dies=(1,))
+    assert dead == {"exit": 9}
+    error = chief["error"]
+    assert error["type"] == "WorkerUnavailableError"
+    assert error["unavailable"]  # a tf.errors.UnavailableError too
+    assert error["cause"] == "worker_unavailable"
+    assert "Worker 1 did not take part in the restore" in error["summary"]
+    assert "heartbeat" in error["summary"]  # TensorFlow's coordination service noticed
+    assert chief["seconds"] < 30  # about 10 s (TF's heartbeat timeout), not peer_timeout
+
+
+@pytest.mark.slow
+def test_a_stuck_worker_makes_every_worker_raise_the_same_error(tmp_path: Path) -> None:
+    fault = ["--directory", str(tmp_path / "ckpts"), "--peer-timeout", "2"]
+    chief, stuck = run_cluster(
+        [[*fault, "--linger", "6"], [*fault, "--fault", "stall", "--stall", "5"]], "fault"
+    )
+    assert chief["seconds"] < 4.5  # peer_timeout, not the stall
+    assert stuck["seconds"] >= 5
+    for result in (chief, stuck):
+        assert result["error"]["type"] == "WorkerUnavailableError"
+        assert result["error"]["cause"] == "worker_unavailable"
+    assert chief["error"]["summary"] == stuck["error"]["summary"]
+    assert "did not report within peer_timeout=2 s" in chief["error"]["summary"]
+
+
+@pytest.mark.slow
+def test_a_directory_error_on_one_worker_is_raised_by_every_worker(tmp_path: Path) -> None:
+    directory = tmp_path / "ckpts"  # missing when worker 1 (create_directory=False) checks it
+    args = ["--directory", str(directory)]
+    chief, other = run_cluster(
+        [[*args, "--after-peer"], [*args, "--fault", "bad-directory", "--linger", "3"]], "fault"
+    )
+    assert other["error"]["type"] == "CheckpointDirectoryError"
+    assert directory.is_dir()  # the chief created it, and its own check passed
+    error = chief["error"]  # raised by the chief's restore(), from worker 1's diagnosis
+    assert error["type"] == "CheckpointDirectoryError"
+    assert error["cause"] == "directory_missing"
+    assert "worker 1 failed to use the checkpoint directory" in error["message"]
+    assert chief["seconds"] < 10
