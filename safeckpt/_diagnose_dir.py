@@ -38,7 +38,7 @@ def diagnose_directory(
 ) -> Diagnosis:
     """Diagnose a normalized, existing checkpoint directory."""
     try:
-        names = [n.rstrip("/") for n in tf.io.gfile.listdir(directory)]
+        names = _fs.listdir(directory)
     except _IO as exc:
         if cause_of(exc) is Cause.PERMISSION_DENIED:
             return _denied(directory, exc)

@@ -16,6 +16,7 @@ from safeckpt._errors import CheckpointDirectoryError
 from safeckpt._layout import STATE_FILE, strip_file_suffix
 from safeckpt._nearmiss import nearest_existing_ancestor, similar_checkpoint_dirs
 from safeckpt._tf import tf
+from safeckpt._translate import cause_of
 
 logger = logging.getLogger("safeckpt")
 
@@ -55,6 +56,12 @@ def _unreachable(directory: str, exc: BaseException) -> NoReturn:
         ],
         exc,
     )
+
+
+def _unless_unreachable(directory: str, exc: BaseException) -> None:
+    """Raise `_unreachable` when `exc` is the storage failing, not a refusal."""
+    if cause_of(exc, Cause.PERMISSION_DENIED) is Cause.STORAGE_UNAVAILABLE:
+        _unreachable(directory, exc)
 
 
 def describe_missing(directory: str) -> tuple[list[str], list[str]]:
@@ -134,6 +141,7 @@ def validate_directory(directory: str, *, create: bool, read_only: bool) -> bool
                 evidence,
                 suggestions,
             )
+        _check_bucket(directory)
         missing = _missing_chain(directory) if local else []
         try:
             tf.io.gfile.makedirs(directory)
@@ -141,6 +149,7 @@ def validate_directory(directory: str, *, create: bool, read_only: bool) -> bool
             for path in missing:  # deepest first: remove what this call created
                 with contextlib.suppress(OSError):
                     os.rmdir(path)
+            _unless_unreachable(directory, exc)
             _raise(
                 directory,
                 Cause.PERMISSION_DENIED,
@@ -154,6 +163,7 @@ def validate_directory(directory: str, *, create: bool, read_only: bool) -> bool
     try:
         _check_listable(directory)
     except _IO_ERRORS as exc:
+        _unless_unreachable(directory, exc)
         _raise(
             directory,
             Cause.PERMISSION_DENIED,
@@ -165,6 +175,32 @@ def validate_directory(directory: str, *, create: bool, read_only: bool) -> bool
     if not read_only:
         _probe_write(directory)
     return created
+
+
+def _check_bucket(directory: str) -> None:
+    """Refuse to create a directory in a GCS bucket that does not exist.
+
+    TensorFlow cannot create buckets, and its ``makedirs`` then never returns: it asks for
+    the missing bucket again and again (thousands of requests a second).
+    """
+    if _fs.scheme_of(directory) != "gs":
+        return
+    bucket = "gs://" + directory[len("gs://") :].split("/", 1)[0]
+    try:
+        found = tf.io.gfile.isdir(bucket + "/")
+    except _IO_ERRORS as exc:
+        _unreachable(directory, exc)
+    if not found:
+        _raise(
+            directory,
+            Cause.DIRECTORY_MISSING,
+            "The GCS bucket of the checkpoint directory does not exist.",
+            [f"{bucket} does not exist (or these credentials cannot see it)."],
+            [
+                f"Check the bucket name, or create it: gcloud storage buckets create {bucket}",
+                "TensorFlow cannot create buckets; safeckpt creates only directories in them.",
+            ],
+        )
 
 
 def _check_listable(directory: str) -> None:
@@ -260,6 +296,7 @@ def _probe_write(directory: str) -> None:
             with tf.io.gfile.GFile(probe, "w") as handle:
                 handle.write("safeckpt write probe\n")
     except _IO_ERRORS as exc:
+        _unless_unreachable(directory, exc)
         _raise(
             directory,
             Cause.PERMISSION_DENIED,

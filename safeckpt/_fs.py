@@ -44,6 +44,29 @@ def isdir(path: str) -> bool:
     return scheme_of(path) != "ram" or _listed_in_parent(path)
 
 
+def listdir(path: str) -> list[str]:
+    """The entry names of a directory (no trailing ``/``), telling "missing" from "unreachable".
+
+    `tf.io.gfile.listdir` first asks `tf.io.gfile.isdir`, which answers False for any
+    error, so on remote storage a dropped connection or a ``503`` comes back as
+    ``NotFoundError: Could not find directory``. That is asked again here with
+    `tf.io.gfile.exists`, which does raise for such errors: a directory that exists but
+    could not be listed raises `tf.errors.UnavailableError`.
+
+    Raises:
+        tf.errors.NotFoundError: The directory does not exist.
+        tf.errors.OpError, OSError: It could not be listed.
+    """
+    try:
+        return [name.rstrip("/") for name in tf.io.gfile.listdir(path)]
+    except tf.errors.NotFoundError as exc:
+        if scheme_of(path) is None or not tf.io.gfile.exists(path):
+            raise
+        raise tf.errors.UnavailableError(
+            None, None, f"{path} exists but could not be listed"
+        ) from exc
+
+
 def scheme_of(path: str) -> str | None:
     """The URI scheme of `path` (``"gs"`` for ``gs://b/x``), or None for a local path."""
     match = _SCHEME_RE.match(path)

@@ -171,11 +171,7 @@ def scan(
     Raises:
         tf.errors.OpError: The directory could not be listed.
     """
-    names = (
-        [n.rstrip("/") for n in tf.io.gfile.listdir(directory)]
-        if listing_names is None
-        else listing_names
-    )
+    names = _fs.listdir(directory) if listing_names is None else listing_names
     listing: Listing = classify(names)
     state = read_state(directory)
     local = set(listing.prefixes)

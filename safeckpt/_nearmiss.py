@@ -37,7 +37,7 @@ class CheckpointDirSummary:
 
 def _listdir(path: str) -> list[str]:
     try:
-        return [n.rstrip("/") for n in tf.io.gfile.listdir(path)]
+        return _fs.listdir(path)
     except (tf.errors.OpError, OSError, UnicodeError):
         return []
 

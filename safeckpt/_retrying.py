@@ -21,6 +21,7 @@ from safeckpt._errors import RestoreError, restore_error
 from safeckpt._inventory import Inventory, scan
 from safeckpt._policies import StorageRetry
 from safeckpt._tf import tf
+from safeckpt._translate import stale_cache_wait
 
 logger = logging.getLogger("safeckpt")
 
@@ -43,6 +44,8 @@ def retrying(
         if diagnosis is None or diagnosis.cause not in UNPROVEN:
             return diagnosis
         wait = retry.delay(tries)
+        if wait is not None:  # an object changed behind TF's stat cache: wait it out
+            wait = max(wait, max(map(stale_cache_wait, (diagnosis.error, *diagnosis.evidence))))
         if wait is None:
             note = f"Tried {tries} time(s); the storage did not serve it."
             return replace(diagnosis, evidence=(*diagnosis.evidence, note))

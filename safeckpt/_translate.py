@@ -8,6 +8,8 @@ TensorFlow is known to lose the class. Nothing else in safeckpt classifies by me
 
 from __future__ import annotations
 
+import os
+
 from safeckpt._causes import Cause
 from safeckpt._tf import tf
 
@@ -54,3 +56,19 @@ def cause_of(exc: BaseException, default: Cause = Cause.STORAGE_UNAVAILABLE) -> 
             if fragment in text:
                 return cause
     return default
+
+
+#: What TensorFlow's GCS client says when an object changed while its stat cache (5 s by
+#: default, ``GCS_STAT_CACHE_MAX_AGE``) held the old size and generation.
+_STALE_CACHE = "File contents are inconsistent"
+
+
+def stale_cache_wait(error: str | None) -> float:
+    """Seconds to wait before a read can see past a stale stat cache; 0 when not that error."""
+    if error is None or _STALE_CACHE not in error:
+        return 0.0
+    try:
+        age = float(os.environ.get("GCS_STAT_CACHE_MAX_AGE", "5"))
+    except ValueError:
+        age = 5.0
+    return max(age, 0.0) + 0.5
