@@ -177,6 +177,22 @@ def normalize_directory(value: object, argument: str = "directory") -> str:
     return _normalize_uri(text, scheme, value, argument)
 
 
+def _plugin_hint(scheme: str) -> str:
+    """How to get a filesystem for `scheme` (``tensorflow-io``, which stopped at TF 2.16)."""
+    text = f"TensorFlow has no filesystem for '{scheme}://' until a plugin registers one"
+    major_minor = tuple(int(p) for p in tf.__version__.split(".")[:2] if p.isdigit())
+    if major_minor <= (2, 16):
+        return (
+            f"{text}: pip install tensorflow-io==0.37.1 and `import tensorflow_io` before "
+            "creating the manager."
+        )
+    return (
+        f"{text}. tensorflow-io provided it, but no tensorflow-io release loads in TensorFlow "
+        f"{tf.__version__} (its last, 0.37.1, is built for TF 2.16): use gs://, a local path, or "
+        "the bucket mounted as a local folder (e.g. mountpoint-s3 or s3fs for S3)."
+    )
+
+
 def _normalize_uri(text: str, scheme: str, value: object, argument: str) -> str:
     if scheme in _SCHEME_TYPOS:
         good = _SCHEME_TYPOS[scheme]
@@ -190,12 +206,9 @@ def _normalize_uri(text: str, scheme: str, value: object, argument: str) -> str:
     registered = set(tf.io.gfile.get_registered_schemes())
     if scheme not in registered and scheme != "file":
         plugin = _PLUGIN_SCHEMES.get(scheme)
-        hint = (
-            f"TensorFlow has no filesystem for '{scheme}://' until a plugin registers one: "
-            f"pip install {plugin} and `import tensorflow_io` before creating the manager."
-            if plugin
-            else f"TensorFlow has no filesystem registered for '{scheme}://'."
-        )
+        hint = _plugin_hint(scheme) if plugin else (
+            f"TensorFlow has no filesystem registered for '{scheme}://'."
+        )  # fmt: skip
         _fail(
             argument,
             value,

@@ -260,7 +260,7 @@ DIRECTORY_ROWS = [
     row(
         "plugin-scheme",
         lambda s: "hdfs://namenode/x",
-        Raises(CheckpointDirectoryError, "pip install tensorflow-io"),
+        Raises(CheckpointDirectoryError, "until a plugin registers one"),
     ),
     row("scheme-typo", lambda s: "gcs://b/x", Raises(CheckpointDirectoryError, "'gs://b/x'")),
     row(
