@@ -18,6 +18,7 @@ from safeckpt._info import CheckpointInfo
 from safeckpt._layout import INDEX_SUFFIX
 from safeckpt._policies import VerifyLevel
 from safeckpt._tf import tf
+from safeckpt._translate import cause_of
 from safeckpt._verify import check_prefix
 
 #: What TensorFlow raises while restoring a checkpoint (see the notes on its irregular classes).
@@ -35,6 +36,18 @@ def stage_diagnosis(prefix: str, exc: BaseException) -> Diagnosis:
     seen = f"TensorFlow raised {describe_exception(exc)}"
     if not probe.ok:
         return replace(probe, evidence=(*probe.evidence, seen + "."), error=describe_exception(exc))
+    storage = cause_of(exc, Cause.UNKNOWN)
+    if storage in (Cause.STORAGE_UNAVAILABLE, Cause.PERMISSION_DENIED):
+        # The files verify now: the storage failed while TensorFlow read them.
+        return Diagnosis(
+            storage,
+            f"The storage did not serve {_fs.basename(prefix)} while TensorFlow read it.",
+            directory,
+            prefix,
+            (f"{prefix}: every tensor's checksum matches (deep check).", seen + "."),
+            ("Retry when the storage answers.",),
+            error=describe_exception(exc),
+        )
     mismatch = isinstance(exc, (ValueError, tf.errors.InvalidArgumentError)) and not isinstance(
         exc, UnicodeDecodeError
     )

@@ -30,6 +30,14 @@ _BY_CLASS: tuple[tuple[type[BaseException], Cause], ...] = (
 #: Message fragments of conditions TensorFlow reports without their class.
 _BY_MESSAGE: tuple[tuple[str, Cause], ...] = (
     ("ermission denied", Cause.PERMISSION_DENIED),
+    # TensorFlow's GCS client; its checkpoint reader re-raises these with code UNKNOWN (or as
+    # a ValueError "Unsuccessful TensorSliceReader constructor") and only the text remains.
+    ("HTTP response code 401", Cause.PERMISSION_DENIED),
+    ("HTTP response code 403", Cause.PERMISSION_DENIED),
+    ("retry attempts failed", Cause.STORAGE_UNAVAILABLE),
+    ("HTTP response code 429", Cause.STORAGE_UNAVAILABLE),
+    ("HTTP response code 5", Cause.STORAGE_UNAVAILABLE),
+    ("File contents are inconsistent", Cause.STORAGE_UNAVAILABLE),
     ("Is a directory", Cause.NOT_A_DIRECTORY),
     ("Not a directory", Cause.NOT_A_DIRECTORY),
     ("Could not resolve host", Cause.STORAGE_UNAVAILABLE),
