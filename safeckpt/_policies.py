@@ -87,7 +87,9 @@ class RecoveryContext(Protocol):
         """Verify `checkpoint` at the manager's level, then restore it.
 
         Returns the report on success; None when it was rejected (its diagnosis is then
-        appended to `attempts` and it leaves `candidates`).
+        appended to `attempts` and it leaves `candidates`). A checkpoint the storage could
+        not serve is tried again (`StorageRetry`) and then raises `StorageUnavailableError`,
+        unless ``StorageRetry(fall_back=True)`` lets it be rejected like a damaged one.
         """
         ...
 
