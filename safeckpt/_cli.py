@@ -84,9 +84,15 @@ def _status(info: CheckpointInfo) -> str:
 
 def _ls(args: argparse.Namespace, out: TextIO) -> int:
     directory = _paths.normalize_directory(args.directory)
-    inventory = scan(directory, stats=True)
-    infos = inventory.family(args.name)
-    statuses = map_io(directory, _status, infos)
+    inventory = scan(directory)
+
+    def with_status(info: CheckpointInfo) -> tuple[CheckpointInfo, str]:
+        # One task per checkpoint: its stats, then its check, which the stat cache serves.
+        return inventory.stated(info), _status(info)
+
+    rows_found = map_io(directory, with_status, inventory.family(args.name))
+    infos = [info for info, _ in rows_found]
+    statuses = [status for _, status in rows_found]
     if args.json:
         _print_json(
             {

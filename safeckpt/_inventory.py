@@ -83,16 +83,15 @@ class Inventory:
         for info, (_, when) in zip(todo, found, strict=True):
             self._mtimes[info.prefix] = when
 
+    def stated(self, info: CheckpointInfo) -> CheckpointInfo:
+        """`info` with its ``size_bytes`` and ``mtime`` (a stat of each of its files)."""
+        size, when = _files_stat(self.directory, info.files)
+        return replace(info, size_bytes=size, mtime=when)
+
     def with_stats(self) -> Inventory:
         """This inventory with every ``size_bytes`` and ``mtime`` (stats in parallel on URIs)."""
-        stats = _pool.map_io(
-            self.directory, lambda c: _files_stat(self.directory, c.files), self.checkpoints
-        )
         infos = sorted(
-            (
-                replace(c, size_bytes=size, mtime=when)
-                for c, (size, when) in zip(self.checkpoints, stats, strict=True)
-            ),
+            _pool.map_io(self.directory, self.stated, self.checkpoints),
             key=lambda c: (-1 if c.step is None else c.step, c.mtime or 0.0, c.prefix),
         )
         return replace(self, checkpoints=tuple(infos), _mtimes={})
