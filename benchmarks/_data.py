@@ -105,6 +105,7 @@ class Measurements:
     restore: dict[str, Series]
     big: BigResult
     profiles: list[Profile] | None = None
+    construct_large: dict[str, Series] | None = None  # next to 10,000 checkpoints
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serializable form (``bench.py --json``)."""
@@ -137,6 +138,9 @@ class Measurements:
             restore=_series_map(d["restore"]),
             big=BigResult(**big),
             profiles=None if profiles is None else [Profile(**p) for p in profiles],
+            construct_large=(
+                _series_map(d["construct_large"]) if d.get("construct_large") else None
+            ),
         )
 
 

@@ -108,6 +108,38 @@ def bench_construction(
     return interleave(variants, repeats=repeats, warmup=warmup, inner=inner)
 
 
+def bench_construction_large(
+    root: Path, checkpoints: int, repeats: int, warmup: int
+) -> dict[str, Series]:
+    """Construction next to `checkpoints` checkpoints, the state file listing the last 5.
+
+    One real checkpoint is written; the others are copies of its two files (their content
+    does not matter to a constructor, only their number).
+    """
+    directory = root / "construct_large"
+    ckpt = tf.train.Checkpoint(w=tf.Variable(tf.zeros([4])))
+    first = tf.train.CheckpointManager(ckpt, str(directory), max_to_keep=5).save()
+    index = Path(first + ".index").read_bytes()
+    data = Path(first + ".data-00000-of-00001").read_bytes()
+    for k in range(2, checkpoints + 1):
+        (directory / f"ckpt-{k}.index").write_bytes(index)
+        (directory / f"ckpt-{k}.data-00000-of-00001").write_bytes(data)
+    listed = range(checkpoints - 4, checkpoints + 1)
+    (directory / "checkpoint").write_text(
+        f'model_checkpoint_path: "ckpt-{checkpoints}"\n'
+        + "".join(f'all_model_checkpoint_paths: "ckpt-{k}"\n' for k in listed)
+    )
+    path = str(directory)
+    variants = {
+        "plain": lambda: tf.train.CheckpointManager(ckpt, path, max_to_keep=5),
+        "safe": lambda: safeckpt.SafeCheckpointManager(ckpt, path, max_to_keep=5),
+        "safe_latest": lambda: (
+            safeckpt.SafeCheckpointManager(ckpt, path, max_to_keep=5).latest_checkpoint
+        ),
+    }
+    return interleave(variants, repeats=repeats, warmup=warmup, inner=5)
+
+
 def bench_save(model: Model, root: Path, repeats: int, warmup: int) -> dict[str, Series]:
     def make(name: str) -> Any:
         ckpt = tf.train.Checkpoint(model=model)  # each has its own save_counter
@@ -326,6 +358,11 @@ def measure(args: argparse.Namespace, command: str) -> Measurements:
             args.warmup,
             sizes["inner"],
         )
+        sizes["construct_large_ckpts"] = 1_000 if args.quick else 10_000
+        log(f"construction next to {sizes['construct_large_ckpts']:,} checkpoints")
+        construct_large = bench_construction_large(
+            scratch, sizes["construct_large_ckpts"], args.repeats, args.warmup
+        )
         log("save()")
         save = bench_save(model, scratch, args.repeats, args.warmup)
         log("restore")
@@ -354,6 +391,7 @@ def measure(args: argparse.Namespace, command: str) -> Measurements:
             info=info,
             load=load,
             construct=construct,
+            construct_large=construct_large,
             save=save,
             restore=restore,
             big=big,

@@ -19,6 +19,11 @@ Part 2 (a 1 GB checkpoint): ``safeckpt.verify`` quick and deep against a full Te
 restore into variables and ``cat <files> > /dev/null``, with a warm page cache and, when
 ``/proc/sys/vm/drop_caches`` is writable (root), with a cold one.
 
+Part 3 (`benchmarks._gcs`, on unless ``--no-gcs`` or fake-gcs-server cannot run): requests
+and wall time on TensorFlow's real gs:// client at 20 ms per request, for 3, 100 and 1,000
+checkpoints, plain against safeckpt (construction, ``latest_checkpoint``, restore), and
+safeckpt's listing, diagnosis, verification and ``safeckpt ls``.
+
 Measuring (`benchmarks._measure`) returns plain data (`benchmarks._data`); rendering
 (`benchmarks._render`) turns it into the markdown. ``--from-json`` renders saved data without
 measuring (and without importing TensorFlow). Not part of ``make test``; no timing is
@@ -42,6 +47,7 @@ if str(_ROOT) not in sys.path:  # run as a script from a checkout without an ins
     sys.path.insert(0, str(_ROOT))
 
 from benchmarks._data import Measurements, log  # noqa: E402
+from benchmarks._gcs import GCS_QUICK_SIZES, SIZES, GcsResult, measure_gcs  # noqa: E402
 from benchmarks._render import checks, report  # noqa: E402
 
 
@@ -69,6 +75,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     p.add_argument("--model-mb", type=float, default=None, help="model size (default 64)")
     p.add_argument("--big-mb", type=float, default=None, help="large checkpoint (default 1024)")
+    p.add_argument(
+        "--gcs",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="the gs:// part (benchmarks/_gcs.py; default: on when fake-gcs-server can run)",
+    )
     args = p.parse_args(argv)
     if args.repeats is None:
         args.repeats = 3 if args.quick else 15
@@ -87,8 +99,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    gcs: GcsResult | None = None
     if args.from_json is not None:
-        data = Measurements.from_dict(json.loads(args.from_json.read_text()))
+        saved = json.loads(args.from_json.read_text())
+        data = Measurements.from_dict(saved)
+        if saved.get("gcs") is not None:
+            gcs = GcsResult.from_dict(saved["gcs"])
     else:
         from benchmarks._measure import measure  # imports TensorFlow
 
@@ -97,18 +113,24 @@ def main(argv: Sequence[str] | None = None) -> int:
             shlex.quote(a) for a in [os.path.relpath(__file__, Path.cwd()), *shown]
         )
         data = measure(args, cmd)
+        if args.gcs is not False:
+            sizes = GCS_QUICK_SIZES if args.quick else SIZES
+            gcs = measure_gcs(args.workdir, sizes)
+            if gcs.skipped is not None and args.gcs:
+                log(f"gs:// part not measured: {gcs.skipped}")
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(data.to_dict(), indent=1) + "\n")
+        saved = {**data.to_dict(), "gcs": None if gcs is None else gcs.to_dict()}
+        args.json.write_text(json.dumps(saved, indent=1) + "\n")
         log(f"wrote {args.json}")
-    text = report(data)
+    text = report(data, gcs)
     if args.output is None:
         print(text)
     else:
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text(text + ("" if text.endswith("\n") else "\n"))
         log(f"wrote {args.output}")
-    failed = [c for c in checks(data) if not c.passed]
+    failed = [c for c in checks(data, gcs) if not c.passed]
     for c in failed:
         log(f"target missed: {c.target}: {c.measured}")
     return 1 if failed and args.strict else 0

@@ -11,6 +11,11 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# TensorFlow reads its gs:// retry settings once, when it is imported: short retries (the
+# gs:// fixtures at the end of this file; the values are stress._gcs.RETRY_ENV).
+os.environ.setdefault("GCS_RETRY_CONFIG_MAX_RETRIES", "2")
+os.environ.setdefault("GCS_RETRY_CONFIG_INIT_DELAY_TIME_US", "10000")
+os.environ.setdefault("GCS_RETRY_CONFIG_MAX_DELAY_TIME_US", "100000")
 
 import tensorflow as tf
 
@@ -132,3 +137,59 @@ def run_unprivileged(code: str, timeout: float = 120, preimport: str = "") -> st
     if proc.returncode != 0:
         pytest.fail(f"unprivileged child failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
     return proc.stdout
+
+
+# --- gs:// against a local GCS server (stress/_gcs.py) ----------------------------------------
+#
+# TensorFlow's real gs:// client talks to fake-gcs-server through the counting, faulting proxy
+# of stress._gcs. The emulator starts once per session (only when a test asks for it); the
+# variables that point libcurl at the proxy (https_proxy, CURL_CA_BUNDLE, ...) are set only
+# while a test that uses `gcs` or `gcs_dir` runs: libcurl reads them on every request, and
+# other tests expect gs:// to be unreachable (no network). The retry settings, which TF reads
+# at import, are set at the top of this file. The stat cache keeps TF's default (5 s): each
+# test gets a fresh prefix.
+
+from stress import _gcs  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def gcs_emulator() -> Iterator[_gcs.GcsEmulator]:
+    """The session's GCS emulator and proxy (skipped only when the server binary cannot run)."""
+    reason = _gcs.skip_reason()
+    if reason is not None:
+        pytest.skip(f"gs:// tests need fake-gcs-server: {reason}")
+    emulator = _gcs.GcsEmulator()
+    emulator.start()  # the binary runs: failing to start is a failure, not a reason to skip
+    try:
+        yield emulator
+    finally:
+        emulator.stop()
+
+
+@pytest.fixture
+def gcs(gcs_emulator: _gcs.GcsEmulator) -> Iterator[_gcs.GcsEmulator]:
+    """The emulator, with no fault armed, counts reset and TF pointed at it for this test."""
+    gcs_emulator.clear_faults()
+    previous = _gcs.apply_env(gcs_emulator.env())
+    gcs_emulator.reset_counts()
+    try:
+        yield gcs_emulator
+    finally:
+        gcs_emulator.clear_faults()
+        _gcs.restore_env(previous)
+
+
+@pytest.fixture
+def gcs_dir(gcs: _gcs.GcsEmulator, request: pytest.FixtureRequest) -> str:
+    """A fresh ``gs://bucket/<test name>-<n>-<hex>``: nothing exists under it yet."""
+    return gcs.new_prefix(request.node.name)
+
+
+@pytest.fixture
+def gcs_child_env(gcs: _gcs.GcsEmulator) -> dict[str, str]:
+    """The environment for a child process using the emulator, with TF's stat cache off.
+
+    TF reads ``GCS_STAT_CACHE_MAX_AGE`` once per process, so a run without the 5-second stat
+    cache has to be a child process (``subprocess.run(..., env=gcs_child_env)``).
+    """
+    return {**os.environ, **gcs.env(stat_cache_max_age=0)}
