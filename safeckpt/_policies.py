@@ -235,10 +235,13 @@ class StorageRetry:
         return float(min(self.max_delay, self.initial_delay * self.multiplier ** (attempt - 1)))
 
 
+_DEFAULT_RETRY = StorageRetry()
+
+
 def normalize_storage_retry(value: object) -> StorageRetry:
     """Validate the ``storage_retry`` argument (None: the defaults)."""
     if value is None:
-        return StorageRetry()
+        return _DEFAULT_RETRY
     if not isinstance(value, StorageRetry):
         raise TypeError(
             f"storage_retry={value!r}: expected a safeckpt.StorageRetry (e.g. "
@@ -286,9 +289,11 @@ def normalize_fallback(value: object) -> tuple[FallbackPolicy, ...]:
 
 def normalize_enum(name: str, value: object, enum: type[Vocabulary]) -> str:
     """Validate a string option against `enum`; returns the member's value."""
-    choices = [member.value for member in enum]
     if isinstance(value, enum):
         return str(value.value)
+    if isinstance(value, str) and any(value == member.value for member in enum):
+        return value
+    choices = [member.value for member in enum]
     if not isinstance(value, str):
         raise TypeError(
             f"{name}={value!r}: expected one of {', '.join(map(repr, choices))}, "
