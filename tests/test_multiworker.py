@@ -447,7 +447,9 @@ def test_safeckpt_keras_backup_and_restore_resumes_both_workers(tmp_path: Path) 
         assert result["restored_weights"] == first[0]["weights"][-1]
         assert result["epochs"] == [2, 3]
     assert second[0]["weights"] == second[1]["weights"]
-    assert not backup.exists()  # the chief deleted its backups at the end
+    # The chief deleted its backups at the end. The directory itself goes too, unless worker 1
+    # was still removing its workertemp_1 inside it at that moment (then it is left empty).
+    assert not backup.exists() or _names(backup) == []
 
 
 @pytest.mark.slow
