@@ -160,12 +160,12 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
         """
         if self._reconciled:
             return None
-        self._reconciled = True
         try:
             inventory = scan(self.directory)
-        except (tf.errors.OpError, OSError):
+        except (tf.errors.OpError, OSError):  # the storage failed: try again at the next use
             self._inherited = frozenset(_tf.rotation(self))
             return None
+        self._reconciled = True
         state = reconcile(inventory, self.checkpoint_name, _tf.rotation(self))
         self._state_is_directory = inventory.state.problem is Cause.NOT_A_DIRECTORY
         self._listed_at_start = state.listed
