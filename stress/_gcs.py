@@ -255,6 +255,17 @@ class ObjectInfo:
     crc32c: str
     generation: str
 
+    @classmethod
+    def from_json(cls, item: Mapping[str, Any]) -> ObjectInfo:
+        """From the server's JSON object resource."""
+        return cls(
+            name=item["name"],
+            size=int(item.get("size", 0)),
+            md5=item.get("md5Hash", ""),
+            crc32c=item.get("crc32c", ""),
+            generation=str(item.get("generation", "")),
+        )
+
 
 def categorize(method: str, host: str, target: str) -> tuple[Category, str | None]:
     """The category and object name (or list prefix) of one request TF's client makes.
@@ -1251,16 +1262,7 @@ class GcsEmulator:
                 {"prefix": prefix, "maxResults": "1000"} | ({"pageToken": token} if token else {})
             )
             page = json.loads(self._call("GET", f"/storage/v1/b/{BUCKET}/o?{query}"))
-            out.extend(
-                ObjectInfo(
-                    name=i["name"],
-                    size=int(i.get("size", 0)),
-                    md5=i.get("md5Hash", ""),
-                    crc32c=i.get("crc32c", ""),
-                    generation=str(i.get("generation", "")),
-                )
-                for i in page.get("items", [])
-            )
+            out.extend(ObjectInfo.from_json(i) for i in page.get("items", []))
             token = page.get("nextPageToken", "")
             if not token:
                 return sorted(out, key=lambda o: o.name)
@@ -1274,13 +1276,7 @@ class GcsEmulator:
             if exc.code == 404:
                 return None
             raise
-        return ObjectInfo(
-            i["name"],
-            int(i.get("size", 0)),
-            i.get("md5Hash", ""),
-            i.get("crc32c", ""),
-            str(i.get("generation", "")),
-        )
+        return ObjectInfo.from_json(i)
 
     def read(self, path: str) -> bytes:
         """An object's bytes (urllib's ``HTTPError`` 404 when it does not exist)."""
@@ -1292,13 +1288,7 @@ class GcsEmulator:
         name = self.object_name(path)
         query = urllib.parse.urlencode({"uploadType": "media", "name": name})
         i = json.loads(self._call("POST", f"/upload/storage/v1/b/{BUCKET}/o?{query}", data))
-        return ObjectInfo(
-            i["name"],
-            int(i.get("size", 0)),
-            i.get("md5Hash", ""),
-            i.get("crc32c", ""),
-            str(i.get("generation", "")),
-        )
+        return ObjectInfo.from_json(i)
 
     def delete(self, path: str) -> None:
         """Delete an object (urllib's ``HTTPError`` 404 when it does not exist)."""
