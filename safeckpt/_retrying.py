@@ -27,10 +27,6 @@ logger = logging.getLogger("safeckpt")
 
 _IO = (tf.errors.OpError, OSError)
 
-#: Injected by tests that must not wait (the real delays are the policy's).
-sleep: Callable[[float], None] = time.sleep
-
-
 def retrying(
     retry: StorageRetry, label: str, attempt: Callable[[], Diagnosis | None]
 ) -> Diagnosis | None:
@@ -58,7 +54,7 @@ def retrying(
             tries + 1,
             retry.attempts,
         )
-        sleep(wait)
+        time.sleep(wait)
         tries += 1
 
 
