@@ -27,6 +27,7 @@ logger = logging.getLogger("safeckpt")
 
 _IO = (tf.errors.OpError, OSError)
 
+
 def retrying(
     retry: StorageRetry, label: str, attempt: Callable[[], Diagnosis | None]
 ) -> Diagnosis | None:
