@@ -7,7 +7,7 @@ import logging
 import os
 import stat
 import uuid
-from typing import NoReturn
+from typing import Literal, NoReturn
 
 from safeckpt import _fs
 from safeckpt._causes import Cause
@@ -117,17 +117,18 @@ def validate_directory(directory: str, *, create: bool, read_only: bool) -> bool
     """
     local = _fs.scheme_of(directory) is None
     try:
-        if local and _is_local_directory(directory):
-            exists = is_dir = True  # the common case, in one stat
-        else:
+        kind = _local_kind(directory) if local else None
+        if kind != "directory":
             if local:
                 _check_local(directory)
-            is_dir = _fs.isdir(directory)
-            exists = is_dir or _fs.exists(directory)
+                kind = _local_kind(directory)  # one stat decides, after the checks
+            else:
+                kind = _remote_kind(directory)
     except _IO_ERRORS as exc:
         _unreachable(directory, exc)
-    if exists and not is_dir:
+    if kind == "file":
         _not_a_directory(directory)
+    exists = kind == "directory"
     created = False
     if not exists:
         if not create or read_only:
@@ -142,11 +143,14 @@ def validate_directory(directory: str, *, create: bool, read_only: bool) -> bool
                 suggestions,
             )
         _check_bucket(directory)
-        missing = _missing_chain(directory) if local else []
+        created_here: list[str] = []
         try:
-            tf.io.gfile.makedirs(directory)
+            if local:
+                _make_local(directory, created_here)
+            else:
+                tf.io.gfile.makedirs(directory)
         except _IO_ERRORS as exc:
-            for path in missing:  # deepest first: remove what this call created
+            for path in reversed(created_here):  # deepest first: only what this call created
                 with contextlib.suppress(OSError):
                     os.rmdir(path)
             _unless_unreachable(directory, exc)
@@ -158,12 +162,22 @@ def validate_directory(directory: str, *, create: bool, read_only: bool) -> bool
                 ["Create it yourself with the right owner, or choose a writable location."],
                 exc,
             )
-        logger.info("Created checkpoint directory %s", directory)
-        created = True
+        created = bool(created_here) or not local
+        if created:
+            logger.info("Created checkpoint directory %s", directory)
     try:
         _check_listable(directory)
     except _IO_ERRORS as exc:
         _unless_unreachable(directory, exc)
+        if isinstance(exc, (FileNotFoundError, tf.errors.NotFoundError)):
+            _raise(
+                directory,
+                Cause.DIRECTORY_MISSING,
+                "The checkpoint directory disappeared while it was being checked.",
+                [f"Listing {directory} failed: {describe_exception(exc)}"],
+                ["Another process removed it: find out which, then construct the manager again."],
+                exc,
+            )
         _raise(
             directory,
             Cause.PERMISSION_DENIED,
@@ -214,25 +228,61 @@ def _check_listable(directory: str) -> None:
         os.close(os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0)))
 
 
-def _missing_chain(directory: str) -> list[str]:
-    """`directory` and its missing ancestors, deepest first."""
-    chain: list[str] = []
+#: What one stat says a path is: ``"directory"``, ``"file"`` (anything else that exists),
+#: ``"missing"``, or ``"other"`` (the stat failed otherwise: `_check_local` finds out why).
+PathKind = Literal["directory", "file", "missing", "other"]
+
+
+def _local_kind(directory: str) -> PathKind:
+    """What `directory` is, by one `os.stat`: the answer cannot mix two moments.
+
+    Asking "is it a directory?" and then "does it exist?" (two stats) lets a directory that
+    another process creates in between look like a file.
+    """
+    try:
+        mode = os.stat(directory).st_mode
+    except FileNotFoundError:
+        return "missing"
+    except (OSError, ValueError):
+        return "other"
+    return "directory" if stat.S_ISDIR(mode) else "file"
+
+
+def _remote_kind(directory: str) -> PathKind:
+    """What a URI is. Two questions; "exists but not a directory" is asked again once.
+
+    A directory that another process created between the two questions then shows as one.
+    """
+    if _fs.isdir(directory):
+        return "directory"
+    if not _fs.exists(directory):
+        return "missing"
+    return "directory" if _fs.isdir(directory) else "file"
+
+
+def _make_local(directory: str, created: list[str]) -> None:
+    """Create `directory` and its missing parents (mode 0755, as TensorFlow does).
+
+    Another process may create any of them at the same moment: a component that exists as a
+    directory when this one tries is fine. `created` receives, top down, the directories
+    this call created itself, the only ones removed again when a later step fails.
+    """
+    missing: list[str] = []
     path = directory
-    while not os.path.lexists(path):
-        chain.append(path)
+    while _local_kind(path) in ("missing", "other"):  # "other": mkdir says why
+        missing.append(path)
         parent = os.path.dirname(path)
         if parent == path:
             break
         path = parent
-    return chain
-
-
-def _is_local_directory(directory: str) -> bool:
-    """Whether `directory` is an existing directory (then every ancestor is fine too)."""
-    try:
-        return stat.S_ISDIR(os.stat(directory).st_mode)
-    except (OSError, ValueError):
-        return False  # `_check_local` finds out why
+    for path in reversed(missing):
+        try:
+            os.mkdir(path, 0o755)
+        except FileExistsError:
+            if _local_kind(path) != "directory":
+                raise
+            continue
+        created.append(path)
 
 
 def _check_local(directory: str) -> None:

@@ -375,7 +375,7 @@ class Child:
         while time.monotonic() < deadline:
             if self.tracer.poll() is not None:
                 raise ChildEndedError(f"strace exited with {self.tracer.returncode}")
-            if _traced_by(self.pid, self.tracer.pid):
+            if traced_by(self.pid, self.tracer.pid):
                 return
             time.sleep(0.02)
         raise TimeoutError("strace did not attach within 120 s")
@@ -452,7 +452,7 @@ def _one_line(text: str) -> str:
     return " / ".join(line.strip() for line in text.splitlines() if line.strip())
 
 
-def _traced_by(pid: int, tracer: int) -> bool:
+def traced_by(pid: int, tracer: int) -> bool:
     """Whether every thread of `pid` has `tracer` as its TracerPid."""
     try:
         tasks = os.listdir(f"/proc/{pid}/task")
