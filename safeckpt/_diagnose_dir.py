@@ -38,17 +38,16 @@ def diagnose_directory(
 ) -> Diagnosis:
     """Diagnose a normalized, existing checkpoint directory."""
     try:
-        names = _fs.listdir(directory)
+        inventory = scan(directory)
     except _IO as exc:
         if cause_of(exc) is Cause.PERMISSION_DENIED:
             return _denied(directory, exc)
         return unavailable(directory, exc)
-    if "saved_model.pb" in names or "saved_model.pbtxt" in names:
+    if "saved_model.pb" in inventory.other or "saved_model.pbtxt" in inventory.other:
         return _saved_model(directory)
     parent = _fs.dirname(directory)
     if _fs.basename(directory) == "variables" and _has_saved_model(parent):
         return _saved_model(parent)
-    inventory = scan(directory, names)
     counts = inventory.names()
     nested = _nested_prefix(inventory)
     if nested is not None:

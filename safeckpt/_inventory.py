@@ -10,7 +10,7 @@ from safeckpt._index import FOOTER_SIZE, TABLE_MAGIC
 from safeckpt._info import CheckpointInfo
 from safeckpt._layout import INDEX_SUFFIX, TEMP_SUFFIX, Listing, classify, split_step
 from safeckpt._public import public
-from safeckpt._statefile import Recorded, StateFile, read_state, resolve_recorded
+from safeckpt._statefile import Recorded, StateFile, read_state, resolve_recorded, snapshot_mtime
 from safeckpt._tf import tf
 
 
@@ -38,6 +38,7 @@ class Inventory:
     worker_temps: tuple[str, ...]
     other: tuple[str, ...]
     _mtimes: dict[str, float | None] = field(default_factory=dict, compare=False, repr=False)
+    _state_time: list[float | None] = field(default_factory=list, compare=False, repr=False)
 
     def family(self, name: str | None) -> list[CheckpointInfo]:
         """Checkpoints named `name` (all of them for None), oldest to newest."""
@@ -61,8 +62,27 @@ class Inventory:
         return None
 
     def state_mtime(self) -> float | None:
-        """The state file's modification time (one stat), None when unknown or absent."""
-        return _stat(self.state.path)[1] if self.state.exists else None
+        """The modification time of the state file's text as read; None: unknown or absent.
+
+        Locally it comes with the read; on a URI it is stat'ed once, when first asked, and
+        kept only if the text has not changed meanwhile (`snapshot_mtime`).
+        """
+        if not self.state.exists:
+            return None
+        if not self._state_time:
+            self._state_time.append(snapshot_mtime(self.state))
+        return self._state_time[0]
+
+    def state_changed(self) -> bool:
+        """Whether the local state file was replaced or changed since it was read.
+
+        Always False on URIs (a stat costs a request; the restore does not need it there).
+        """
+        state = self.state
+        if _fs.scheme_of(state.path) is not None or not state.exists or state.mtime is None:
+            return False
+        size, when = _stat(state.path)
+        return when != state.mtime or state.raw is None or size != len(state.raw)
 
     def mtime_of(self, info: CheckpointInfo) -> float | None:
         """The newest modification time of `info`'s files: its ``mtime``, else stat'ed once.
@@ -170,9 +190,11 @@ def scan(
     Raises:
         tf.errors.OpError: The directory could not be listed.
     """
+    # The state file first: a save is recorded there after its files are written, so a
+    # listing taken afterwards holds every checkpoint this state file can name.
+    state = read_state(directory)
     names = _fs.listdir(directory) if listing_names is None else listing_names
     listing: Listing = classify(names)
-    state = read_state(directory)
     local = set(listing.prefixes)
     recorded = tuple(resolve_recorded(directory, r, local) for r in state.recorded())
     in_state = {_fs.basename(r.prefix) for r in recorded if r.prefix is not None}

@@ -152,6 +152,9 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
         )
         self._reconciled = False
         self._inherited: frozenset[str] = frozenset()
+        # The checkpoint last returned as latest_checkpoint, restored or saved: a decision
+        # never goes back before it while it exists (docs/fallback.md).
+        self._floor: str | None = None
 
     def _reconcile(self) -> Inventory | None:
         """Make the recorded state follow the rule, once, on first use (not at construction).
@@ -176,6 +179,7 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
             )
         _tf.set_rotation(self, state.rotation)
         _tf.set_latest(self, state.latest)
+        self._floor = state.latest
         self._inherited = frozenset(state.rotation)
         return inventory
 
@@ -191,6 +195,10 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
             rotation.pop(info.prefix, None)
             if _tf.latest(self) == info.prefix:
                 _tf.set_latest(self, None)
+            if self._floor == info.prefix:
+                self._floor = None
+        if plan.restored:
+            self._floor = plan.adopt  # an explicit request outside the directory: no floor
         moved = [] if self._options.read_only else quarantine_all(plan.quarantine, self.directory)
         for prefix in plan.keep_newer:
             if rotation.pop(prefix, None) is not None:
@@ -328,7 +336,7 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
             listed = self._reconcile()
             try:
                 if save_path is None or names_path(save_path, _tf.latest(self)):
-                    plan = engine.newest(listed)
+                    plan = engine.newest(listed, self._floor)
                 else:
                     plan = engine.exact(save_path)
             except BaseException:
@@ -416,6 +424,8 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
             step = None if result is None else split_step(_fs.basename(result))[1]
             if step is not None:
                 self._existing_steps = self._existing_steps | {step}
+            if result is not None:
+                self._floor = result
             if result is not None and self._options.cleanup_temp and self._worker.is_chief:
                 asynchronous = getattr(options, "experimental_enable_async_checkpoint", False)
                 cleanup_after_save(

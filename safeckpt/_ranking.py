@@ -15,12 +15,15 @@ use it, so they can never disagree. The rule, as stated in ``docs/fallback.md``:
   candidates the state file does not list at all, with a step above every step it lists for
   this name and, where the filesystem has times, files no older than the state file. Then
   every other candidate by step, highest first. Without a usable ``model_checkpoint_path``: by step.
+- **Within one manager, never back in time** (`not_before`): a checkpoint the manager already
+  returned, restored or saved stays first while it is a candidate and the rule would put an
+  older one (a lower step, written no later) before it.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from safeckpt._info import CheckpointInfo
 from safeckpt._inventory import Inventory
@@ -120,3 +123,39 @@ def rank(inventory: Inventory, name: str, *, times: bool = True) -> Ranking:
         )
     rest = [c for c in by_step if c is not latest and c not in interrupted]
     return Ranking(name, (*interrupted, latest, *rest), latest, tuple(interrupted), tuple(notes))
+
+
+def _older(inventory: Inventory, info: CheckpointInfo, than: CheckpointInfo) -> bool:
+    """Whether `info` is older than `than`: a lower step, and written no later (if known)."""
+    if info.name != than.name or info.step is None or than.step is None:
+        return False
+    if info.step >= than.step:
+        return False
+    mine, theirs = inventory.mtime_of(info), inventory.mtime_of(than)
+    return mine is None or theirs is None or mine <= theirs
+
+
+def not_before(ranking: Ranking, inventory: Inventory, floor: str | None) -> Ranking:
+    """`ranking`, with `floor` first again when the rule would now go back in time.
+
+    `floor` is the checkpoint a manager last returned as `latest_checkpoint`, restored or
+    saved. Another process changes the directory while the manager runs: the state file
+    another trainer rewrote a moment later can make the rule put an older checkpoint first
+    (an interrupted save becomes an ordinary one once the state file is newer than it). When
+    `floor` is still a candidate and the first candidate is older than it (a lower step,
+    written no later where the storage reports times), `floor` stays first. A checkpoint
+    with a lower step written later (another process rewound and saved again) is not older.
+    """
+    first = ranking.first
+    if floor is None or first is None or first.prefix == floor:
+        return ranking
+    held = next((c for c in ranking.candidates if c.prefix == floor), None)
+    if held is None or not _older(inventory, first, held):
+        return ranking
+    note = (
+        f"{held.basename} stays the newest: this manager already used it, and the rule now "
+        f"ranks the older {first.basename} first (another process changed the directory "
+        "meanwhile)."
+    )
+    rest = tuple(c for c in ranking.candidates if c is not held)
+    return replace(ranking, candidates=(held, *rest), notes=(*ranking.notes, note))

@@ -40,10 +40,11 @@ from safeckpt._plan import (
     state_notes,
 )
 from safeckpt._policies import MatchMode, OnEmpty, VerifyLevel
-from safeckpt._ranking import rank
+from safeckpt._ranking import Ranking, not_before, rank
 from safeckpt._report import Outcome, RestoreReport
 from safeckpt._request import not_found_cause, resolve_request
 from safeckpt._retrying import listed, retrying, unreadable_error
+from safeckpt._tf import tf
 from safeckpt._verify import check_prefix
 
 logger = logging.getLogger("safeckpt")
@@ -58,6 +59,29 @@ class _Progress:
     rejected: list[CheckpointInfo] = field(default_factory=list)
     quarantine: list[CheckpointInfo] = field(default_factory=list)
     existing: frozenset[int] | None = None
+
+
+#: How many times a restore reads the directory again when the state file changed under it.
+_RESCANS = 3
+
+
+def _consistent(inventory: Inventory, name: str) -> tuple[Inventory, Ranking]:
+    """The inventory and its ranking, read again while they disagree because of a writer.
+
+    When the state file names a checkpoint whose files the listing lacks and the state file
+    has changed since it was read (another process is saving and rotating), both are read
+    again (a few times at most): the names then come from one moment.
+    """
+    ranking = rank(inventory, name)
+    for _ in range(_RESCANS):
+        if ranking.latest_unusable is None or not inventory.state_changed():
+            break
+        try:
+            inventory = scan(inventory.directory)
+        except (tf.errors.OpError, OSError):
+            break
+        ranking = rank(inventory, name)
+    return inventory, ranking
 
 
 class Restore:
@@ -180,11 +204,13 @@ class Restore:
             existing_steps=self._progress.existing,
         )
 
-    def newest(self, inventory: Inventory | None = None) -> RestorePlan:
+    def newest(self, inventory: Inventory | None = None, floor: str | None = None) -> RestorePlan:
         """Restore the newest usable checkpoint, applying the policies.
 
         Args:
             inventory: The directory's inventory when the caller has just listed it.
+            floor: The checkpoint the manager last returned, restored or saved: never go
+                back before it while it is a candidate (`safeckpt._ranking.not_before`).
         """
         directory, name = self._s.directory, self._s.checkpoint_name
         found = listed(self._s.retry, directory, name, inventory)
@@ -192,9 +218,10 @@ class Restore:
             if found.cause is Cause.DIRECTORY_MISSING:
                 return self._empty(found)
             return self._recover(found)
-        self._inventory = inventory = found
+        inventory, ranking = _consistent(found, name)
+        ranking = not_before(ranking, inventory, floor)
+        self._inventory = inventory
         self._progress.existing = existing_steps(inventory, name)
-        ranking = rank(inventory, name)
         self._notes.extend(f"The state file: {odd}." for odd in inventory.state.oddities)
         self._notes.extend(ranking.notes)
         skipped = ranking.latest_unusable

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import posixpath
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 from google.protobuf import text_format
 
@@ -46,6 +46,10 @@ class StateFile:
         oddities: What TensorFlow accepts silently but a person should know (a repeated
             ``model_checkpoint_path``, a latest entry the list does not hold, timestamps that
             do not match the paths).
+        mtime: The modification time of exactly the bytes that were read (a local file is
+            opened once and its open descriptor is stat'ed), or None: not known yet (a URI,
+            see `snapshot_mtime`) or the file was not read.
+        raw: The bytes read (None when the file was not read).
     """
 
     path: str
@@ -56,6 +60,8 @@ class StateFile:
     problem: Cause | None = None
     error: str | None = None
     oddities: tuple[str, ...] = ()
+    mtime: float | None = None
+    raw: bytes | None = field(default=None, repr=False, compare=False)
 
     @property
     def readable(self) -> bool:
@@ -79,9 +85,13 @@ class StateFile:
 def read_state(directory: str) -> StateFile:
     """Read ``<directory>/checkpoint`` and describe any problem instead of hiding it."""
     path = _fs.join(directory, STATE_FILE)
+    mtime: float | None = None
     try:  # read first: existence and type are only asked when the read fails (fewer requests)
-        with tf.io.gfile.GFile(path, "rb") as handle:
-            raw = handle.read()
+        if _fs.scheme_of(path) is None:
+            raw, mtime = _read_local(path)
+        else:
+            with tf.io.gfile.GFile(path, "rb") as handle:
+                raw = handle.read()
     except (tf.errors.OpError, OSError) as exc:
         try:
             if _fs.isdir(path):
@@ -91,7 +101,8 @@ def read_state(directory: str) -> StateFile:
                     problem=Cause.NOT_A_DIRECTORY,
                     error=f"{path} is a directory, not a file.",
                 )
-            if isinstance(exc, tf.errors.NotFoundError) and not _fs.exists(path):
+            missing = (tf.errors.NotFoundError, FileNotFoundError)
+            if isinstance(exc, missing) and not _fs.exists(path):
                 return StateFile(path, exists=False)
         except (tf.errors.OpError, OSError):
             pass  # the storage fails: report the read's error
@@ -99,7 +110,46 @@ def read_state(directory: str) -> StateFile:
         if cause is not Cause.PERMISSION_DENIED:
             cause = Cause.STORAGE_UNAVAILABLE  # a read failed: says nothing about the file
         return StateFile(path, True, problem=cause, error=f"{path}: {describe_exception(exc)}")
-    return parse_state(path, raw)
+    return replace(parse_state(path, raw), mtime=mtime, raw=raw)
+
+
+def _read_local(path: str) -> tuple[bytes, float]:
+    """The bytes of a local file and their modification time, from one open.
+
+    The time comes from the open descriptor (``fstat``), so it belongs to exactly the bytes
+    read: TensorFlow replaces the state file by a rename, and a stat by name a moment later
+    could see the next version's time next to this version's text.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        mtime = os.fstat(fd).st_mtime_ns / 1e9
+        chunks = []
+        while chunk := os.read(fd, 1 << 16):
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
+    return b"".join(chunks), mtime
+
+
+def snapshot_mtime(state: StateFile, tries: int = 3) -> float | None:
+    """The modification time that belongs to the text `state` was parsed from, or None.
+
+    Local files carry it from the read (`read_state`). On a URI the time is stat'ed and the
+    file read again: only when the text is unchanged do the two belong together. If it keeps
+    changing (another process is writing it) after `tries`, the time is unknown (None).
+    """
+    if state.mtime is not None or state.raw is None:
+        return state.mtime
+    for _ in range(tries):
+        try:
+            when = _fs.stat(state.path)[1]
+            with tf.io.gfile.GFile(state.path, "rb") as handle:
+                again = handle.read()
+        except (tf.errors.OpError, OSError):
+            return None
+        if again == state.raw:
+            return when
+    return None
 
 
 def parse_state(path: str, raw: bytes) -> StateFile:

@@ -8,10 +8,15 @@ calls safeckpt. Plain TensorFlow runs the same scenario in the same test, for co
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+import tensorflow as tf
 
+from safeckpt import SafeCheckpointManager
+from safeckpt._inventory import scan
+from safeckpt._statefile import read_state
 from stress import crash
 from stress.concurrency import _scenarios
 
@@ -40,3 +45,76 @@ def test_a_directory_created_meanwhile_is_never_a_file(tmp_path: Path) -> None:
     counts = figures.counts["safeckpt"]
     assert counts["directory flips"] > 20
     assert counts["construction: directory_missing"] > 0  # the oracle saw both states
+
+
+# --- A consistent snapshot per decision (finding 4) ---------------------------------------
+
+
+def _write_run(directory: Path, steps: int) -> tf.train.Checkpoint:
+    """ckpt-1..steps with plain TF (value k in ckpt-k), then ckpt-<steps+1> written but not
+    recorded: a save interrupted before its state write, newer than the state file."""
+    v = tf.Variable(0.0)
+    checkpoint = tf.train.Checkpoint(v=v)
+    manager = tf.train.CheckpointManager(checkpoint, str(directory), max_to_keep=None)
+    for k in range(1, steps + 1):
+        v.assign(float(k))
+        manager.save()
+    v.assign(float(steps + 1))
+    checkpoint.write(str(directory / f"ckpt-{steps + 1}"))
+    return checkpoint
+
+
+def test_a_manager_never_goes_back_when_the_state_file_changes_under_it(tmp_path: Path) -> None:
+    directory = tmp_path / "run"
+    _write_run(directory, 4)
+    v = tf.Variable(-1.0)
+    evaluator = SafeCheckpointManager(
+        tf.train.Checkpoint(v=v), directory, max_to_keep=2, read_only=True
+    )
+    first = evaluator.restore()
+    assert first.step == 5 and float(v.numpy()) == 5.0  # the interrupted save is the newest
+    assert evaluator.latest_checkpoint == str(directory / "ckpt-5")
+    # Another process's state write lands: the state file is now newer than ckpt-5, which
+    # it does not list (what a reader that took the text and the time at two moments saw).
+    state = directory / "checkpoint"
+    later = os.stat(directory / "ckpt-5.index").st_mtime + 5
+    os.utime(state, (later, later))
+    second = evaluator.restore()
+    assert second.step == 5 and float(v.numpy()) == 5.0, second
+    assert any("stays the newest" in note for note in second.notes)
+    assert evaluator.latest_checkpoint == str(directory / "ckpt-5")
+    # A new manager has no history: the rule alone decides (ckpt-4, as documented).
+    fresh = SafeCheckpointManager(tf.train.Checkpoint(v=v), directory, 2, read_only=True)
+    assert fresh.latest_checkpoint == str(directory / "ckpt-4")
+    # Gone, it no longer holds the manager back.
+    for name in os.listdir(directory):
+        if name.startswith("ckpt-5."):
+            os.remove(directory / name)
+    assert evaluator.restore().step == 4
+
+
+def test_an_explicit_rewind_lowers_the_floor(tmp_path: Path) -> None:
+    directory = tmp_path / "run"
+    _write_run(directory, 4)
+    v = tf.Variable(-1.0)
+    manager = SafeCheckpointManager(tf.train.Checkpoint(v=v), directory, 2, read_only=True)
+    assert manager.restore(str(directory / "ckpt-2")).step == 2
+    state = directory / "checkpoint"
+    later = os.stat(directory / "ckpt-5.index").st_mtime + 5
+    os.utime(state, (later, later))
+    assert manager.restore().step == 4  # the rule's newest, ckpt-5 is not held any more
+
+
+def test_the_state_file_time_belongs_to_the_text_read(tmp_path: Path) -> None:
+    directory = tmp_path / "run"
+    _write_run(directory, 2)
+    state = read_state(str(directory))
+    assert state.mtime == os.stat(directory / "checkpoint").st_mtime_ns / 1e9
+    assert state.raw == (directory / "checkpoint").read_bytes()
+    inventory = scan(str(directory))
+    assert inventory.state_mtime() == state.mtime
+    assert not inventory.state_changed()
+    # TensorFlow replaces the file by a rename: the inventory notices, its time stays.
+    tf.train.CheckpointManager(tf.train.Checkpoint(v=tf.Variable(1.0)), str(directory), 5).save()
+    assert inventory.state_changed()
+    assert inventory.state_mtime() == state.mtime
