@@ -50,6 +50,7 @@ class Cause(Vocabulary):
     OBJECT_GRAPH_MISMATCH = "object_graph_mismatch"
     NAME_BASED_CHECKPOINT = "name_based_checkpoint"
     WORKER_UNAVAILABLE = "worker_unavailable"
+    REMOVED_CONCURRENTLY = "removed_concurrently"
     UNKNOWN = "unknown"
 
 
@@ -88,6 +89,7 @@ NOT_FOUND = frozenset(
         Cause.DIRECTORY_NOT_PREFIX,
         Cause.SAVED_MODEL,
         Cause.GLOB_METACHARACTERS,
+        Cause.REMOVED_CONCURRENTLY,
     }
 )
 

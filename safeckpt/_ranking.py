@@ -26,7 +26,8 @@ from collections import Counter
 from dataclasses import dataclass, replace
 
 from safeckpt._info import CheckpointInfo
-from safeckpt._inventory import Inventory
+from safeckpt._inventory import Inventory, scan
+from safeckpt._tf import tf
 
 
 @dataclass(frozen=True)
@@ -159,3 +160,26 @@ def not_before(ranking: Ranking, inventory: Inventory, floor: str | None) -> Ran
     )
     rest = tuple(c for c in ranking.candidates if c is not held)
     return replace(ranking, candidates=(held, *rest), notes=(*ranking.notes, note))
+
+
+#: How many times a restore reads the directory again when the state file changed under it.
+_RESCANS = 3
+
+
+def consistent_rank(inventory: Inventory, name: str) -> tuple[Inventory, Ranking]:
+    """The inventory and its ranking, read again while they disagree because of a writer.
+
+    When the state file names a checkpoint whose files the listing lacks and the state file
+    has changed since it was read (another process is saving and rotating), both are read
+    again (a few times at most): the names then come from one moment.
+    """
+    ranking = rank(inventory, name)
+    for _ in range(_RESCANS):
+        if ranking.latest_unusable is None or not inventory.state_changed():
+            break
+        try:
+            inventory = scan(inventory.directory)
+        except (tf.errors.OpError, OSError):
+            break
+        ranking = rank(inventory, name)
+    return inventory, ranking

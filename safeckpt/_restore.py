@@ -21,17 +21,11 @@ from safeckpt._diagnose import diagnose
 from safeckpt._diagnose_dir import diagnose_directory
 from safeckpt._diagnosis import Diagnosis
 from safeckpt._errors import restore_error
-from safeckpt._failures import (
-    RESTORE_ERRORS,
-    create_save_counter,
-    inventory_diagnosis,
-    stage_diagnosis,
-)
-from safeckpt._graph import read_checkpoint_graph
+from safeckpt._failures import RESTORE_ERRORS, inventory_diagnosis, stage_diagnosis
 from safeckpt._info import CheckpointInfo
 from safeckpt._inventory import Inventory, scan
 from safeckpt._layout import INDEX_SUFFIX, split_step
-from safeckpt._match import Match, compare, diagnose_match
+from safeckpt._match import Match
 from safeckpt._plan import (
     RestorePlan,
     RestoreSettings,
@@ -39,12 +33,13 @@ from safeckpt._plan import (
     has_checkpoints,
     state_notes,
 )
-from safeckpt._policies import MatchMode, OnEmpty, VerifyLevel
-from safeckpt._ranking import Ranking, not_before, rank
+from safeckpt._policies import OnEmpty, VerifyLevel
+from safeckpt._ranking import consistent_rank, not_before, rank
+from safeckpt._reading import match_or_raise, tf_restore
+from safeckpt._removed import RELISTS, relisted_if_gone, removed_diagnosis
 from safeckpt._report import Outcome, RestoreReport
 from safeckpt._request import not_found_cause, resolve_request
 from safeckpt._retrying import listed, retrying, unreadable_error
-from safeckpt._tf import tf
 from safeckpt._verify import check_prefix
 
 logger = logging.getLogger("safeckpt")
@@ -61,29 +56,6 @@ class _Progress:
     existing: frozenset[int] | None = None
 
 
-#: How many times a restore reads the directory again when the state file changed under it.
-_RESCANS = 3
-
-
-def _consistent(inventory: Inventory, name: str) -> tuple[Inventory, Ranking]:
-    """The inventory and its ranking, read again while they disagree because of a writer.
-
-    When the state file names a checkpoint whose files the listing lacks and the state file
-    has changed since it was read (another process is saving and rotating), both are read
-    again (a few times at most): the names then come from one moment.
-    """
-    ranking = rank(inventory, name)
-    for _ in range(_RESCANS):
-        if ranking.latest_unusable is None or not inventory.state_changed():
-            break
-        try:
-            inventory = scan(inventory.directory)
-        except (tf.errors.OpError, OSError):
-            break
-        ranking = rank(inventory, name)
-    return inventory, ranking
-
-
 class Restore:
     """One restore through the policies; also the `RecoveryContext` the policies see."""
 
@@ -98,6 +70,8 @@ class Restore:
         self._tf_failed = False
         self._progress = _Progress()
         self._plan: RestorePlan | None = None
+        self._removed: list[str] = []
+        self._was_removed = False
 
     # RecoveryContext -------------------------------------------------------------------
 
@@ -126,14 +100,46 @@ class Restore:
         """
         if checkpoint in self._candidates:
             self._candidates.remove(checkpoint)
+        self._was_removed = False
         diagnosis = retrying(self._s.retry, checkpoint.basename, lambda: self._attempt(checkpoint))
         if diagnosis is None:
             assert self._plan is not None
             return self._plan.report
+        fresh = relisted_if_gone(checkpoint, diagnosis)
+        if fresh is not None:
+            self._step_over(checkpoint, fresh)
+            return None
         if diagnosis.cause in UNPROVEN and not self._s.retry.fall_back:
             raise unreadable_error(diagnosis, self._s.retry, self.attempts)
         self._reject(checkpoint, diagnosis)
         return None
+
+    def _step_over(self, checkpoint: CheckpointInfo, fresh: Inventory) -> None:
+        """`checkpoint` was removed by another process: go on with `fresh`'s candidates.
+
+        Newer checkpoints that appeared meanwhile come first; nothing already tried comes
+        back. Raises ``removed_concurrently`` after `RELISTS` removals, or when nothing is
+        left to try and nothing was damaged.
+        """
+        self._removed.append(checkpoint.basename)
+        self._was_removed = True
+        self._progress.rejected.append(checkpoint)  # it leaves the rotation, as it left the disk
+        logger.info("%s was removed by another process while being restored.", checkpoint.prefix)
+        self._notes.append(
+            f"{checkpoint.basename} was removed by another process while it was being "
+            "restored; the directory was listed again."
+        )
+        name = self._s.checkpoint_name
+        tried = {c.prefix for c in self._progress.rejected}
+        tried.update(d.checkpoint for d in self._attempts if d.checkpoint is not None)
+        self._inventory = fresh
+        self._progress.existing = existing_steps(fresh, name)
+        self._candidates = [c for c in rank(fresh, name).candidates if c.prefix not in tried]
+        if len(self._removed) > RELISTS or not (self._candidates or self._attempts):
+            found = removed_diagnosis(checkpoint, self._removed)
+            raise restore_error(
+                found, self.attempts, f"Cannot restore from {found.directory}.\n{found}"
+            )
 
     def _attempt(self, checkpoint: CheckpointInfo) -> Diagnosis | None:
         """One try of `try_restore`: None when restored (`_plan` is set), else the diagnosis."""
@@ -218,7 +224,7 @@ class Restore:
             if found.cause is Cause.DIRECTORY_MISSING:
                 return self._empty(found)
             return self._recover(found)
-        inventory, ranking = _consistent(found, name)
+        inventory, ranking = consistent_rank(found, name)
         ranking = not_before(ranking, inventory, floor)
         self._inventory = inventory
         self._progress.existing = existing_steps(inventory, name)
@@ -250,9 +256,12 @@ class Restore:
         self._candidates = rest
         self._requested = self._requested or primary.prefix
         self._notes.extend(state_notes(inventory, primary))
-        if self.try_restore(primary) is not None and self._plan is not None:
-            return self._plan
-        return self._recover(self._attempts[0])
+        while self.try_restore(primary) is None:
+            if not self._was_removed or self._attempts:
+                return self._recover(self._attempts[0])
+            primary = self._candidates[0]  # removed meanwhile: the new newest, not a fallback
+        assert self._plan is not None
+        return self._plan
 
     def exact(self, save_path: object) -> RestorePlan:
         """Restore exactly `save_path` (normalized), or raise with a diagnosis."""
@@ -314,46 +323,10 @@ class Restore:
     # Internals -------------------------------------------------------------------------
 
     def _compare(self, prefix: str) -> Match | None:
-        """Match the program against `prefix` before anything is assigned; raise if it fails.
-
-        Returns None when TensorFlow cannot read the index (its restore then fails and is
-        diagnosed like any damage).
-        """
-        create_save_counter(self._s.checkpoint)
-        try:
-            graph = read_checkpoint_graph(prefix)
-        except RESTORE_ERRORS:
-            return None
-        match = compare(self._s.checkpoint, graph)
-        found = diagnose_match(match, prefix, self._s.match)
-        if found is not None:
-            raise restore_error(
-                found,
-                self.attempts,
-                f"Cannot restore {prefix}: it does not fit the program.\n{found}",
-            )
-        if match.name_based:
-            logger.warning(
-                "%s is a TF1 name-based checkpoint: its %d variables are restored by name.",
-                prefix,
-                match.matched,
-            )
-        return match
+        return match_or_raise(self._s.checkpoint, prefix, self._s.match, self.attempts)
 
     def _tf_restore(self, prefix: str, match: Match | None) -> Any:
-        status = self._s.checkpoint.restore(prefix, options=self._s.options)
-        if self._s.match is MatchMode.PARTIAL:
-            status.expect_partial()
-        elif match is not None and match.unused:
-            # One line instead of TensorFlow's warning per value at garbage collection.
-            logger.info(
-                "%s: %d value(s) in the checkpoint are not used by the program (e.g. %s).",
-                prefix,
-                len(match.unused),
-                ", ".join(match.unused[:3]),
-            )
-            status.expect_partial()
-        return status
+        return tf_restore(self._s.checkpoint, prefix, self._s.options, self._s.match, match)
 
     def _reject(self, info: CheckpointInfo, diagnosis: Diagnosis) -> None:
         self._attempts.append(diagnosis)

@@ -85,6 +85,38 @@ def ckpt_dir(tmp_path: Path) -> Path:
     return directory
 
 
+class RotatedWhileRead(tf.train.Checkpoint):  # type: ignore[misc]
+    """A `tf.train.Checkpoint` whose restore lets a trainer save first: another process's
+    rotation deleting what is being read, at that exact moment.
+
+    The first `times` restores of a path run `saves` real saves of `trainer` (a plain TF
+    manager, ``max_to_keep=2``, value k in ckpt-k) before TensorFlow reads the path.
+    """
+
+    def __init__(self, trainer: tf.train.CheckpointManager, saves: int, times: int, **kw: object):
+        super().__init__(**kw)
+        self._trainer, self._saves, self._times = trainer, saves, times
+
+    def restore(self, save_path: str | None, options: object = None) -> object:
+        if save_path is not None and self._times > 0:
+            self._times -= 1
+            for _ in range(self._saves):
+                step = int(self._trainer.checkpoint.save_counter.numpy()) + 1
+                self._trainer.checkpoint.v.assign(float(step))
+                self._trainer.save()
+        return super().restore(save_path, options=options)
+
+
+def rotating_trainer(directory: Path, saves: int) -> tf.train.CheckpointManager:
+    """A plain TF manager (``max_to_keep=2``) that saved ckpt-1..`saves` (value k in ckpt-k)."""
+    checkpoint = tf.train.Checkpoint(v=tf.Variable(0.0))
+    manager = tf.train.CheckpointManager(checkpoint, str(directory), max_to_keep=2)
+    for step in range(1, saves + 1):
+        checkpoint.v.assign(float(step))
+        manager.save()
+    return manager
+
+
 @pytest.fixture
 def chdir_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     monkeypatch.chdir(tmp_path)

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 import tensorflow as tf
+from conftest import RotatedWhileRead, rotating_trainer
 
-from safeckpt import SafeCheckpointManager
+from safeckpt import Cause, CheckpointNotFoundError, Outcome, SafeCheckpointManager
 from safeckpt._inventory import scan
 from safeckpt._statefile import read_state
 from stress import crash
@@ -118,3 +119,38 @@ def test_the_state_file_time_belongs_to_the_text_read(tmp_path: Path) -> None:
     tf.train.CheckpointManager(tf.train.Checkpoint(v=tf.Variable(1.0)), str(directory), 5).save()
     assert inventory.state_changed()
     assert inventory.state_mtime() == state.mtime
+
+
+# --- A candidate removed mid-restore (finding 5) ------------------------------------------
+
+
+def test_a_checkpoint_rotated_away_while_restored_is_not_damage(tmp_path: Path) -> None:
+    directory = tmp_path / "run"
+    trainer = rotating_trainer(directory, 2)  # ckpt-1, ckpt-2
+    v = tf.Variable(-1.0)
+    evaluator = RotatedWhileRead(trainer, saves=2, times=1, v=v)  # ckpt-3, ckpt-4 rotate 1, 2
+    manager = SafeCheckpointManager(evaluator, directory, max_to_keep=2, read_only=True)
+    report = manager.restore()
+    # The newest that exists now, not an older one from the old listing, and no "fell back".
+    assert report.step == 4 and float(v.numpy()) == 4.0, report
+    assert report.outcome is Outcome.RESTORED and report.skipped == ()
+    assert any("ckpt-2 was removed by another process" in n for n in report.notes), report
+    assert manager.latest_checkpoint == str(directory / "ckpt-4")
+    # Plain TF in the same situation: the restore of what it listed fails.
+    trainer2 = rotating_trainer(tmp_path / "tf", 2)
+    plain = RotatedWhileRead(trainer2, saves=2, times=1, v=tf.Variable(-1.0))
+    with pytest.raises(tf.errors.NotFoundError):
+        plain.restore(tf.train.latest_checkpoint(str(tmp_path / "tf"))).assert_consumed()
+
+
+def test_a_restore_that_keeps_losing_its_candidates_says_why(tmp_path: Path) -> None:
+    directory = tmp_path / "run"
+    trainer = rotating_trainer(directory, 2)
+    evaluator = RotatedWhileRead(trainer, saves=2, times=100, v=tf.Variable(-1.0))
+    manager = SafeCheckpointManager(evaluator, directory, max_to_keep=2, read_only=True)
+    with pytest.raises(CheckpointNotFoundError) as info:
+        manager.restore()
+    assert info.value.diagnosis is not None
+    assert info.value.diagnosis.cause is Cause.REMOVED_CONCURRENTLY
+    assert "another process deleted it" in str(info.value)
+    assert info.value.attempts == ()  # nothing was damaged

@@ -9,9 +9,21 @@ from pathlib import Path
 
 import pytest
 import tensorflow as tf
-from conftest import Trainee, run_unprivileged, write_checkpoints
+from conftest import (
+    RotatedWhileRead,
+    Trainee,
+    rotating_trainer,
+    run_unprivileged,
+    write_checkpoints,
+)
 
-from safeckpt import Cause, CheckpointMismatchError, Diagnosis, SafeCheckpointManager
+from safeckpt import (
+    Cause,
+    CheckpointMismatchError,
+    CheckpointNotFoundError,
+    Diagnosis,
+    SafeCheckpointManager,
+)
 from safeckpt._diagnose import diagnose
 
 
@@ -220,6 +232,17 @@ def case_name_based_checkpoint(d: Path, tmp: Path) -> Diagnosis:
     return _mismatch_of(tf.train.Checkpoint(v=tf.Variable([0.0], name="other")), old, prefix)
 
 
+def case_removed_concurrently(d: Path, tmp: Path) -> Diagnosis:
+    # Every candidate is rotated away by a trainer while the evaluator reads it.
+    trainer = rotating_trainer(tmp / "busy", 2)
+    evaluator = RotatedWhileRead(trainer, saves=2, times=100, v=tf.Variable(-1.0))
+    manager = SafeCheckpointManager(evaluator, tmp / "busy", max_to_keep=2, read_only=True)
+    with pytest.raises(CheckpointNotFoundError) as info:
+        manager.restore()
+    assert info.value.diagnosis is not None
+    return info.value.diagnosis
+
+
 def case_unknown(d: Path, tmp: Path) -> Case:
     # A path with a NUL cannot exist anywhere: nothing more specific can be said.
     return str(d) + "\x00x", Cause.UNKNOWN, None, None
@@ -252,6 +275,7 @@ CASES: dict[Cause, Callable[[Path, Path], Case | Diagnosis]] = {
     Cause.MODEL_MISMATCH: case_model_mismatch,
     Cause.OBJECT_GRAPH_MISMATCH: case_object_graph_mismatch,
     Cause.NAME_BASED_CHECKPOINT: case_name_based_checkpoint,
+    Cause.REMOVED_CONCURRENTLY: case_removed_concurrently,
     Cause.UNKNOWN: case_unknown,
 }
 
@@ -276,6 +300,11 @@ def test_cause(cause: Cause, ckpt_dir: Path, tmp_path: Path) -> None:
                 Cause.NAME_BASED_CHECKPOINT,
                 "0 of the program's 1 variables match",
                 "convert it once",
+            ),
+            Cause.REMOVED_CONCURRENTLY: (
+                Cause.REMOVED_CONCURRENTLY,
+                "Listed complete, then gone",
+                "larger max_to_keep",
             ),
         }[cause]
         check(built, *expected)
