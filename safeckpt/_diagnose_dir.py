@@ -8,6 +8,7 @@ from safeckpt import _fs
 from safeckpt._causes import Cause
 from safeckpt._diagnose_names import describe_files, name_mismatch
 from safeckpt._diagnosis import Diagnosis, describe_exception
+from safeckpt._inflight import InFlight, in_flight
 from safeckpt._info import CheckpointInfo
 from safeckpt._inventory import Inventory, scan
 from safeckpt._layout import split_step
@@ -18,6 +19,7 @@ from safeckpt._verify import check_prefix
 
 _IO = (tf.errors.OpError, OSError)
 _MAX_VERIFIED_CANDIDATES = 10
+_RESCANS = 3
 _REPAIR = "Run `safeckpt repair {d}` to rewrite the state file from the checkpoints that verify."
 
 
@@ -39,6 +41,10 @@ def diagnose_directory(
     """Diagnose a normalized, existing checkpoint directory."""
     try:
         inventory = scan(directory)
+        for _ in range(_RESCANS):  # another process replaced the state file meanwhile
+            if not inventory.state_changed():
+                break
+            inventory = scan(directory)
     except _IO as exc:
         if cause_of(exc) is Cause.PERMISSION_DENIED:
             return _denied(directory, exc)
@@ -53,13 +59,14 @@ def diagnose_directory(
     if nested is not None:
         return nested
     name = checkpoint_name or default_name(inventory, counts)
-    family = inventory.family(name)
+    flight = in_flight(inventory)
+    family = [c for c in inventory.family(name) if c not in flight.checkpoints]
     complete = [c for c in family if c.complete]
     if not complete:
-        if counts:
+        if any(n != name for n in counts):
             return name_mismatch(inventory, name, None, counts, None)
-        return _nothing_usable(inventory, name, family)
-    return _with_checkpoints(inventory, name, family, complete, deep)
+        return _nothing_usable(inventory, name, family, flight)
+    return _with_checkpoints(inventory, name, family, complete, deep, flight)
 
 
 def _nested_prefix(inventory: Inventory) -> Diagnosis | None:
@@ -137,7 +144,9 @@ def default_name(inventory: Inventory, counts: dict[str, int]) -> str:
     return "ckpt"
 
 
-def _nothing_usable(inventory: Inventory, name: str, family: list[CheckpointInfo]) -> Diagnosis:
+def _nothing_usable(
+    inventory: Inventory, name: str, family: list[CheckpointInfo], flight: InFlight
+) -> Diagnosis:
     directory = inventory.directory
     if family:
         newest = family[-1]
@@ -155,7 +164,7 @@ def _nothing_usable(inventory: Inventory, name: str, family: list[CheckpointInfo
             tuple(evidence),
             ("No usable checkpoint remains here; look for a copy elsewhere.",),
         )
-    evidence = [f"{directory} holds no checkpoint files (no *.index)."]
+    evidence = [f"{directory} holds no checkpoint files (no *.index).", *flight.describe(directory)]
     suggestions = []
     suggested: set[str] = set()
     for entry in sorted(inventory.other)[:50]:
@@ -190,10 +199,11 @@ def _with_checkpoints(
     family: list[CheckpointInfo],
     complete: list[CheckpointInfo],
     deep: bool,
+    flight: InFlight,
 ) -> Diagnosis:
     directory = inventory.directory
     findings: list[tuple[Cause, str]] = []
-    evidence: list[str] = []
+    evidence: list[str] = flight.describe(directory)
     newest = family[-1]
     check = None
     if newest.problems:
@@ -213,6 +223,8 @@ def _with_checkpoints(
     best = candidates[0].prefix if candidates else None
     findings[:0] = _state_findings(inventory, name, complete, evidence)
     for temp in inventory.leftovers():
+        if _fs.basename(temp) in flight.leftovers:
+            continue
         evidence.append(
             f"{temp} is a leftover of an interrupted save (safe to remove once a newer "
             "checkpoint is complete; SafeCheckpointManager(..., cleanup_temp=True) does it)."

@@ -8,7 +8,10 @@ calls safeckpt. Plain TensorFlow runs the same scenario in the same test, for co
 
 from __future__ import annotations
 
+import io
 import os
+import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -16,6 +19,7 @@ import tensorflow as tf
 from conftest import RotatedWhileRead, rotating_trainer
 
 from safeckpt import Cause, CheckpointNotFoundError, Outcome, SafeCheckpointManager
+from safeckpt._cli import main
 from safeckpt._inventory import scan
 from safeckpt._statefile import read_state
 from stress import crash
@@ -154,3 +158,55 @@ def test_a_restore_that_keeps_losing_its_candidates_says_why(tmp_path: Path) -> 
     assert info.value.diagnosis.cause is Cause.REMOVED_CONCURRENTLY
     assert "another process deleted it" in str(info.value)
     assert info.value.attempts == ()  # nothing was damaged
+
+
+# --- A save in flight is not damage (finding 6) -------------------------------------------
+
+
+def _doctor(directory: Path) -> tuple[int, str]:
+    out = io.StringIO()
+    code = main(["doctor", str(directory)], stdout=out)
+    return code, out.getvalue()
+
+
+def _save_in_flight(directory: Path, step: int, stage: str) -> None:
+    """The files another process's save of `step` has written so far (TensorFlow's order:
+    data into ``<prefix>_temp/``, the data moved out, the index, ``_temp`` removed, the state
+    file written through ``checkpoint.tmp<random>``)."""
+    v = tf.Variable(float(step))
+    source = directory / "inflight" / f"ckpt-{step}"
+    tf.train.Checkpoint(v=v).write(str(source))
+    temp = directory / f"ckpt-{step}_temp"
+    if stage == "data":  # the data is being written inside _temp/
+        temp.mkdir()
+        shutil.copy(
+            f"{source}.data-00000-of-00001",
+            temp / "part-00000-of-00001.data-00000-of-00001.tempstate1",
+        )
+    elif stage == "index":  # the data moved out, the index not written yet
+        temp.mkdir()
+        shutil.copy(f"{source}.data-00000-of-00001", directory / f"ckpt-{step}.data-00000-of-00001")
+    elif stage == "state":  # complete; the state file is being written
+        for suffix in (".index", ".data-00000-of-00001"):
+            shutil.copy(f"{source}{suffix}", directory / f"ckpt-{step}{suffix}")
+        (directory / "checkpoint.tmp8d3f0a").write_text((directory / "checkpoint").read_text())
+    shutil.rmtree(directory / "inflight")
+
+
+@pytest.mark.parametrize("stage", ["data", "index", "state"])
+def test_doctor_on_a_save_in_progress_exits_0(ckpt_dir: Path, stage: str) -> None:
+    _save_in_flight(ckpt_dir, 4, stage)
+    code, text = _doctor(ckpt_dir)
+    assert code == 0, text
+    assert "ckpt-4 is being written (a save in progress" in text
+    assert "leftover of an interrupted save" not in text
+    # The same files an hour later are the remains of an interrupted save.
+    hour_ago = time.time() - 3600
+    for path in ckpt_dir.iterdir():
+        if path.name.startswith(("ckpt-4", "checkpoint.tmp")):
+            os.utime(path, (hour_ago, hour_ago))
+    code, text = _doctor(ckpt_dir)
+    if stage == "state":  # a complete checkpoint the state file missed: restore finds it
+        assert code == 1 and "state_file_stale" in text, text
+    else:
+        assert code == 1 and "incomplete_save" in text, text

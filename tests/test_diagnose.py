@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -153,8 +154,12 @@ def case_corrupt_data(d: Path, tmp: Path) -> Diagnosis:
 
 def case_incomplete_save(d: Path, tmp: Path) -> Case:
     # What a kill between the data rename and the index write leaves (notes §3.4, K5).
+    # An hour ago: a recent one is a save in progress (test_doctor_on_a_save_in_progress).
     (d / "ckpt-4_temp").mkdir()
     shutil.copy(data_file(d, 3), data_file(d, 4))
+    hour_ago = time.time() - 3600
+    for path in (d / "ckpt-4_temp", data_file(d, 4)):
+        os.utime(path, (hour_ago, hour_ago))
     return str(d), Cause.INCOMPLETE_SAVE, str(d / "ckpt-4_temp"), str(d / "ckpt-3")
 
 
