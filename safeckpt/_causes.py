@@ -51,6 +51,7 @@ class Cause(Vocabulary):
     NAME_BASED_CHECKPOINT = "name_based_checkpoint"
     WORKER_UNAVAILABLE = "worker_unavailable"
     REMOVED_CONCURRENTLY = "removed_concurrently"
+    CONCURRENT_WRITER = "concurrent_writer"
     UNKNOWN = "unknown"
 
 

@@ -12,6 +12,7 @@ from safeckpt._inflight import InFlight, in_flight
 from safeckpt._info import CheckpointInfo
 from safeckpt._inventory import Inventory, scan
 from safeckpt._layout import split_step
+from safeckpt._lease import lease_evidence
 from safeckpt._nearmiss import similar_checkpoint_dirs, summarize
 from safeckpt._tf import tf
 from safeckpt._translate import cause_of
@@ -229,6 +230,7 @@ def _with_checkpoints(
             f"{temp} is a leftover of an interrupted save (safe to remove once a newer "
             "checkpoint is complete; SafeCheckpointManager(..., cleanup_temp=True) does it)."
         )
+    evidence.extend(lease_evidence(directory, inventory.own))
     for worker in inventory.worker_temps:
         evidence.append(f"{_fs.join(directory, worker)} is a multi-worker temporary directory.")
     if not findings:

@@ -13,7 +13,7 @@ from safeckpt import _fs
 from safeckpt._causes import Cause
 from safeckpt._diagnosis import Diagnosis, describe_exception
 from safeckpt._errors import CheckpointDirectoryError
-from safeckpt._layout import STATE_FILE, strip_file_suffix
+from safeckpt._layout import OWN_PREFIX, STATE_FILE, strip_file_suffix
 from safeckpt._nearmiss import nearest_existing_ancestor, similar_checkpoint_dirs
 from safeckpt._tf import tf
 from safeckpt._translate import cause_of
@@ -338,7 +338,7 @@ def _check_local(directory: str) -> None:
 
 def _probe_write(directory: str) -> None:
     """Create and remove a small file: the only reliable writability test (root, ACLs, NFS)."""
-    probe = _fs.join(directory, f".safeckpt-probe-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    probe = _fs.join(directory, f"{OWN_PREFIX}probe-{os.getpid()}-{uuid.uuid4().hex[:8]}")
     try:
         if _fs.scheme_of(directory) is None:
             os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))

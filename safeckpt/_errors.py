@@ -6,7 +6,9 @@ TensorFlow keeps catching it. The tree::
     SafeCheckpointError                   base of everything safeckpt raises
     ├── CheckpointDirectoryError          (+ ValueError) unusable `directory` at construction
     ├── SaveError                         (+ tf.errors.OpError) a save was refused or failed
-    │   └── ReadOnlyError                 (+ tf.errors.PermissionDeniedError) save() on read_only
+    │   ├── ReadOnlyError                 (+ tf.errors.PermissionDeniedError) save() on read_only
+    │   └── ConcurrentWriterError         (+ tf.errors.FailedPreconditionError) another live
+    │                                     writer holds the directory's writer lease
     └── RestoreError                      (+ tf.errors.OpError) no checkpoint could be restored
         ├── CheckpointNotFoundError       (+ tf.errors.NotFoundError) nothing to restore there
         ├── CheckpointCorruptedError      (+ tf.errors.DataLossError) damaged or incomplete files
@@ -45,6 +47,7 @@ _DATA_LOSS: int = tf.errors.DATA_LOSS
 _PERMISSION_DENIED: int = tf.errors.PERMISSION_DENIED
 _INVALID_ARGUMENT: int = tf.errors.INVALID_ARGUMENT
 _UNAVAILABLE: int = tf.errors.UNAVAILABLE
+_FAILED_PRECONDITION: int = tf.errors.FAILED_PRECONDITION
 
 
 @public
@@ -120,6 +123,19 @@ class ReadOnlyError(SaveError, tf.errors.PermissionDeniedError):  # type: ignore
     """`save()` was called on a manager constructed with ``read_only=True``."""
 
     _code = _PERMISSION_DENIED
+
+
+@public
+class ConcurrentWriterError(SaveError, tf.errors.FailedPreconditionError):  # type: ignore[misc]
+    """`save()` found another live writer of the same checkpoint name in the directory.
+
+    Another job (or process) holds the directory's writer lease and saved while this manager
+    ran, or runs on this host. Nothing was written. The diagnosis (cause
+    ``concurrent_writer``) names the other writer: its host, process id and last save. Also a
+    `tf.errors.FailedPreconditionError`: the save can succeed only once the other writer stops.
+    """
+
+    _code = _FAILED_PRECONDITION
 
 
 @public

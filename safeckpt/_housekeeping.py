@@ -18,6 +18,7 @@ from safeckpt._causes import Cause
 from safeckpt._info import CheckpointInfo
 from safeckpt._inventory import Inventory, scan
 from safeckpt._layout import QUARANTINE_DIR, TEMP_SUFFIX, split_step, strip_file_suffix
+from safeckpt._lease import lease_name
 from safeckpt._tf import tf
 
 logger = logging.getLogger("safeckpt")
@@ -76,7 +77,7 @@ def remove(path: str) -> bool:
     return True
 
 
-LeftoverRule = Literal["temp_dir", "state_temp", "unfinished_save"]
+LeftoverRule = Literal["temp_dir", "state_temp", "unfinished_save", "lease_temp"]
 
 
 @dataclass(frozen=True)
@@ -85,9 +86,10 @@ class Leftover:
 
     Attributes:
         name: Its name in the directory.
-        rule: ``"temp_dir"`` (``<name>-N_temp/``), ``"state_temp"`` (``checkpoint.tmp*``) or
+        rule: ``"temp_dir"`` (``<name>-N_temp/``), ``"state_temp"`` (``checkpoint.tmp*``),
             ``"unfinished_save"`` (data or an unfinished index of a save that never
-            completed and that the state file does not list).
+            completed and that the state file does not list) or ``"lease_temp"`` (a new
+            writer lease of this name that a killed process never renamed into place).
     """
 
     name: str
@@ -104,6 +106,8 @@ def leftover_candidates(
         if split_step(t[: -len(TEMP_SUFFIX)])[0] == checkpoint_name
     ]
     states = [Leftover(t, "state_temp") for t in inventory.state_temps]
+    lease = lease_name(checkpoint_name) + ".tmp-"
+    states += [Leftover(n, "lease_temp") for n in inventory.own if n.startswith(lease)]
     orphans = [
         Leftover(name, "unfinished_save")
         for c in inventory.family(checkpoint_name)
@@ -156,7 +160,7 @@ def choose_leftovers(
         elif when is not None and newest is not None:
             if when < newest:
                 chosen.append(item)
-        elif item.rule != "state_temp" and top is not None:
+        elif item.rule in ("temp_dir", "unfinished_save") and top is not None:
             base = (
                 item.name[: -len(TEMP_SUFFIX)]
                 if item.rule == "temp_dir"

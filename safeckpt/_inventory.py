@@ -27,6 +27,7 @@ class Inventory:
         state_temps: ``checkpoint.tmp*`` files left by interrupted state writes.
         worker_temps: ``workertemp_*`` directories of multi-worker training.
         other: Names of entries that belong to no checkpoint.
+        own: safeckpt's own ``.safeckpt-*`` files (writer leases and their temporaries).
     """
 
     directory: str
@@ -37,6 +38,7 @@ class Inventory:
     state_temps: tuple[str, ...]
     worker_temps: tuple[str, ...]
     other: tuple[str, ...]
+    own: tuple[str, ...] = ()
     _mtimes: dict[str, float | None] = field(default_factory=dict, compare=False, repr=False)
     _state_time: list[float | None] = field(default_factory=list, compare=False, repr=False)
 
@@ -231,6 +233,7 @@ def scan(
         state_temps=tuple(listing.state_temps),
         worker_temps=tuple(listing.worker_temps),
         other=tuple(n for n in listing.other if n not in in_state),
+        own=tuple(listing.own),
     )
     return inventory.with_stats() if stats else inventory
 

@@ -2,7 +2,8 @@
 
 Pure name parsing, no I/O: `classify` turns a listing into checkpoint prefixes and the
 leftovers TensorFlow writes (``<prefix>_temp/`` of interrupted saves, ``checkpoint.tmp*``
-state-file temporaries, ``workertemp_*`` of multi-worker training).
+state-file temporaries, ``workertemp_*`` of multi-worker training), and safeckpt's own
+``.safeckpt-*`` files (the writer lease).
 """
 
 from __future__ import annotations
@@ -19,6 +20,10 @@ QUARANTINE_DIR = "quarantine"
 TEMP_SUFFIX = "_temp"
 #: ``workertemp_<task_id>/``: a non-chief worker's private save directory.
 WORKER_TEMP_PREFIX = "workertemp_"
+#: safeckpt's own files: the write probe of construction and the writer lease.
+OWN_PREFIX = ".safeckpt-"
+#: ``.safeckpt-writer-<checkpoint_name>``: who saves checkpoints of that name here.
+LEASE_PREFIX = OWN_PREFIX + "writer-"
 
 _DATA_RE = re.compile(r"^(?P<prefix>.+)\.data-(?P<shard>\d{5})-of-(?P<count>\d{5})$")
 _STEP_RE = re.compile(r"^(?P<name>.*?)-(?P<step>\d+)$")
@@ -82,6 +87,7 @@ class Listing:
     state_temps: list[str] = field(default_factory=list)
     temp_dirs: list[str] = field(default_factory=list)
     worker_temps: list[str] = field(default_factory=list)
+    own: list[str] = field(default_factory=list)
     other: list[str] = field(default_factory=list)
 
     def complete_prefixes(self) -> list[str]:
@@ -108,6 +114,8 @@ def classify(names: list[str]) -> Listing:
             listing.state_temps.append(name)
         elif name.startswith(WORKER_TEMP_PREFIX):
             listing.worker_temps.append(name)
+        elif name.startswith(OWN_PREFIX):
+            listing.own.append(name)
         elif name.endswith(TEMP_SUFFIX):
             listing.temp_dirs.append(name)
         elif name.endswith(INDEX_SUFFIX) and len(name) > len(INDEX_SUFFIX):

@@ -19,10 +19,10 @@ from safeckpt._arguments import check_checkpoint, check_hours, check_max_to_keep
 from safeckpt._causes import Cause
 from safeckpt._diagnose import diagnose
 from safeckpt._diagnosis import Diagnosis
-from safeckpt._errors import ReadOnlyError
 from safeckpt._housekeeping import cleanup_after_save, quarantine_all
 from safeckpt._inventory import Inventory, scan
 from safeckpt._layout import split_step
+from safeckpt._lease import WriterLease, lease_name
 from safeckpt._options import manager_options
 from safeckpt._plan import RestorePlan, existing_steps
 from safeckpt._policies import FallbackPolicy, OnEmpty, StorageRetry, VerifyLevel
@@ -31,7 +31,12 @@ from safeckpt._reconcile import reconcile
 from safeckpt._report import RestoreReport
 from safeckpt._request import names_path
 from safeckpt._restore import Restore
-from safeckpt._saving import avoid_overwrite, raise_counter, refuse_if_state_is_directory
+from safeckpt._saving import (
+    prepare_save,
+    raise_counter,
+    read_only_error,
+    refuse_if_state_is_directory,
+)
 from safeckpt._tf import tf
 
 logger = logging.getLogger("safeckpt")
@@ -79,6 +84,9 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
         peer_timeout: Multi-worker: seconds a restore waits for another worker's report
             before raising `WorkerUnavailableError` on every live worker (None:
             ``$SAFECKPT_PEER_TIMEOUT``, else 60). A crashed worker is detected sooner.
+        writer_lease: Hold the directory's writer lease (``.safeckpt-writer-<name>``) while
+            saving, so that a second live writer of the same name is refused with
+            `ConcurrentWriterError` (docs/fallback.md, "Two writers"). False: no lease.
 
     Under `tf.distribute.MultiWorkerMirroredStrategy` (docs/fallback.md) only the chief
     writes the shared `directory`; the others save into a private, deleted
@@ -116,13 +124,14 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
         match: str = "existing",
         storage_retry: StorageRetry | None = None,
         peer_timeout: float | None = None,
+        writer_lease: bool = True,
     ) -> None:
         check_checkpoint(checkpoint, init_fn)
         max_to_keep = check_max_to_keep(max_to_keep)
         keep_checkpoint_every_n_hours = check_hours(keep_checkpoint_every_n_hours)
         options = manager_options(
             create_directory, read_only, fallback, on_empty, verify, cleanup_temp, quarantine,
-            match, storage_retry,
+            match, storage_retry, writer_lease,
         )  # fmt: skip
         self.last_restore: RestoreReport | None = None
         self._existing_steps: frozenset[int] = frozenset()
@@ -138,23 +147,18 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
             create=options.create_directory, read_only=options.read_only
         )
         _tf.init_manager(
-            self,
-            super().__init__,
-            checkpoint,
-            directory,
-            max_to_keep,
+            self, super().__init__, checkpoint, directory, max_to_keep,
             keep_checkpoint_every_n_hours=keep_checkpoint_every_n_hours,
-            checkpoint_name=checkpoint_name,
-            step_counter=step_counter,
-            checkpoint_interval=checkpoint_interval,
-            init_fn=init_fn,
+            checkpoint_name=checkpoint_name, step_counter=step_counter,
+            checkpoint_interval=checkpoint_interval, init_fn=init_fn,
             last_checkpoint_step=last_checkpoint_step,
-        )
+        )  # fmt: skip
         self._reconciled = False
         self._inherited: frozenset[str] = frozenset()
-        # The checkpoint last returned as latest_checkpoint, restored or saved: a decision
-        # never goes back before it while it exists (docs/fallback.md).
-        self._floor: str | None = None
+        self._floor: str | None = None  # last returned, restored or saved: never go back
+
+        holds = options.writer_lease and not options.read_only and self._worker.is_chief
+        self._lease = WriterLease(directory, checkpoint_name) if holds else None
 
     def _reconcile(self) -> Inventory | None:
         """Make the recorded state follow the rule, once, on first use (not at construction).
@@ -169,6 +173,8 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
             self._inherited = frozenset(_tf.rotation(self))
             return None
         self._reconciled = True
+        if self._lease is not None:
+            self._lease.first_look(lease_name(self.checkpoint_name) in inventory.own)
         state = reconcile(inventory, self.checkpoint_name, _tf.rotation(self))
         self._state_is_directory = inventory.state.problem is Cause.NOT_A_DIRECTORY
         self._listed_at_start = state.listed
@@ -351,7 +357,7 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
             self._sync_checkpoint()  # the chief opens the agreement once its writes are done
         return self._agreement.decide(
             run,
-            lambda report: _basename_or_none(report.save_path),
+            lambda report: report.save_path and _fs.basename(report.save_path),
             lambda report: f"{report.outcome.value} {report.save_path or report.directory}",
         )
 
@@ -382,68 +388,51 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
         ``<directory>/workertemp_<task_id>/``, which is then deleted, and the path returned
         is the one the chief writes in `directory`.
 
+        The manager holds the directory's writer lease for its `checkpoint_name`
+        (``writer_lease=True``, docs/fallback.md): a save that finds another live writer's
+        lease raises before anything is written.
+
         Raises:
             ReadOnlyError: The manager was created with ``read_only=True``.
+            ConcurrentWriterError: Another live writer saves checkpoints of this name here.
             SaveError: The ``checkpoint`` state file is a directory (nothing is written).
         """
         if self._options.read_only:
-            raise ReadOnlyError(
-                f"This SafeCheckpointManager for {self.directory} was created with "
-                "read_only=True, so save() writes nothing. Create it with read_only=False "
-                "to save checkpoints."
+            raise read_only_error(self.directory)
+        self._reconcile()
+        if self._state_is_directory:
+            self._state_is_directory = refuse_if_state_is_directory(self.directory)
+        if _tf.interval_skips(self, check_interval):
+            return None  # TensorFlow's checkpoint_interval: nothing is written
+        self._existing_steps = prepare_save(
+            _tf.checkpoint_of(self), _tf.checkpoint_prefix(self), checkpoint_number,
+            self._existing_steps, self._lease,
+        )  # fmt: skip
+
+        def tf_save() -> str | None:
+            return super(SafeCheckpointManager, self).save(  # type: ignore[no-any-return]
+                checkpoint_number=checkpoint_number, check_interval=check_interval, options=options
             )
 
-        def run() -> str | None:
-            self._reconcile()
-            if self._state_is_directory:
-                self._state_is_directory = refuse_if_state_is_directory(self.directory)
-            if self._existing_steps:
-                avoid_overwrite(
-                    _tf.checkpoint_of(self),
-                    _tf.checkpoint_prefix(self),
-                    checkpoint_number,
-                    self._existing_steps,
-                )
-            if not self._worker.is_chief:
-                result = _distribute.save_as_worker(
-                    self,
-                    self._worker,
-                    lambda: super(SafeCheckpointManager, self).save(
-                        checkpoint_number=checkpoint_number,
-                        check_interval=check_interval,
-                        options=options,
-                    ),
-                    self._sync_checkpoint,
-                )
-            else:
-                result = super(SafeCheckpointManager, self).save(
-                    checkpoint_number=checkpoint_number,
-                    check_interval=check_interval,
-                    options=options,
-                )
-            step = None if result is None else split_step(_fs.basename(result))[1]
-            if step is not None:
-                self._existing_steps = self._existing_steps | {step}
-            if result is not None:
-                self._floor = result
-            if result is not None and self._options.cleanup_temp and self._worker.is_chief:
-                asynchronous = getattr(options, "experimental_enable_async_checkpoint", False)
-                cleanup_after_save(
-                    self.directory,
-                    self.checkpoint_name,
-                    None if asynchronous else result,
-                    self._listed_at_start,
-                )
-            return result
-
-        return run()  # no agreement: a save's collectives are TensorFlow's
+        if self._worker.is_chief:
+            result = tf_save()
+        else:  # no agreement: a save's collectives are TensorFlow's
+            result = _distribute.save_as_worker(self, self._worker, tf_save, self._sync_checkpoint)
+        if result is None:
+            return None
+        step = split_step(_fs.basename(result))[1]
+        self._existing_steps |= frozenset() if step is None else {step}
+        self._floor = result
+        if self._options.cleanup_temp and self._worker.is_chief:
+            asynchronous = getattr(options, "experimental_enable_async_checkpoint", False)
+            finished = None if asynchronous else result
+            cleanup_after_save(
+                self.directory, self.checkpoint_name, finished, self._listed_at_start
+            )
+        return result
 
     def _sync_checkpoint(self) -> None:
         """Wait for an asynchronous save (`sync`, also for checkpoints without one)."""
         sync = getattr(_tf.checkpoint_of(self), "sync", None)
         if callable(sync):
             sync()
-
-
-def _basename_or_none(path: str | None) -> str | None:
-    return None if path is None else str(_fs.basename(path))

@@ -35,6 +35,7 @@ class Options:
     quarantine: bool
     match: MatchMode
     storage_retry: StorageRetry
+    writer_lease: bool = True
 
     def for_worker(self, is_chief: bool) -> Options:
         """Only the chief of a multi-worker job moves files in the shared directory."""
@@ -75,6 +76,7 @@ def manager_options(
     quarantine: object,
     match: object,
     storage_retry: object,
+    writer_lease: object = True,
 ) -> Options:
     """Validate the options; errors name the argument, the value and what is expected.
 
@@ -91,6 +93,7 @@ def manager_options(
         quarantine=check_bool("quarantine", quarantine),
         match=normalize_match(match),
         storage_retry=normalize_storage_retry(storage_retry),
+        writer_lease=check_bool("writer_lease", writer_lease),
     )
     check_writes(
         options.read_only, cleanup_temp=options.cleanup_temp, quarantine=options.quarantine

@@ -1,4 +1,4 @@
-"""What a save must do before TensorFlow writes: the number, and refusing a doomed save."""
+"""What a save must do before TensorFlow writes: the lease, the number, refusing a doomed save."""
 
 from __future__ import annotations
 
@@ -8,8 +8,11 @@ from typing import Any
 from safeckpt import _fs
 from safeckpt._causes import Cause
 from safeckpt._diagnosis import Diagnosis
-from safeckpt._errors import SaveError
+from safeckpt._errors import ReadOnlyError, SaveError
+from safeckpt._inventory import scan
 from safeckpt._layout import STATE_FILE
+from safeckpt._lease import Verdict, WriterLease
+from safeckpt._plan import existing_steps
 from safeckpt._tf import tf
 
 logger = logging.getLogger("safeckpt")
@@ -104,3 +107,42 @@ def avoid_overwrite(
     above = renumber_above(prefix, number, checkpoint_number is not None, existing)
     if above is not None:
         raise_counter(counter, above)
+
+
+def read_only_error(directory: str) -> ReadOnlyError:
+    """The error of `save()` on a manager constructed with ``read_only=True``."""
+    return ReadOnlyError(
+        f"This SafeCheckpointManager for {directory} was created with read_only=True, so "
+        "save() writes nothing. Create it with read_only=False to save checkpoints."
+    )
+
+
+def prepare_save(
+    checkpoint: Any,
+    prefix: str,
+    checkpoint_number: Any,
+    existing: frozenset[int],
+    lease: WriterLease | None,
+) -> frozenset[int]:
+    """What a save does before TensorFlow writes: the lease, then the number.
+
+    Judges the writer lease (raising `ConcurrentWriterError` for another live writer), and
+    after taking one over lists the directory again: the other writer may have saved since
+    this manager listed it. Then raises ``save_counter`` over existing files
+    (`avoid_overwrite`) and writes the lease with the step about to be saved.
+
+    Returns:
+        The steps whose files exist, as now known.
+    """
+    decision = lease.check() if lease is not None else None
+    if lease is not None and decision is not None and decision.verdict is Verdict.TAKE_OVER:
+        name = _fs.basename(prefix)
+        existing = existing | existing_steps(scan(_fs.dirname(prefix)), name)
+    if existing:
+        avoid_overwrite(checkpoint, prefix, checkpoint_number, existing)
+    if lease is not None and decision is not None:
+        number = None
+        if tf.executing_eagerly():
+            number = requested_number(checkpoint.save_counter, checkpoint_number)
+        lease.write(decision, number)
+    return existing

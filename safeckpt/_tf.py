@@ -174,6 +174,20 @@ def init_manager(
         manager._last_checkpoint_step = last_checkpoint_step
 
 
+def interval_skips(manager: Any, check_interval: bool) -> bool:
+    """Whether TensorFlow's ``save`` will write nothing because of ``checkpoint_interval``.
+
+    The test ``CheckpointManager.save`` starts with (TF 2.16-2.21): the step has not moved,
+    or (with `check_interval`) moved less than the interval since the last checkpoint.
+    """
+    interval = manager._checkpoint_interval
+    if interval is None or manager._last_checkpoint_step is None:
+        return False
+    current = _checkpoint_management._evaluate(manager._step_counter)
+    last = manager._last_checkpoint_step
+    return bool(current == last or (check_interval and current < last + interval))
+
+
 def note_restored_step(manager: Any) -> None:
     """After a restore, count the interval from the restored step, as TF does."""
     if manager._checkpoint_interval is not None:
@@ -283,6 +297,7 @@ __all__ = [
     "finish_without_state",
     "generate_checkpoint_state_proto",
     "init_fn",
+    "interval_skips",
     "latest",
     "note_restored_step",
     "now",

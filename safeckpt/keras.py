@@ -21,6 +21,7 @@ from safeckpt import _distribute, _fs, _paths, _tf
 from safeckpt._arguments import check_max_to_keep
 from safeckpt._inventory import scan
 from safeckpt._layout import TEMP_SUFFIX, split_step
+from safeckpt._lease import lease_name
 from safeckpt._manager import SafeCheckpointManager
 from safeckpt._policies import FallbackPolicy, normalize_fallback, normalize_match, normalize_verify
 from safeckpt._report import Outcome
@@ -217,7 +218,8 @@ def delete_backups(directory: str) -> list[str]:
     """Delete the backups `BackupAndRestore` writes in `directory`, and nothing else.
 
     Removes every ``backup-<N>`` checkpoint (complete or damaged) and its ``_temp`` leftover,
-    the ``checkpoint`` state file when it lists only backups, its ``checkpoint.tmp*``
+    the writer lease of ``backup`` (``.safeckpt-writer-backup``), the ``checkpoint`` state
+    file when it lists only backups, its ``checkpoint.tmp*``
     leftovers then, and finally `directory` itself if it is then empty (local paths only).
 
     Returns:
@@ -235,6 +237,12 @@ def delete_backups(directory: str) -> list[str]:
         _fs.join(directory, name)
         for name in inventory.temp_dirs
         if split_step(name.removesuffix(TEMP_SUFFIX))[0] == CHECKPOINT_NAME
+    ]
+    lease = lease_name(CHECKPOINT_NAME)
+    doomed += [
+        _fs.join(directory, name)
+        for name in inventory.own
+        if name == lease or name.startswith(lease + ".tmp-")
     ]
     state = inventory.state
     recorded = (*state.all_paths, *([state.latest] if state.latest else []))

@@ -23,8 +23,9 @@ cleanup_temp=True/False alternately).restore()``, saves once more, and the harne
   anything newer and the ``max_to_keep - 1`` newest complete checkpoints keep byte-identical
   files; older ones may only disappear (TensorFlow's documented ``max_to_keep`` rotation),
   never change;
-* with ``cleanup_temp=True`` nothing but complete checkpoints and the state file remains
-  after that save (each leftover is reported once, by the first such save it survives).
+* with ``cleanup_temp=True`` nothing but complete checkpoints, the state file and the writer
+  lease remains after that save (each leftover is reported once, by the first such save it
+  survives).
 
 The resumed process then becomes the training process of the next kill, so each directory
 (a *chain*, restarted empty every few kills) accumulates what real crashes leave behind.
@@ -75,6 +76,8 @@ from stress._crash_child import (
 REPO = Path(__file__).resolve().parent.parent
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 MAX_TO_KEEP = 3
+#: safeckpt's writer lease (docs/fallback.md, "Two writers"): it stays, by design.
+LEASE = ".safeckpt-writer-" + CHECKPOINT_NAME
 N_VARS = 4
 TIMEOUT = 900.0  # seconds for any single step of a child (imports on a loaded machine)
 
@@ -113,15 +116,17 @@ def _strace_args(point: str, directory: str, step: int) -> list[str]:
 
     Paths are matched with ``-P`` (strace matches the first path argument of a call, or the
     file behind a file descriptor). The two ``.tempstate`` renames have random source names,
-    so they are counted instead: they are the 1st and 2nd ``rename`` of a fresh process
-    (``PYTHONDONTWRITEBYTECODE`` keeps Python from renaming ``.pyc`` files).
+    so they are counted instead: they are the 2nd and 3rd ``rename`` of a fresh process
+    (``PYTHONDONTWRITEBYTECODE`` keeps Python from renaming ``.pyc`` files). The 1st is
+    safeckpt's writer lease, which a save replaces (a new file, renamed) before TensorFlow
+    writes anything (docs/fallback.md, "Two writers").
     """
     prefix = f"{directory}/{CHECKPOINT_NAME}-{step}"
     temp = prefix + "_temp"
     table: dict[str, tuple[str, str | None, int]] = {
         "temp_mkdir": ("mkdir,mkdirat", temp, 1),
-        "tmp_data_rename": (_RENAMES, None, 1),
-        "tmp_index_rename": (_RENAMES, None, 2),
+        "tmp_data_rename": (_RENAMES, None, 2),
+        "tmp_index_rename": (_RENAMES, None, 3),
         "data_rename": (_RENAMES, f"{temp}/{_PART}.data-00000-of-00001", 1),
         "index_create": ("open,openat,creat", prefix + ".index", 1),
         "index_write": ("write,writev,pwrite64", prefix + ".index", 1),
@@ -252,8 +257,8 @@ def _state_paths(directory: str) -> tuple[str | None, list[str]]:
 
 
 def _leftovers(directory: str, complete: Iterable[Facts]) -> list[str]:
-    """Entries of `directory` that are neither the state file nor a complete checkpoint."""
-    keep = {STATE_FILE}
+    """Entries of `directory` but the state file, the writer lease and complete checkpoints."""
+    keep = {STATE_FILE, LEASE}
     for facts in complete:
         keep.update(name for name, _ in facts.hashes)
     out = []

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import os
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -115,6 +117,46 @@ def rotating_trainer(directory: Path, saves: int) -> tf.train.CheckpointManager:
         checkpoint.v.assign(float(step))
         manager.save()
     return manager
+
+
+_WRITER = """
+import sys
+import tensorflow as tf
+import safeckpt
+v = tf.Variable(7.0)
+manager = safeckpt.SafeCheckpointManager(tf.train.Checkpoint(v=v), sys.argv[1], max_to_keep=3)
+print(manager.save(), flush=True)
+sys.stdin.read()  # hold on until the test is done with this writer
+"""
+
+
+@contextlib.contextmanager
+def other_writer(directory: Path) -> Iterator[str]:
+    """A separate process that saved into `directory` with safeckpt and is still running.
+
+    Yields the path it saved; the process ends when the block exits.
+    """
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _WRITER, str(directory)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        env=env,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        saved = proc.stdout.readline().strip()
+        assert saved, f"the other writer did not save (exit code {proc.poll()})"
+        yield saved
+    finally:
+        if proc.stdin is not None:
+            proc.stdin.close()
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ import tensorflow as tf
 from conftest import (
     RotatedWhileRead,
     Trainee,
+    other_writer,
     rotating_trainer,
     run_unprivileged,
     write_checkpoints,
@@ -22,6 +23,7 @@ from safeckpt import (
     Cause,
     CheckpointMismatchError,
     CheckpointNotFoundError,
+    ConcurrentWriterError,
     Diagnosis,
     SafeCheckpointManager,
 )
@@ -248,6 +250,17 @@ def case_removed_concurrently(d: Path, tmp: Path) -> Diagnosis:
     return info.value.diagnosis
 
 
+def case_concurrent_writer(d: Path, tmp: Path) -> Diagnosis:
+    # Another process saves into the directory and is still running.
+    with other_writer(tmp / "shared") as saved:
+        manager = SafeCheckpointManager(Trainee().checkpoint, tmp / "shared", max_to_keep=3)
+        with pytest.raises(ConcurrentWriterError) as info:
+            manager.save()
+    assert saved.endswith("ckpt-1")
+    assert info.value.diagnosis is not None
+    return info.value.diagnosis
+
+
 def case_unknown(d: Path, tmp: Path) -> Case:
     # A path with a NUL cannot exist anywhere: nothing more specific can be said.
     return str(d) + "\x00x", Cause.UNKNOWN, None, None
@@ -281,6 +294,7 @@ CASES: dict[Cause, Callable[[Path, Path], Case | Diagnosis]] = {
     Cause.OBJECT_GRAPH_MISMATCH: case_object_graph_mismatch,
     Cause.NAME_BASED_CHECKPOINT: case_name_based_checkpoint,
     Cause.REMOVED_CONCURRENTLY: case_removed_concurrently,
+    Cause.CONCURRENT_WRITER: case_concurrent_writer,
     Cause.UNKNOWN: case_unknown,
 }
 
@@ -310,6 +324,11 @@ def test_cause(cause: Cause, ckpt_dir: Path, tmp_path: Path) -> None:
                 Cause.REMOVED_CONCURRENTLY,
                 "Listed complete, then gone",
                 "larger max_to_keep",
+            ),
+            Cause.CONCURRENT_WRITER: (
+                Cause.CONCURRENT_WRITER,
+                "its process is running on this host",
+                "Stop one of the two jobs",
             ),
         }[cause]
         check(built, *expected)

@@ -70,6 +70,7 @@ def test_read_only_refuses_to_save(tmp_path: Path, trainee: Trainee) -> None:
         manager.save()
     assert isinstance(info.value, tf.errors.PermissionDeniedError)
     assert sorted(p.name for p in tmp_path.iterdir()) == [
+        ".safeckpt-writer-ckpt",  # the first manager's writer lease
         "checkpoint",
         "ckpt-1.data-00000-of-00001",
         "ckpt-1.index",

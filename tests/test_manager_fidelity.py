@@ -55,7 +55,9 @@ def state_of(directory: str | os.PathLike[str]) -> Any:
 
 
 def files_in(directory: str | os.PathLike[str]) -> set[str]:
-    return set(os.listdir(directory))
+    """The files of `directory` but safeckpt's writer lease (``.safeckpt-writer-<name>``, the
+    one file a saving SafeCheckpointManager adds, by design: docs/fallback.md, "Two writers")."""
+    return {n for n in os.listdir(directory) if not n.startswith(".safeckpt-writer-")}
 
 
 def ckpt_files(*prefixes: str) -> set[str]:

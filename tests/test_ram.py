@@ -153,6 +153,7 @@ def test_restore_and_max_to_keep(ram_dir: str, chdir_tmp: Path) -> None:
     trainee.set(4)
     assert manager.save() == f"{ram_dir}/ckpt-4"
     assert names(ram_dir) == [
+        ".safeckpt-writer-ckpt",  # the writer lease, replaced through a new file and a rename
         "checkpoint",
         f"ckpt-3{DATA}",
         "ckpt-3.index",
