@@ -59,6 +59,25 @@ def _recent(when: float | None, now: float) -> bool:
     return when is not None and now - when <= IN_PROGRESS_SECONDS
 
 
+def _moving(inventory: Inventory, info: CheckpointInfo, now: float) -> bool:
+    """Whether `info`'s files are recent, or some of them are gone since the listing.
+
+    A file that vanished between the listing and this stat (TensorFlow removes a save's
+    ``_temp`` folder once the checkpoint is complete) says the save moved on.
+    """
+    newest: float | None = None
+    for name in info.files:
+        try:
+            when = _fs.stat(_fs.join(inventory.directory, name.rstrip("/")))[1]
+        except (tf.errors.NotFoundError, FileNotFoundError):
+            return True
+        except (tf.errors.OpError, OSError):
+            continue
+        if when is not None and (newest is None or when > newest):
+            newest = when
+    return _recent(newest, now)
+
+
 def _mtime(path: str) -> float | None:
     try:
         return _fs.stat(path)[1]
@@ -105,7 +124,7 @@ def in_flight(inventory: Inventory, now: float | None = None) -> InFlight:
             pending = _recording_pending(inventory, info)
         else:
             pending = info.problems in _UNFINISHED and (info.basename in temps or bool(state_temps))
-        if pending and _recent(inventory.mtime_of(info), now):
+        if pending and _moving(inventory, info, now):
             found.append(info)
     ours = {c.basename + TEMP_SUFFIX for c in found}
     leftovers = frozenset(t for t in inventory.temp_dirs if t in ours) | state_temps

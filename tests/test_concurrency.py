@@ -52,6 +52,34 @@ def test_a_directory_created_meanwhile_is_never_a_file(tmp_path: Path) -> None:
     assert counts["construction: directory_missing"] > 0  # the oracle saw both states
 
 
+def test_an_evaluator_never_goes_back_while_a_trainer_saves(tmp_path: Path) -> None:
+    # A trainer saves as fast as it can with max_to_keep=2; one evaluator restores in a
+    # loop, another polls a new manager's latest_checkpoint; plain TF alongside.
+    figures = _scenarios.evaluator(str(tmp_path), seconds=4.0)
+    assert figures.ok, figures.table()
+    safe = figures.counts["safeckpt"]
+    assert safe["trainer: saves"] > 20
+    assert safe["restorer: decisions"] > 20 and safe["poller: decisions"] > 20
+    assert figures.counts["tf"]["restorer: decisions"] > 20
+
+
+def test_doctor_on_a_busy_healthy_directory_exits_0(tmp_path: Path) -> None:
+    figures = _scenarios.busy_doctor(str(tmp_path), seconds=4.0)
+    assert figures.ok, figures.table()
+    assert figures.counts["safeckpt"]["doctor runs"] > 10
+    assert figures.counts["safeckpt"]["trainer: saves"] > 10
+
+
+def test_a_second_writer_is_refused_and_the_first_loses_nothing(tmp_path: Path) -> None:
+    figures = _scenarios.two_writers(str(tmp_path), saves=3, tries=3)
+    assert figures.ok, figures.table()
+    safe, plain = figures.counts["safeckpt"], figures.counts["tf"]
+    assert safe["running: second writer refused"] == 3
+    assert safe["running: second writer's saves"] == 0
+    assert safe["preempted: second writer's saves"] == 3  # a preempted job's lease: taken over
+    assert plain["running: second writer's saves"] == 3  # plain TF lets both write
+
+
 # --- A consistent snapshot per decision (finding 4) ---------------------------------------
 
 

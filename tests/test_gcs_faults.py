@@ -169,6 +169,7 @@ def test_save_and_retention(gcs: _gcs.GcsEmulator, gcs_dir: str) -> None:
     base = gcs_dir.removeprefix("gs://bucket/")
     names = {n.removeprefix(base + "/") for n in _snapshot(gcs, gcs_dir)}
     assert names == {
+        ".safeckpt-writer-ckpt",  # the writer lease (docs/fallback.md, "Two writers")
         "checkpoint",
         "ckpt-3.index",
         "ckpt-3.data-00000-of-00001",
@@ -425,3 +426,24 @@ def test_a_listing_failure_inside_tensorflows_reader_is_not_a_model_mismatch(
     assert info.value.diagnosis is not None
     assert info.value.diagnosis.cause is Cause.STORAGE_UNAVAILABLE
     assert trainee.value == 0.0
+
+
+def test_the_writer_lease_costs_a_save_one_read(gcs: _gcs.GcsEmulator, gcs_dir: str) -> None:
+    # docs/fallback.md, "Two writers": on gs:// the lease is read before every save and
+    # written only when it changes hands or is older than REMOTE_REFRESH_SECONDS.
+    plain_dir, safe_dir = gcs_dir + "-tf", gcs_dir + "-safe"
+    trainee = Trainee()
+    plain = tf.train.CheckpointManager(trainee.checkpoint, plain_dir, max_to_keep=2)
+    safe = SafeCheckpointManager(trainee.checkpoint, safe_dir, max_to_keep=2)
+    for manager in (plain, safe):
+        for k in (1, 2, 3):  # past the first saves: the rotation deletes from now on
+            trainee.set(k)
+            manager.save()
+    trainee.set(4)
+    with gcs.counting() as tf_save:
+        plain.save()
+    with gcs.counting() as safe_save:
+        safe.save()
+    assert safe_save().total <= tf_save().total + 2, (str(tf_save()), str(safe_save()))
+    assert safe_save()["upload"] == tf_save()["upload"], (str(tf_save()), str(safe_save()))
+    assert gcs.read(f"{safe_dir}/.safeckpt-writer-ckpt").startswith(b"{")

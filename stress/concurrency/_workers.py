@@ -8,6 +8,7 @@ them (``v == step``), so whatever an evaluator reads can be checked against writ
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 import os
 import threading
@@ -17,6 +18,8 @@ from typing import Any
 import tensorflow as tf
 
 import safeckpt
+from safeckpt import _cli
+from stress.concurrency._oracle import file_hash
 
 LIBRARIES = ("safeckpt", "tf")
 #: A second writer's values: far above any step a trainer reaches, so they cannot hide.
@@ -119,3 +122,209 @@ def probe_kind(
             cause = type(exc).__name__
         causes[cause] = causes.get(cause, 0) + 1
     return {"causes": causes}
+
+
+# --- A trainer and its evaluators -----------------------------------------------------------
+
+
+def trainer(
+    *, go: Any, stop: Any, directory: str, seconds: float, library: str, ready: Any
+) -> dict[str, Any]:
+    """Save as fast as possible with ``max_to_keep=2``; checkpoint k holds ``v == step == k``.
+
+    Each step is recorded before its save starts: whatever an evaluator reads must be one.
+    """
+    _quiet()
+    v, step, checkpoint = _state()
+    manager = _manager(library, checkpoint, directory, max_to_keep=2)
+    written: list[int] = []
+    errors: list[str] = []
+    end = time.monotonic() + seconds
+    k = 0
+    while time.monotonic() < end and not stop.is_set():
+        k += 1
+        v.assign(float(k))
+        step.assign(k)
+        written.append(k)
+        try:
+            path = manager.save()
+            if os.path.basename(path) != f"ckpt-{k}":
+                errors.append(f"save {k} wrote {path}")
+        except Exception as exc:  # every error is a finding
+            errors.append(f"save {k}: {first_line(exc)}")
+        ready.set()
+    ready.set()
+    return {"written": written, "errors": errors}
+
+
+def restorer(
+    *, go: Any, stop: Any, directory: str, seconds: float, library: str, ready: Any
+) -> dict[str, Any]:
+    """Restore the newest checkpoint in a loop, recording (step, value, how) or the error.
+
+    safeckpt: one read-only manager's ``restore()``. Plain TF: what an evaluator does,
+    ``checkpoint.restore(tf.train.latest_checkpoint(directory))``.
+    """
+    _quiet()
+    v, _step, checkpoint = _state(-1.0)
+    ready.wait(60)
+    manager = None
+    if library == "safeckpt":
+        manager = safeckpt.SafeCheckpointManager(checkpoint, directory, 2, read_only=True)
+    records: list[tuple[Any, ...]] = []
+    end = time.monotonic() + seconds
+    while time.monotonic() < end and not stop.is_set():
+        try:
+            if manager is not None:
+                report = manager.restore()
+                latest = manager.latest_checkpoint
+                if latest != report.save_path:
+                    records.append(("error", f"latest_checkpoint {latest} != {report.save_path}"))
+                records.append((report.step, float(v.numpy()), report.outcome.value))
+            else:
+                path = tf.train.latest_checkpoint(directory)
+                if path is None:
+                    records.append((None, None, "none"))
+                    continue
+                checkpoint.restore(path).expect_partial()
+                number = int(path.rsplit("-", 1)[1])
+                records.append((number, float(v.numpy()), "restored"))
+        except Exception as exc:  # counted; for safeckpt every one is a violation
+            records.append(("error", first_line(exc)))
+    return {"records": records}
+
+
+def poller(
+    *, go: Any, stop: Any, directory: str, seconds: float, library: str, ready: Any
+) -> dict[str, Any]:
+    """Ask for the latest checkpoint in a loop, from a new read-only manager each time.
+
+    Plain TF: ``tf.train.latest_checkpoint(directory)``.
+    """
+    _quiet()
+    _v, _step, checkpoint = _state()
+    ready.wait(60)
+    records: list[tuple[Any, ...]] = []
+    end = time.monotonic() + seconds
+    while time.monotonic() < end and not stop.is_set():
+        try:
+            if library == "safeckpt":
+                manager = safeckpt.SafeCheckpointManager(checkpoint, directory, 2, read_only=True)
+                path = manager.latest_checkpoint
+            else:
+                path = tf.train.latest_checkpoint(directory)
+            number = None if path is None else int(path.rsplit("-", 1)[1])
+            records.append((number, None, "latest"))
+        except Exception as exc:  # counted; for safeckpt every one is a violation
+            records.append(("error", first_line(exc)))
+    return {"records": records}
+
+
+def doctor(*, go: Any, stop: Any, directory: str, seconds: float, ready: Any) -> dict[str, Any]:
+    """Run ``safeckpt doctor DIRECTORY`` (the command's own entry point) in a loop."""
+    _quiet()
+    ready.wait(60)
+    codes: list[int] = []
+    failures: list[str] = []
+    end = time.monotonic() + seconds
+    while time.monotonic() < end and not stop.is_set():
+        out = io.StringIO()
+        code = _cli.main(["doctor", directory], stdout=out, stderr=out)
+        codes.append(code)
+        if code != 0 and len(failures) < 5:
+            failures.append(out.getvalue()[:2000])
+    return {"codes": codes, "failures": failures}
+
+
+# --- Two writers ----------------------------------------------------------------------------
+
+
+def _saver(
+    directory: str, library: str, base: float, errors: list[str]
+) -> tuple[Any, Any, dict[int, dict[str, str]], Any]:
+    """A manager and a ``save(k)`` that records the files' sha256 right after each save."""
+    v, step, checkpoint = _state()
+    manager = _manager(library, checkpoint, directory, max_to_keep=3)
+    hashes: dict[int, dict[str, str]] = {}
+
+    def save(k: int) -> str | None:
+        v.assign(base + k)
+        step.assign(k)
+        try:
+            path = manager.save()
+        except Exception as exc:  # a finding (for the second writer: the refusal)
+            errors.append(f"save {k}: {first_line(exc)}")
+            return None
+        number = int(path.rsplit("-", 1)[1])
+        hashes[number] = {
+            name: file_hash(os.path.join(directory, name))
+            for name in os.listdir(directory)
+            if name.startswith(os.path.basename(path) + ".")
+        }
+        return str(path)
+
+    return manager, save, hashes, checkpoint
+
+
+def first_writer(
+    *,
+    go: Any,
+    stop: Any,
+    directory: str,
+    library: str,
+    before: int,
+    after: int,
+    ready: Any,
+    second_done: Any,
+    die: bool,
+) -> dict[str, Any]:
+    """Save `before` times, then keep saving while the second writer runs, then `after` more.
+
+    With `die` it is killed after `before` saves instead (a preempted job). Each save's
+    files are hashed when written.
+    """
+    _quiet()
+    errors: list[str] = []
+    manager, save, hashes, _checkpoint = _saver(directory, library, 0.0, errors)
+    k = 0
+    for k in range(1, before + 1):
+        save(k)
+    ready.set()
+    if die:
+        os.kill(os.getpid(), 9)
+    while not second_done.wait(0.01):
+        k += 1
+        save(k)
+    for extra in range(k + 1, k + after + 1):
+        save(extra)
+    kept = [os.path.basename(p) for p in manager.checkpoints]
+    return {"pid": os.getpid(), "hashes": hashes, "kept": kept, "errors": errors}
+
+
+def second_writer(
+    *, go: Any, stop: Any, directory: str, library: str, tries: int, ready: Any, second_done: Any
+) -> dict[str, Any]:
+    """Start on the same directory once the first writer saved, restore, try `tries` saves.
+
+    Its values (`INTRUDER` + k) are ones no first-writer save has.
+    """
+    _quiet()
+    errors: list[str] = []
+    outcomes: list[str] = []
+    hashes: dict[int, dict[str, str]] = {}
+    kept: list[str] = []
+    ready.wait(120)
+    try:
+        manager, save, hashes, checkpoint = _saver(directory, library, INTRUDER, errors)
+        if library == "safeckpt":
+            manager.restore()
+        else:
+            checkpoint.restore(tf.train.latest_checkpoint(directory))
+        for k in range(1, tries + 1):
+            path = save(k)
+            outcomes.append(f"saved {os.path.basename(path)}" if path else errors[-1])
+            time.sleep(0.01)
+        kept = [os.path.basename(p) for p in manager.checkpoints]
+    finally:
+        second_done.set()
+    return {"pid": os.getpid(), "outcomes": outcomes, "hashes": hashes, "kept": kept}
