@@ -14,6 +14,7 @@ from safeckpt._inventory import Inventory, scan
 from safeckpt._layout import split_step
 from safeckpt._lease import lease_evidence
 from safeckpt._nearmiss import similar_checkpoint_dirs, summarize
+from safeckpt._removed import relisted_if_gone
 from safeckpt._tf import tf
 from safeckpt._translate import cause_of
 from safeckpt._verify import check_prefix
@@ -55,6 +56,22 @@ def diagnose_directory(
     parent = _fs.dirname(directory)
     if _fs.basename(directory) == "variables" and _has_saved_model(parent):
         return _saved_model(parent)
+    for _ in range(_RESCANS):
+        found = _diagnose_inventory(inventory, checkpoint_name, deep)
+        listed = next((c for c in inventory.checkpoints if c.prefix == found.checkpoint), None)
+        if found.ok or listed is None or not listed.complete:
+            return found
+        fresh = relisted_if_gone(listed, found)  # another process's rotation removed it
+        if fresh is None:
+            return found
+        inventory = fresh
+    return _diagnose_inventory(inventory, checkpoint_name, deep)
+
+
+def _diagnose_inventory(
+    inventory: Inventory, checkpoint_name: str | None, deep: bool
+) -> Diagnosis:
+    """Diagnose the directory `inventory` lists."""
     counts = inventory.names()
     nested = _nested_prefix(inventory)
     if nested is not None:

@@ -89,7 +89,11 @@ class RecoveryContext(Protocol):
         Returns the report on success; None when it was rejected (its diagnosis is then
         appended to `attempts` and it leaves `candidates`). A checkpoint the storage could
         not serve is tried again (`StorageRetry`) and then raises `StorageUnavailableError`,
-        unless ``StorageRetry(fall_back=True)`` lets it be rejected like a damaged one.
+        unless ``StorageRetry(fall_back=True)`` lets it be rejected like a damaged one. A
+        checkpoint another process removed meanwhile is not rejected: None is returned and
+        `candidates` become those of a new listing (newer checkpoints first); after five
+        such removals in one restore it raises `CheckpointNotFoundError`
+        (``removed_concurrently``).
         """
         ...
 

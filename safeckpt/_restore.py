@@ -96,7 +96,8 @@ class Restore:
 
         A checkpoint the storage could not read is tried again (``storage_retry``); after
         the last try it raises `StorageUnavailableError` (nothing is proven damaged) unless
-        ``StorageRetry.fall_back`` lets it be rejected like a damaged one.
+        ``StorageRetry.fall_back`` lets it be rejected like a damaged one. One another
+        process removed meanwhile is stepped over (`_step_over`).
         """
         if checkpoint in self._candidates:
             self._candidates.remove(checkpoint)
