@@ -68,9 +68,7 @@ def diagnose_directory(
     return _diagnose_inventory(inventory, checkpoint_name, deep)
 
 
-def _diagnose_inventory(
-    inventory: Inventory, checkpoint_name: str | None, deep: bool
-) -> Diagnosis:
+def _diagnose_inventory(inventory: Inventory, checkpoint_name: str | None, deep: bool) -> Diagnosis:
     """Diagnose the directory `inventory` lists."""
     counts = inventory.names()
     nested = _nested_prefix(inventory)

@@ -319,7 +319,12 @@ def _write(path: str, data: bytes) -> None:
     scheme = _fs.scheme_of(path)
     temporary = f"{path}.tmp-{uuid.uuid4().hex[:12]}"
     if scheme is None:
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+        try:
+            fd = os.open(temporary, flags, 0o644)
+        except FileNotFoundError:  # removed since construction: TF's save creates it too
+            tf.io.gfile.makedirs(_fs.dirname(path))
+            fd = os.open(temporary, flags, 0o644)
         try:
             os.write(fd, data)
         finally:

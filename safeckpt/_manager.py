@@ -158,6 +158,7 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
         self._floor: str | None = None  # last returned, restored or saved: never go back
 
         holds = options.writer_lease and not options.read_only and self._worker.is_chief
+        holds = holds and not _distribute.is_private_directory(directory)  # one worker's own
         self._lease = WriterLease(directory, checkpoint_name) if holds else None
 
     def _reconcile(self) -> Inventory | None:

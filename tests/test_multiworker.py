@@ -326,6 +326,7 @@ def test_both_workers_fall_back_to_the_same_checkpoint(tmp_path: Path) -> None:
     assert chief["saves"] == other["saves"]
     assert chief["checkpoints"] == other["checkpoints"] == expected[1:]
     assert _names(directory) == [
+        ".safeckpt-writer-ckpt",  # the chief's writer lease (none on the other worker)
         "checkpoint",
         *(f"ckpt-{k}.{suffix}" for k in (2, 3, 4) for suffix in ("data-00000-of-00001", "index")),
     ]
@@ -402,6 +403,7 @@ def test_tf_keras_backup_and_restore_with_safeckpt_resumes_both_workers(tmp_path
     ]
     assert _names(backup) == ["chief"]  # tf_keras removes workertemp_1 after each save
     assert _names(backup / "chief") == [
+        ".safeckpt-writer-ckpt",  # the chief's writer lease
         "checkpoint",
         "ckpt-2.data-00000-of-00001",
         "ckpt-2.index",
@@ -433,6 +435,7 @@ def test_safeckpt_keras_backup_and_restore_resumes_both_workers(tmp_path: Path) 
         assert result["epochs"] == [0, 1]
     assert first[0]["weights"] == first[1]["weights"]
     assert _names(backup) == [
+        ".safeckpt-writer-backup",  # the chief's writer lease
         "backup-1.data-00000-of-00001",
         "backup-1.index",
         "backup-2.data-00000-of-00001",
