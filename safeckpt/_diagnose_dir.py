@@ -61,7 +61,7 @@ def diagnose_directory(
         listed = next((c for c in inventory.checkpoints if c.prefix == found.checkpoint), None)
         if found.ok or listed is None or not listed.complete:
             return found
-        fresh = relisted_if_gone(listed, found)  # another process's rotation removed it
+        fresh = relisted_if_gone(listed, found, unproven=True)  # another process removed it
         if fresh is None:
             return found
         inventory = fresh

@@ -96,8 +96,11 @@ class Holder:
             holder = cls(**data)
         except (ValueError, TypeError, UnicodeDecodeError):
             return None
-        fields = (holder.writer, holder.host, holder.machine, holder.started)
-        if not all(isinstance(f, str) for f in fields) or not isinstance(holder.pid, int):
+        texts = (holder.writer, holder.host, holder.machine, holder.started)
+        numbers = (holder.pid, 0 if holder.step is None else holder.step, holder.saved)
+        if not all(isinstance(f, str) for f in texts) or isinstance(holder.pid, bool):
+            return None
+        if not all(isinstance(n, (int, float)) for n in numbers) or not isinstance(holder.pid, int):
             return None
         return holder
 
@@ -111,7 +114,10 @@ class Holder:
 
     def describe(self) -> str:
         """``host <h>, pid <p>, last save step <n> at <time>``."""
-        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.saved))
+        try:
+            when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.saved))
+        except (OverflowError, OSError, ValueError):
+            when = "?"
         step = "?" if self.step is None else self.step
         return f"host {self.host}, pid {self.pid}, last save step {step} at {when}"
 
@@ -307,8 +313,12 @@ class WriterLease:
         self._written = mine
         self._last = (mine, time.monotonic())
         if _fs.scheme_of(self.path) is None:
-            found = self.read()  # another writer that renamed its lease in the same instant
-            if found is not None and found.writer != self.me.writer:
+            found = self.read()  # another process that renamed its lease in the same instant
+            if (
+                found is not None
+                and found.writer != self.me.writer
+                and not self.me.same_process(found)
+            ):
                 raise conflict_error(
                     self.directory, self.name, found, "it took the lease in the same instant"
                 )

@@ -10,7 +10,7 @@ only after `RELISTS` such removals in one restore does it raise, with the cause
 from __future__ import annotations
 
 from safeckpt import _fs
-from safeckpt._causes import NOT_FOUND, Cause
+from safeckpt._causes import NOT_FOUND, UNPROVEN, Cause
 from safeckpt._diagnosis import Diagnosis
 from safeckpt._info import CheckpointInfo
 from safeckpt._inventory import Inventory, scan
@@ -23,13 +23,16 @@ RELISTS = 5
 _GONE = NOT_FOUND | {Cause.MISSING_DATA_SHARD}
 
 
-def relisted_if_gone(info: CheckpointInfo, diagnosis: Diagnosis) -> Inventory | None:
+def relisted_if_gone(
+    info: CheckpointInfo, diagnosis: Diagnosis, *, unproven: bool = False
+) -> Inventory | None:
     """A new inventory when `info` is no longer complete in it (removed), else None.
 
-    Only a diagnosis of missing files is looked into; damage (a truncated shard, a bad
-    checksum) is damage whatever a listing says.
+    Only a diagnosis of missing files is looked into (with `unproven`, also a read that
+    failed for no proven reason: a file that vanished while it was read); damage (a
+    truncated shard, a bad checksum) is damage whatever a listing says.
     """
-    if diagnosis.cause not in _GONE:
+    if diagnosis.cause not in _GONE and not (unproven and diagnosis.cause in UNPROVEN):
         return None
     try:
         fresh = scan(_fs.dirname(info.prefix))

@@ -80,6 +80,11 @@ def test_this_process_as_a_holder() -> None:
     assert Holder.parse(me.to_bytes()) == me
     for garbage in (b"", b"\xff\xfe", b"[]", b'{"format": "other"}', b'{"format": 1}'):
         assert Holder.parse(garbage) is None
+    fields = json.loads(me.to_bytes())
+    for key, bad in (("pid", "1"), ("pid", True), ("saved", "x"), ("step", []), ("host", 3)):
+        assert Holder.parse(json.dumps({**fields, key: bad}).encode()) is None, (key, bad)
+    far = Holder.parse(json.dumps({**fields, "saved": 1e300}).encode())
+    assert far is not None and "at ?" in far.describe()
 
 
 # --- The file ------------------------------------------------------------------------------

@@ -180,7 +180,12 @@ def restorer(
                 latest = manager.latest_checkpoint
                 if latest != report.save_path:
                     records.append(("error", f"latest_checkpoint {latest} != {report.save_path}"))
-                records.append((report.step, float(v.numpy()), report.outcome.value))
+                how = report.outcome.value
+                if any("was removed by another process" in n for n in report.notes):
+                    how += ", stepped over a removed one"
+                if any("stays the newest" in n for n in report.notes):
+                    how += ", kept from going back"
+                records.append((report.step, float(v.numpy()), how))
             else:
                 path = tf.train.latest_checkpoint(directory)
                 if path is None:
