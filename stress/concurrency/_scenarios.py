@@ -193,9 +193,10 @@ def two_writers(root: str, *, saves: int = 3, tries: int = 3) -> Figures:
     on the same directory, restores and tries `tries` saves (values no first-writer save
     has), then saves `saves` more. Then the same with the first writer killed (a preempted
     job) before the second starts. Oracle, for safeckpt: while the first writer lives, every
-    save of the second is refused with an error naming the first writer's process; every file of the
-    first writer's kept checkpoints has the sha256 it had when written; no checkpoint holds
-    the second writer's values. After the first writer is killed, the second saves.
+    save of the second is refused with an error naming the first writer's process; every file
+    of the first writer's kept checkpoints has the sha256 it had when written (checked before
+    each of its saves and at the end); no checkpoint holds the second writer's values. After
+    the first writer is killed, the second saves.
     """
     figures = Figures("two_writers")
     start = time.monotonic()
@@ -232,7 +233,8 @@ def two_writers(root: str, *, saves: int = 3, tries: int = 3) -> Figures:
                         refused[0] if refused else None)  # fmt: skip
             first = outcomes["first"].result
             if not die and first is not None and "hashes" in first:
-                lost = _oracle.first_writer_losses(directory, first["hashes"], first["kept"])
+                # Checked by the first writer before each of its saves, and once at the end.
+                lost = list(first["lost"])
                 lost_second = _oracle.first_writer_losses(
                     directory, second.get("hashes", {}), second.get("kept", [])
                 )

@@ -19,7 +19,7 @@ import tensorflow as tf
 
 import safeckpt
 from safeckpt import _cli
-from stress.concurrency._oracle import file_hash
+from stress.concurrency._oracle import file_hash, first_writer_losses
 
 LIBRARIES = ("safeckpt", "tf")
 #: A second writer's values: far above any step a trainer reaches, so they cannot hide.
@@ -291,19 +291,34 @@ def first_writer(
     _quiet()
     errors: list[str] = []
     manager, save, hashes, _checkpoint = _saver(directory, library, 0.0, errors)
+    lost: set[str] = set()
+
+    def check_then_save(k: int) -> None:
+        # Before each save: have the files of the checkpoints it keeps changed since written?
+        kept = [os.path.basename(p) for p in manager.checkpoints]
+        lost.update(first_writer_losses(directory, hashes, kept))
+        save(k)
+
     k = 0
     for k in range(1, before + 1):
-        save(k)
+        check_then_save(k)
     ready.set()
     if die:
         os.kill(os.getpid(), 9)
     while not second_done.wait(0.01):
         k += 1
-        save(k)
+        check_then_save(k)
     for extra in range(k + 1, k + after + 1):
-        save(extra)
+        check_then_save(extra)
     kept = [os.path.basename(p) for p in manager.checkpoints]
-    return {"pid": os.getpid(), "hashes": hashes, "kept": kept, "errors": errors}
+    lost.update(first_writer_losses(directory, hashes, kept))
+    return {
+        "pid": os.getpid(),
+        "hashes": hashes,
+        "kept": kept,
+        "errors": errors,
+        "lost": sorted(lost),
+    }
 
 
 def second_writer(
