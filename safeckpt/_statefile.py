@@ -131,25 +131,23 @@ def _read_local(path: str) -> tuple[bytes, float]:
     return b"".join(chunks), mtime
 
 
-def snapshot_mtime(state: StateFile, tries: int = 3) -> float | None:
+def snapshot_mtime(state: StateFile) -> float | None:
     """The modification time that belongs to the text `state` was parsed from, or None.
 
     Local files carry it from the read (`read_state`). On a URI the time is stat'ed and the
-    file read again: only when the text is unchanged do the two belong together. If it keeps
-    changing (another process is writing it) after `tries`, the time is unknown (None).
+    file read again: only when the text is unchanged do the two belong together. When it
+    changed (another process wrote it meanwhile), the time is unknown (None): the rule then
+    counts every unlisted checkpoint above the listed steps as newer, never an older one.
     """
     if state.mtime is not None or state.raw is None:
         return state.mtime
-    for _ in range(tries):
-        try:
-            when = _fs.stat(state.path)[1]
-            with tf.io.gfile.GFile(state.path, "rb") as handle:
-                again = handle.read()
-        except (tf.errors.OpError, OSError):
-            return None
-        if again == state.raw:
-            return when
-    return None
+    try:
+        when = _fs.stat(state.path)[1]
+        with tf.io.gfile.GFile(state.path, "rb") as handle:
+            again = handle.read()
+    except (tf.errors.OpError, OSError):
+        return None
+    return when if again == state.raw else None
 
 
 def parse_state(path: str, raw: bytes) -> StateFile:

@@ -27,6 +27,7 @@ from safeckpt import (
     StorageRetry,
     StorageUnavailableError,
 )
+from safeckpt._inventory import scan
 from stress import _gcs
 
 NO_WAIT = StorageRetry(attempts=2, initial_delay=0.01)
@@ -447,3 +448,19 @@ def test_the_writer_lease_costs_a_save_one_read(gcs: _gcs.GcsEmulator, gcs_dir: 
     assert safe_save().total <= tf_save().total + 2, (str(tf_save()), str(safe_save()))
     assert safe_save()["upload"] == tf_save()["upload"], (str(tf_save()), str(safe_save()))
     assert gcs.read(f"{safe_dir}/.safeckpt-writer-ckpt").startswith(b"{")
+
+
+def test_the_state_files_time_on_gs_belongs_to_its_text(
+    gcs: _gcs.GcsEmulator, gcs_dir: str
+) -> None:
+    _write_run(gcs_dir)
+    _wait_for_stat_cache()
+    kept = scan(gcs_dir)
+    assert kept.state.mtime is None  # not asked yet: no request
+    assert kept.state_mtime() is not None  # stat'ed and read again: the same text
+    rewritten = scan(gcs_dir)
+    # Another process records a save between the read and the question.
+    text = gcs.read(f"{gcs_dir}/checkpoint").replace(b'"ckpt-3"', b'"ckpt-2"')
+    gcs.upload(f"{gcs_dir}/checkpoint", text)
+    _wait_for_stat_cache()
+    assert rewritten.state_mtime() is None  # its time no longer belongs to the text read
