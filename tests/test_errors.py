@@ -16,6 +16,7 @@ from safeckpt import (
     CheckpointMismatchError,
     CheckpointNotFoundError,
     CheckpointPermissionError,
+    ConcurrentWriterError,
     Diagnosis,
     ReadOnlyError,
     RestoreError,
@@ -97,6 +98,12 @@ def test_save_errors() -> None:
     again = pickle.loads(pickle.dumps(error))
     assert type(again) is ReadOnlyError and str(again) == "read only"
     assert again.diagnosis is None
+    conflict = ConcurrentWriterError("another writer", DIAGNOSIS)
+    assert isinstance(conflict, SaveError) and isinstance(conflict, tf.errors.OpError)
+    assert isinstance(conflict, tf.errors.FailedPreconditionError)
+    assert conflict.error_code == tf.errors.FAILED_PRECONDITION
+    for copied in (pickle.loads(pickle.dumps(conflict)), copy.deepcopy(conflict)):
+        assert type(copied) is ConcurrentWriterError and copied.diagnosis == DIAGNOSIS
 
 
 def test_chaining_is_kept() -> None:
