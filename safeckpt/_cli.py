@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Sequence
 from typing import Any, TextIO
@@ -18,6 +17,7 @@ from safeckpt._inventory import scan
 from safeckpt._layout import INDEX_SUFFIX
 from safeckpt._pool import map_io
 from safeckpt._repair import apply_repair, plan_repair
+from safeckpt._serialize import dumps
 from safeckpt._tf import tf
 from safeckpt._translate import cause_of
 from safeckpt._verify import check_prefix
@@ -62,7 +62,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _print_json(data: Any, out: TextIO) -> None:
-    print(json.dumps(data, indent=2), file=out)
+    print(dumps(data), file=out)
 
 
 def _doctor(args: argparse.Namespace, out: TextIO) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from safeckpt import _fs, _paths
+from safeckpt import _fs, _paths, _safeio
 from safeckpt._alternatives import with_alternatives
 from safeckpt._causes import Cause
 from safeckpt._diagnose_dir import diagnose_directory, unavailable
@@ -48,6 +48,10 @@ def diagnose(path: object, *, checkpoint_name: str | None = None, deep: bool = F
         is_dir = exists and _fs.isdir(resolved)
     except _IO as exc:
         return unavailable(resolved, exc)
+    if not exists:
+        refused = _fs.access_error(resolved)
+        if refused is not None:
+            return _refused(resolved, refused)
     if is_dir:
         return diagnose_directory(resolved, checkpoint_name=checkpoint_name, deep=deep)
     try:
@@ -60,6 +64,19 @@ def diagnose(path: object, *, checkpoint_name: str | None = None, deep: bool = F
     return _missing(resolved, checkpoint_name, deep)
 
 
+def _refused(path: str, exc: PermissionError) -> Diagnosis:
+    directory = _fs.dirname(path)
+    return Diagnosis(
+        Cause.PERMISSION_DENIED,
+        "This path cannot be looked up: a directory on the way may not be searched.",
+        directory,
+        None,
+        (f"{path}: {describe_exception(exc)}",),
+        (f"Check the permissions of its directories (they need x): ls -ld {directory!r}.",),
+        error=describe_exception(exc),
+    )
+
+
 def _prefix(prefix: str, deep: bool) -> Diagnosis:
     result = check_prefix(prefix, deep=deep)
     return result if result.ok else with_alternatives(result, prefix)
@@ -67,6 +84,16 @@ def _prefix(prefix: str, deep: bool) -> Diagnosis:
 
 def _file(path: str) -> Diagnosis:
     directory, base = _fs.dirname(path), _fs.basename(path)
+    special = _safeio.special_kind(path)
+    if special is not None:  # never opened: a FIFO would block, a device never end
+        return Diagnosis(
+            Cause.NOT_A_REGULAR_FILE,
+            f"{base} is {special}, not a checkpoint file.",
+            directory,
+            None,
+            (f"{path} is {special}.",),
+            ("Pass a checkpoint directory or prefix.",),
+        )
     if base == STATE_FILE:
         inventory = _scan_or_none(directory)
         latest = inventory.state_latest() if inventory else None

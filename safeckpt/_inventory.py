@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from safeckpt import _fs, _paths, _pool
+from safeckpt import _fs, _paths, _pool, _safeio
 from safeckpt._causes import Cause
 from safeckpt._index import FOOTER_SIZE, TABLE_MAGIC
 from safeckpt._info import CheckpointInfo
@@ -112,10 +112,10 @@ def _index_finished(directory: str, base: str) -> bool:
     """Whether ``<base>.index`` ends with the table footer's magic number (fully written)."""
     path = _fs.join(directory, base + INDEX_SUFFIX)
     try:
-        size = int(tf.io.gfile.stat(path).length)
+        size = _safeio.regular_size(path)  # locally a regular file only (never a FIFO)
         if size < FOOTER_SIZE:
             return False
-        with tf.io.gfile.GFile(path, "rb") as f:
+        with _safeio.open_read(path) as f:
             f.seek(size - 8)
             tail = f.read(8)
     except (tf.errors.OpError, OSError):

@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from safeckpt import _distribute, _fs, _paths, _tf
+from safeckpt import _distribute, _fs, _paths, _safeio, _tf
 from safeckpt._agreement import Agreement, check_peer_timeout
 from safeckpt._arguments import check_checkpoint, check_hours, check_max_to_keep
 from safeckpt._causes import Cause
@@ -22,7 +22,7 @@ from safeckpt._diagnosis import Diagnosis
 from safeckpt._errors import ReadOnlyError
 from safeckpt._housekeeping import cleanup_after_save, quarantine_all
 from safeckpt._inventory import Inventory, scan
-from safeckpt._layout import split_step
+from safeckpt._layout import STATE_FILE, split_step
 from safeckpt._options import manager_options
 from safeckpt._plan import RestorePlan, existing_steps
 from safeckpt._policies import FallbackPolicy, OnEmpty, StorageRetry, VerifyLevel
@@ -31,10 +31,13 @@ from safeckpt._reconcile import reconcile
 from safeckpt._report import RestoreReport
 from safeckpt._request import names_path
 from safeckpt._restore import Restore
-from safeckpt._saving import avoid_overwrite, raise_counter, refuse_if_state_is_directory
+from safeckpt._saving import avoid_overwrite, raise_counter, refuse_if_state_is_not_a_file
 from safeckpt._tf import tf
 
 logger = logging.getLogger("safeckpt")
+
+#: The state file is there but is no file: saves are refused, nothing rewrites it.
+_NOT_A_STATE_FILE = (Cause.NOT_A_DIRECTORY, Cause.NOT_A_REGULAR_FILE)
 
 
 @public
@@ -126,7 +129,7 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
         )  # fmt: skip
         self.last_restore: RestoreReport | None = None
         self._existing_steps: frozenset[int] = frozenset()
-        self._state_is_directory = False
+        self._state_unwritable = False
         self._listed_at_start: frozenset[str] = frozenset()
         timeout = check_peer_timeout(peer_timeout)
         directory = _paths.normalize_directory(directory)
@@ -137,6 +140,14 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
         self.created_directory = self._agreement.validate(
             create=options.create_directory, read_only=options.read_only
         )
+        special = _safeio.special_kind(_fs.join(directory, STATE_FILE))
+        if special is not None:
+            logger.warning(
+                "The checkpoint state file in %s is %s; TensorFlow is not let read it (it "
+                "would block or read forever). restore() works; save() raises SaveError.",
+                directory,
+                special,
+            )
         _tf.init_manager(
             self,
             super().__init__,
@@ -149,6 +160,7 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
             checkpoint_interval=checkpoint_interval,
             init_fn=init_fn,
             last_checkpoint_step=last_checkpoint_step,
+            read_state=special is None,
         )
         self._reconciled = False
         self._inherited: frozenset[str] = frozenset()
@@ -167,7 +179,7 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
             return None
         self._reconciled = True
         state = reconcile(inventory, self.checkpoint_name, _tf.rotation(self))
-        self._state_is_directory = inventory.state.problem is Cause.NOT_A_DIRECTORY
+        self._state_unwritable = inventory.state.problem in _NOT_A_STATE_FILE
         self._listed_at_start = state.listed
         self._existing_steps = existing_steps(inventory, self.checkpoint_name)
         if state.latest != _tf.latest(self):
@@ -204,7 +216,7 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
                 _tf.set_latest(self, plan.adopt)
             if plan.adopt in rotation:
                 rotation.move_to_end(plan.adopt)
-        if moved and plan.adopt is not None:
+        if moved and plan.adopt is not None and not self._state_unwritable:
             # The state file must stop naming what was moved away (quarantine is opt-in).
             # TF requires the latest checkpoint to be in the rotation when timestamps exist.
             rotation.setdefault(plan.adopt, _tf.now())
@@ -387,8 +399,8 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
 
         def run() -> str | None:
             self._reconcile()
-            if self._state_is_directory:
-                self._state_is_directory = refuse_if_state_is_directory(self.directory)
+            if self._state_unwritable:
+                self._state_unwritable = refuse_if_state_is_not_a_file(self.directory)
             if self._existing_steps:
                 avoid_overwrite(
                     _tf.checkpoint_of(self),

@@ -27,7 +27,6 @@ from safeckpt._failures import (
     inventory_diagnosis,
     stage_diagnosis,
 )
-from safeckpt._graph import read_checkpoint_graph
 from safeckpt._info import CheckpointInfo
 from safeckpt._inventory import Inventory, scan
 from safeckpt._layout import INDEX_SUFFIX, split_step
@@ -44,7 +43,7 @@ from safeckpt._ranking import rank
 from safeckpt._report import Outcome, RestoreReport
 from safeckpt._request import not_found_cause, resolve_request
 from safeckpt._retrying import listed, retrying, unreadable_error
-from safeckpt._verify import check_prefix
+from safeckpt._verify import check_prefix, graph_or_diagnosis
 
 logger = logging.getLogger("safeckpt")
 
@@ -117,6 +116,8 @@ class Restore:
         if not diagnosis.ok:
             return diagnosis
         match = self._compare(checkpoint.prefix)  # a mismatch raises: no fallback
+        if isinstance(match, Diagnosis):
+            return match
         try:
             status = self._tf_restore(checkpoint.prefix, match)
         except RESTORE_ERRORS as exc:
@@ -249,6 +250,9 @@ class Restore:
                 found = with_alternatives(checked, prefix)
                 raise restore_error(found, (found,), f"Cannot restore {prefix}.\n{found}")
         match = self._compare(prefix)
+        if isinstance(match, Diagnosis):
+            found = with_alternatives(match, prefix)
+            raise restore_error(found, (found,), f"Cannot restore {prefix}.\n{found}")
         try:
             status = self._tf_restore(prefix, match)
         except RESTORE_ERRORS as exc:
@@ -286,17 +290,17 @@ class Restore:
 
     # Internals -------------------------------------------------------------------------
 
-    def _compare(self, prefix: str) -> Match | None:
+    def _compare(self, prefix: str) -> Match | Diagnosis | None:
         """Match the program against `prefix` before anything is assigned; raise if it fails.
 
-        Returns None when TensorFlow cannot read the index (its restore then fails and is
-        diagnosed like any damage).
+        Returns the diagnosis when safeckpt's parser cannot read the index or the object
+        graph (also with ``verify="none"``: such a checkpoint is never handed to TensorFlow's
+        reader), and None when there is no index at all (TensorFlow's restore decides).
         """
         create_save_counter(self._s.checkpoint)
-        try:
-            graph = read_checkpoint_graph(prefix)
-        except RESTORE_ERRORS:
-            return None
+        graph = graph_or_diagnosis(prefix)
+        if isinstance(graph, Diagnosis):
+            return None if graph.cause is Cause.MISSING_INDEX else graph
         match = compare(self._s.checkpoint, graph)
         found = diagnose_match(match, prefix, self._s.match)
         if found is not None:

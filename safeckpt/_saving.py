@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from safeckpt import _fs
+from safeckpt import _fs, _safeio
 from safeckpt._causes import Cause
 from safeckpt._diagnosis import Diagnosis
 from safeckpt._errors import SaveError
@@ -68,22 +68,24 @@ def raise_counter(counter: Any, step: int) -> None:
         session.run(counter.assign(step))
 
 
-def refuse_if_state_is_directory(directory: str) -> bool:
-    """Raise `SaveError` when the state file is a directory; False once it no longer is.
+def refuse_if_state_is_not_a_file(directory: str) -> bool:
+    """Raise `SaveError` when the state file is a directory, FIFO, socket or device.
 
-    TensorFlow would write the checkpoint's files and then fail to record them (a bare
-    ``FailedPreconditionError``), leaving an unlisted checkpoint behind.
+    False once it no longer is. TensorFlow would write the checkpoint's files and then fail
+    to record them over a directory (a bare ``FailedPreconditionError``), leaving an
+    unlisted checkpoint behind, or replace a FIFO or device it was not asked to delete.
     """
     state = _fs.join(directory, STATE_FILE)
-    if not _fs.isdir(state):
+    kind = "a directory" if _fs.isdir(state) else _safeio.special_kind(state)
+    if kind is None:
         return False
     diagnosis = Diagnosis(
-        Cause.NOT_A_DIRECTORY,
-        f"The state file {state} is a directory, so no save could be recorded.",
+        Cause.NOT_A_DIRECTORY if kind == "a directory" else Cause.NOT_A_REGULAR_FILE,
+        f"The state file {state} is {kind}, so no save could be recorded.",
         directory,
-        evidence=(f"{state} is a directory (TensorFlow writes its checkpoint list there).",),
+        evidence=(f"{state} is {kind} (TensorFlow writes its checkpoint list there).",),
         suggestions=(
-            f"Move the directory {state} elsewhere; the checkpoints next to it stay usable, "
+            f"Move {state} elsewhere; the checkpoints next to it stay usable, "
             "and restore() works meanwhile.",
         ),
     )

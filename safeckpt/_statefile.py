@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from google.protobuf import text_format
 
-from safeckpt import _fs, _tf
+from safeckpt import _fs, _safeio, _tf
 from safeckpt._causes import Cause
 from safeckpt._diagnosis import describe_exception
 from safeckpt._layout import STATE_FILE
@@ -40,8 +40,9 @@ class StateFile:
         all_paths: ``all_model_checkpoint_paths`` as recorded, oldest first.
         timestamps: ``all_model_checkpoint_timestamps``.
         problem: `Cause.STATE_FILE_CORRUPT`, `Cause.PERMISSION_DENIED`,
-            `Cause.STORAGE_UNAVAILABLE` or `Cause.NOT_A_DIRECTORY` (the state file is a
-            directory), or None when it was read fine (or does not exist).
+            `Cause.STORAGE_UNAVAILABLE`, `Cause.NOT_A_DIRECTORY` (the state file is a
+            directory) or `Cause.NOT_A_REGULAR_FILE` (a FIFO, socket or device, never
+            opened), or None when it was read fine (or does not exist).
         error: What went wrong, naming the file.
         oddities: What TensorFlow accepts silently but a person should know (a repeated
             ``model_checkpoint_path``, a latest entry the list does not hold, timestamps that
@@ -80,8 +81,11 @@ def read_state(directory: str) -> StateFile:
     """Read ``<directory>/checkpoint`` and describe any problem instead of hiding it."""
     path = _fs.join(directory, STATE_FILE)
     try:  # read first: existence and type are only asked when the read fails (fewer requests)
-        with tf.io.gfile.GFile(path, "rb") as handle:
-            raw = handle.read()
+        raw = _safeio.read_bytes(path)  # locally a regular file only: a FIFO never blocks
+    except _safeio.NotRegularFileError as exc:
+        return StateFile(
+            path, True, problem=Cause.NOT_A_REGULAR_FILE, error=f"{path} is {exc.kind}, not a file."
+        )
     except (tf.errors.OpError, OSError) as exc:
         try:
             if _fs.isdir(path):

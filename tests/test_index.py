@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from safeckpt import _crc32c, _shards
+from safeckpt import Cause, _crc32c, _shards, verify
 from safeckpt._crc32c import crc32c, mask, unmask
 from safeckpt._index import BundleIndex, IndexFormatError, read_index
 from safeckpt._shards import verify_data
@@ -446,10 +446,10 @@ def test_a_directory_in_place_of_a_shard_is_reported_once(
     index = read_index(prefix + ".index")
     shard = _shard(prefix, index, 0)
     os.remove(shard)
-    os.mkdir(shard)  # exists, but reading it fails: the shard is gone (not a storage hiccup)
+    os.mkdir(shard)  # exists, but is no file: the shard is gone (not a storage hiccup)
     (problem,) = verify_data(prefix, index)
     assert (problem.kind, problem.shard_file) == ("missing_shard", shard)
-    assert problem.key_name == min(index.entries, key=lambda e: e.offset).name
+    assert problem.key_name == ""  # the whole shard, found before any tensor is read
 
 
 def test_string_length_corruption_is_caught(ckpts: dict[str, str], tmp_path: Path) -> None:
@@ -515,20 +515,37 @@ def test_fallback_is_chosen_without_google_crc32c(monkeypatch: pytest.MonkeyPatc
 
 @pytest.mark.parametrize("kind", ["plain", "saved", "sharded", "variant"])
 def test_the_object_graph_read_from_the_index_equals_tensorflows_reader(
-    ckpts: dict[str, str], kind: str, monkeypatch: pytest.MonkeyPatch
+    ckpts: dict[str, str], kind: str
 ) -> None:
     # safeckpt reads shapes, dtypes and the object graph with its own parser (two reads on
     # remote storage); TensorFlow's CheckpointReader is the reference it must agree with.
+    from tensorflow.core.protobuf import trackable_object_graph_pb2
+
     from safeckpt import _graph
 
     own = _graph.read_checkpoint_graph(ckpts[kind])
-    monkeypatch.setattr(_graph, "_from_index", lambda prefix: None)
-    reference = _graph.read_checkpoint_graph(ckpts[kind])
-    assert own == reference
+    reader = tf.train.load_checkpoint(ckpts[kind])
+    shapes = reader.get_variable_to_shape_map()
+    dtypes = reader.get_variable_to_dtype_map()
+    graph = trackable_object_graph_pb2.TrackableObjectGraph.FromString(
+        reader.get_tensor(_graph.OBJECT_GRAPH_KEY)
+    )
+    assert own.children == {
+        i: {c.local_name: c.node_id for c in node.children} for i, node in enumerate(graph.nodes)
+    }
+    values = {
+        a.checkpoint_key
+        for node in graph.nodes
+        for a in node.attributes
+        if a.name == "VARIABLE_VALUE" and a.checkpoint_key in shapes
+    }
+    assert sorted(e.key for e in own.entries) == sorted(values)
+    for entry in own.entries:
+        assert (list(entry.shape), entry.dtype) == (shapes[entry.key], dtypes[entry.key].name)
     assert own.children and not own.name_based
 
 
-def test_a_damaged_object_graph_falls_back_to_tensorflows_reader(
+def test_a_damaged_object_graph_is_diagnosed_never_read_by_tensorflow(
     ckpts: dict[str, str], tmp_path: Path
 ) -> None:
     from safeckpt import _graph
@@ -540,6 +557,8 @@ def test_a_damaged_object_graph_falls_back_to_tensorflows_reader(
     data = bytearray(Path(shard).read_bytes())
     data[entry.offset + entry.size - 1] ^= 0xFF
     Path(shard).write_bytes(bytes(data))
-    assert _graph._from_index(prefix) is None  # the checksum caught it
-    with pytest.raises(tf.errors.OpError):  # TensorFlow's reader reports it
+    with pytest.raises(ValueError, match="checksum"):  # the CRC32C caught it
         _graph.read_checkpoint_graph(prefix)
+    found = verify(prefix)  # the quick check reads the object graph too
+    assert found.cause is Cause.CORRUPT_DATA
+    assert _graph.OBJECT_GRAPH_KEY in "".join(found.evidence)
