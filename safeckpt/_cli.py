@@ -78,7 +78,7 @@ def _status(info: CheckpointInfo) -> str:
     """``ok``, or the problems found by the inventory, or by a quick verification."""
     if not info.complete:
         return ",".join(p.value for p in info.problems)
-    checked = check_prefix(info.prefix)  # index and shard sizes: milliseconds
+    checked = check_prefix(info.prefix)  # quick: index, shard sizes, object graph
     return "ok" if checked.ok else checked.cause.value
 
 

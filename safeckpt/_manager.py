@@ -67,8 +67,8 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
             sequence of them applied in order.
         on_empty: What `restore` does when the directory holds no checkpoint at all:
             ``"initialize"`` (TensorFlow's behaviour) or ``"raise"``.
-        verify: How each checkpoint is checked before it is restored: ``"quick"`` (index
-            and shard sizes), ``"deep"`` (also every tensor's CRC32C) or ``"none"``.
+        verify: How each checkpoint is checked before it is restored: ``"quick"`` (index,
+            shard sizes, object graph), ``"deep"`` (also every tensor's CRC32C) or ``"none"``.
         cleanup_temp: After each save, remove leftovers of interrupted saves older than
             the newest complete checkpoint (``<prefix>_temp/``, ``checkpoint.tmp*``).
         quarantine: Move a checkpoint that fails verification into

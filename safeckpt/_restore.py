@@ -47,7 +47,12 @@ from safeckpt._verify import check_prefix, graph_or_diagnosis
 
 logger = logging.getLogger("safeckpt")
 
-_TRANSIENT = (Cause.PERMISSION_DENIED, Cause.STORAGE_UNAVAILABLE, Cause.NOT_A_DIRECTORY)
+_TRANSIENT = (
+    Cause.PERMISSION_DENIED,
+    Cause.STORAGE_UNAVAILABLE,
+    Cause.NOT_A_DIRECTORY,
+    Cause.NOT_A_REGULAR_FILE,
+)
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Verification of one checkpoint: quick (index and shard sizes) or deep (every CRC32C)."""
+"""Verification of one checkpoint: quick (index, shard sizes, object graph) or deep (CRC32Cs)."""
 
 from __future__ import annotations
 

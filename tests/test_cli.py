@@ -184,3 +184,36 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
 
     assert main(["--version"]) == 0
     assert capsys.readouterr().out.strip() == f"safeckpt {safeckpt.__version__}"
+
+
+def _strict(text: str) -> object:
+    def refuse(token: str) -> None:
+        raise ValueError(f"not JSON: {token}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_json_output_is_strict_json_even_for_non_finite_timestamps(ckpt_dir: Path) -> None:
+    # Timestamps like 1e999 (inf) and nan in the state file once printed Infinity / NaN.
+    (ckpt_dir / "checkpoint").write_text(
+        'model_checkpoint_path: "ckpt-3"\n'
+        + "".join(f'all_model_checkpoint_paths: "ckpt-{k}"\n' for k in (1, 2, 3))
+        + "all_model_checkpoint_timestamps: 1e999\n" * 2
+        + "all_model_checkpoint_timestamps: nan\n"
+        + "last_preserved_timestamp: -1e999\n"
+    )
+    for argv in (
+        ("repair", "--dry-run", "--json"),
+        ("repair", "--json"),
+        ("doctor", "--json"),
+        ("ls", "--json"),
+        ("verify", "--json"),
+    ):
+        code, out, err = run(argv[0], str(ckpt_dir), *argv[1:])
+        assert code in (0, 1), err
+        _strict(out)
+    code, out, _ = run("inspect", "--json", str(ckpt_dir / "ckpt-3"))
+    assert code == 0
+    _strict(out)
+    state = (ckpt_dir / "checkpoint").read_text()  # repaired: times of the files instead
+    assert "inf" not in state and "nan" not in state

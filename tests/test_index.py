@@ -562,3 +562,89 @@ def test_a_damaged_object_graph_is_diagnosed_never_read_by_tensorflow(
     found = verify(prefix)  # the quick check reads the object graph too
     assert found.cause is Cause.CORRUPT_DATA
     assert _graph.OBJECT_GRAPH_KEY in "".join(found.evidence)
+
+
+# --- bounded work for hostile tables (issue 19) ---------------------------------------------
+
+
+def _entry_value(offset: int) -> bytes:
+    from tensorflow.core.protobuf import tensor_bundle_pb2
+
+    proto = tensor_bundle_pb2.BundleEntryProto(dtype=1, offset=offset, size=4)
+    proto.shape.dim.add(size=1)
+    return proto.SerializeToString()
+
+
+def _measured_parse(
+    tmp_path: Path, data: bytes, monkeypatch: pytest.MonkeyPatch
+) -> tuple[str | None, int, int]:
+    """The parse's outcome, the bytes it checksummed and its peak Python memory."""
+    import tracemalloc
+
+    from safeckpt import _index
+
+    checksummed = [0]
+    real = _index.crc32c
+
+    def counting(view: object, *args: int) -> int:
+        checksummed[0] += len(view)  # type: ignore[arg-type]
+        return real(view, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(_index, "crc32c", counting)
+    tracemalloc.start()
+    try:
+        reason = _reason(tmp_path, data)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return reason, checksummed[0], peak
+
+
+def test_many_handles_to_one_block_are_rejected_in_linear_work(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from _bundle import Table, block, header
+
+    # One data block of 2,000 entries and an index block of 5,000 handles to it (~100 KB):
+    # decoded once per handle, it took 12-22 s and 1.1-1.6 GB before it was rejected.
+    items = [(b"", header()), *((b"v%05d" % i, _entry_value(4 * i)) for i in range(1999))]
+    table = Table()
+    handle = table.add(block(items))
+    data = table.finish([(items[-1][0], handle)] * 5000)
+    reason, checksummed, peak = _measured_parse(tmp_path, data, monkeypatch)
+    assert reason == "malformed"
+    assert checksummed <= len(data)  # every block checksummed at most once
+    assert peak < 32 * 2**20, f"{peak / 2**20:.0f} MiB"
+
+
+def test_block_handles_must_increase(tmp_path: Path) -> None:
+    from _bundle import Table, block, header
+
+    table = Table()
+    first = table.add(block([(b"", header()), (b"a", _entry_value(0))]))
+    second = table.add(block([(b"b", _entry_value(4))]))
+    good = table.finish([(b"a", first), (b"b", second)])
+    assert len(_parse_bytes(tmp_path, good).entries) == 2  # the writer is sound
+    table = Table()
+    first = table.add(block([(b"", header()), (b"a", _entry_value(0))]))
+    second = table.add(block([(b"b", _entry_value(4))]))
+    assert _reason(tmp_path, table.finish([(b"b", second), (b"a", first)])) == "malformed"
+
+
+def test_prefix_compressed_keys_cannot_expand_quadratically(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from _bundle import Table, varint
+
+    # Each key repeats the previous one and adds a byte: 20,000 entries (~80 KB) would
+    # decode into 200 MB of keys.
+    raw = bytearray()
+    for i in range(20_000):
+        raw += varint(i) + varint(1) + varint(0) + b"a"
+    raw += struct.pack("<II", 0, 1)
+    table = Table()
+    handle = table.add(bytes(raw))
+    data = table.finish([(b"b", handle)])
+    reason, _, peak = _measured_parse(tmp_path, data, monkeypatch)
+    assert reason == "malformed"
+    assert peak < 32 * 2**20, f"{peak / 2**20:.0f} MiB"
