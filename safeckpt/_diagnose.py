@@ -12,6 +12,7 @@ from safeckpt._diagnose_names import describe_files, name_mismatch, step_not_fou
 from safeckpt._diagnosis import Diagnosis, describe_exception
 from safeckpt._directory import describe_missing
 from safeckpt._errors import CheckpointDirectoryError
+from safeckpt._info import CheckpointInfo
 from safeckpt._inventory import Inventory, scan
 from safeckpt._layout import INDEX_SUFFIX, STATE_FILE, split_step, strip_file_suffix
 from safeckpt._public import public
@@ -140,6 +141,18 @@ def _file(path: str) -> Diagnosis:
     )
 
 
+def listed_problem(inventory: Inventory, info: CheckpointInfo) -> Diagnosis:
+    """The diagnosis of a checkpoint the listing already shows incomplete (no file is read)."""
+    base = info.basename
+    cause = info.problems[0]
+    what = {
+        Cause.INCOMPLETE_SAVE: f"{base} is an interrupted save that never completed.",
+        Cause.MISSING_INDEX: f"{base} has data files but no index file.",
+        Cause.STATE_FILE_STALE: f"{base} is listed in the state file but its files are gone.",
+    }.get(cause, f"{base} is damaged.")
+    return Diagnosis(cause, what, inventory.directory, info.prefix, describe_files(inventory, info))
+
+
 def _scan_or_none(directory: str) -> Inventory | None:
     try:
         return scan(directory)
@@ -169,14 +182,7 @@ def _missing(path: str, checkpoint_name: str | None, deep: bool) -> Diagnosis:
     name, step = split_step(base)
     mine = next((c for c in inventory.checkpoints if c.prefix == path), None)
     if mine is not None and mine.problems:
-        cause = mine.problems[0]
-        what = {
-            Cause.INCOMPLETE_SAVE: f"{base} is an interrupted save that never completed.",
-            Cause.MISSING_INDEX: f"{base} has data files but no index file.",
-            Cause.STATE_FILE_STALE: f"{base} is listed in the state file but its files are gone.",
-        }.get(cause, f"{base} is damaged.")
-        diagnosis = Diagnosis(cause, what, directory, path, describe_files(inventory, mine))
-        return with_alternatives(diagnosis, path)
+        return with_alternatives(listed_problem(inventory, mine), path)
     family = [c for c in inventory.family(name) if c.complete]
     if family:
         return step_not_found(inventory, path, name, step, family)
