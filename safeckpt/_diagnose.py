@@ -227,7 +227,8 @@ def verify(prefix: object, *, deep: bool = False, progress: Progress | None = No
     except CheckpointDirectoryError as exc:
         return _error_diagnosis(exc)
     try:
-        has_index = tf.io.gfile.exists(path + INDEX_SUFFIX)
+        # An index that is a link leading nowhere is there too (checked: `missing_index`).
+        has_index = _safeio.lexists(path + INDEX_SUFFIX)
     except (tf.errors.OpError, OSError) as exc:
         return Diagnosis(
             Cause.STORAGE_UNAVAILABLE,

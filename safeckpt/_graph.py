@@ -126,6 +126,46 @@ def decode_object_graph(entry: BundleEntry, serialized: bytes) -> Any:
     return graph
 
 
+#: The object paths of a checkpoint's values may take this many times the size of its
+#: object graph and index (+ 16 MiB): a chain of 50,000 nested objects would otherwise name
+#: its values with gigabytes of paths.
+_PATH_EXPANSION = 64
+
+
+class _Paths:
+    """Object paths, breadth first as TensorFlow names objects, built only for the nodes asked.
+
+    Each node keeps its parent and name; a path is joined when asked, and all the paths
+    asked for may not exceed `budget` characters and levels (`ObjectGraphError`).
+    """
+
+    def __init__(self, graph: Any, budget: int) -> None:
+        self._parent: dict[int, tuple[int, str]] = {}
+        self._length = {0: 0}  # characters of the path plus its depth: the work to join it
+        self._budget = budget
+        order = [0]
+        for node_id in order:
+            for child in graph.nodes[node_id].children:
+                if child.node_id not in self._length:
+                    self._parent[child.node_id] = (node_id, child.local_name)
+                    parent = self._length[node_id]
+                    self._length[child.node_id] = parent + 1 + len(child.local_name)
+                    order.append(child.node_id)
+
+    def of(self, node_id: int) -> str | None:
+        """The path of `node_id` (``""`` for the root), None when the root does not reach it."""
+        if node_id not in self._length:
+            return None
+        self._budget -= self._length[node_id]
+        if self._budget < 0:
+            raise ObjectGraphError("the object graph's paths are too long (nested too deep)")
+        names = []
+        while node_id in self._parent:
+            node_id, name = self._parent[node_id]
+            names.append(name)
+        return "/".join(reversed(names))
+
+
 def read_checkpoint_graph(prefix: str) -> CheckpointGraph:
     """Read the values and object graph of `prefix` (the index and the graph; no values).
 
@@ -157,19 +197,11 @@ def read_checkpoint_graph(prefix: str) -> CheckpointGraph:
 
     if found is None:
         return CheckpointGraph(prefix, tuple(entry(k, k) for k in sorted(shapes)), name_based=True)
-    graph = decode_object_graph(found, read_string_scalar(prefix, index, found))
-    paths = {0: ""}
-    order = [0]
-    for node_id in order:  # breadth first, as TensorFlow names objects
-        for child in graph.nodes[node_id].children:
-            if child.node_id not in paths:
-                parent = paths[node_id]
-                paths[child.node_id] = (
-                    f"{parent}/{child.local_name}" if parent else child.local_name
-                )
-                order.append(child.node_id)
+    serialized = read_string_scalar(prefix, index, found)
+    graph = decode_object_graph(found, serialized)
+    paths = _Paths(graph, budget=_PATH_EXPANSION * (len(serialized) + index.size_bytes) + (1 << 24))
     slots = {
-        ref.slot_variable_node_id: (paths.get(ref.original_variable_node_id, "?"), ref.slot_name)
+        ref.slot_variable_node_id: (ref.original_variable_node_id, ref.slot_name)
         for node in graph.nodes
         for ref in node.slot_variables
     }
@@ -178,8 +210,10 @@ def read_checkpoint_graph(prefix: str) -> CheckpointGraph:
         for attribute in node.attributes:
             if attribute.name != _VALUE or attribute.checkpoint_key not in dtypes:
                 continue
-            slot_of, slot_name = slots.get(node_id, (None, None))
-            path = paths.get(node_id) or f"{slot_of}/.slot/{slot_name}"
+            original, slot_name = slots.get(node_id, (None, None))
+            slot_of = None if original is None else paths.of(original)
+            slot_of = "?" if original is not None and slot_of is None else slot_of
+            path = paths.of(node_id) or f"{slot_of}/.slot/{slot_name}"
             entries.append(
                 entry(path, attribute.checkpoint_key, slot_of=slot_of, slot_name=slot_name)
             )

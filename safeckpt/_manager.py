@@ -31,7 +31,12 @@ from safeckpt._reconcile import reconcile
 from safeckpt._report import RestoreReport
 from safeckpt._request import names_path
 from safeckpt._restore import Restore
-from safeckpt._saving import avoid_overwrite, raise_counter, refuse_if_state_is_not_a_file
+from safeckpt._saving import (
+    avoid_overwrite,
+    raise_counter,
+    refuse_if_state_is_not_a_file,
+    refuse_unusable_temp,
+)
 from safeckpt._tf import tf
 
 logger = logging.getLogger("safeckpt")
@@ -388,7 +393,9 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
 
         Raises:
             ReadOnlyError: The manager was created with ``read_only=True``.
-            SaveError: The ``checkpoint`` state file is a directory (nothing is written).
+            SaveError: The ``checkpoint`` state file is a directory, FIFO or device, or the
+                save's ``<prefix>-<N>_temp`` is there but no real directory (a link, a
+                file, a socket); nothing is written.
         """
         if self._options.read_only:
             raise ReadOnlyError(
@@ -420,6 +427,9 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
                     self._sync_checkpoint,
                 )
             else:
+                refuse_unusable_temp(
+                    _tf.checkpoint_of(self), _tf.checkpoint_prefix(self), checkpoint_number
+                )
                 result = super(SafeCheckpointManager, self).save(
                     checkpoint_number=checkpoint_number,
                     check_interval=check_interval,

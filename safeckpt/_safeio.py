@@ -34,6 +34,7 @@ from safeckpt._tf import tf
 __all__ = [
     "NotRealDirectoryError",
     "NotRegularFileError",
+    "entry_kind",
     "kind_of",
     "lexists",
     "lstat_mtime",
@@ -93,6 +94,11 @@ def kind_of(mode: int) -> str:
     return "a regular file" if stat.S_ISREG(mode) else "an unknown kind of file"
 
 
+def _unresolved(exc: OSError) -> bool:
+    """Whether `exc` says no file is there: missing, below a file, or a link loop."""
+    return isinstance(exc, (FileNotFoundError, NotADirectoryError)) or exc.errno == errno.ELOOP
+
+
 def _not_found(exc: OSError) -> tf.errors.NotFoundError:
     error = tf.errors.NotFoundError(None, None, f"{exc.filename}: {exc.strerror}")
     error.__cause__ = exc
@@ -110,8 +116,10 @@ def _open_local(local: str, buffered: bool) -> BinaryIO:
     try:
         _check_regular(local, os.stat(local).st_mode)  # never open a device or a FIFO at all
         fd = os.open(local, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-    except (FileNotFoundError, NotADirectoryError) as exc:
-        raise _not_found(exc) from exc
+    except OSError as exc:
+        if _unresolved(exc):
+            raise _not_found(exc) from exc
+        raise
     try:
         _check_regular(local, os.fstat(fd).st_mode)  # what was opened, if it was swapped
         os.set_blocking(fd, True)
@@ -127,7 +135,8 @@ def open_read(path: str, *, buffered: bool = True) -> Any:
     `buffered=False` gives an unbuffered local file (``readinto`` straight from the disk).
 
     Raises:
-        tf.errors.NotFoundError: It does not exist.
+        tf.errors.NotFoundError: It does not exist (locally also: a link that leads nowhere,
+            dangling or a loop).
         NotRegularFileError: It is a FIFO, socket or device (local paths).
         IsADirectoryError: It is a directory (local paths).
         tf.errors.OpError, OSError: It cannot be opened.
@@ -160,8 +169,10 @@ def regular_size(path: str) -> int:
         return int(info.length)
     try:
         result = os.stat(local)
-    except (FileNotFoundError, NotADirectoryError) as exc:
-        raise _not_found(exc) from exc
+    except OSError as exc:
+        if _unresolved(exc):
+            raise _not_found(exc) from exc
+        raise
     _check_regular(local, result.st_mode)
     return int(result.st_size)
 
@@ -177,6 +188,20 @@ def lstat_mtime(path: str) -> float | None:
             return os.lstat(local).st_mtime_ns / 1e9
         return _fs.stat(path)[1]
     except (tf.errors.OpError, OSError):
+        return None
+
+
+def entry_kind(path: str) -> str | None:
+    """Locally, what the entry `path` itself is (a link is ``"a symbolic link"``), else None.
+
+    None for a missing path and a URI.
+    """
+    local = _fs.local_path(path)
+    if local is None:
+        return None
+    try:
+        return kind_of(os.lstat(local).st_mode)
+    except (OSError, ValueError):
         return None
 
 

@@ -9,7 +9,7 @@ from safeckpt import _fs, _safeio
 from safeckpt._causes import Cause
 from safeckpt._diagnosis import Diagnosis
 from safeckpt._errors import SaveError
-from safeckpt._layout import STATE_FILE
+from safeckpt._layout import STATE_FILE, TEMP_SUFFIX
 from safeckpt._tf import tf
 
 logger = logging.getLogger("safeckpt")
@@ -88,6 +88,31 @@ def refuse_if_state_is_not_a_file(directory: str) -> bool:
             f"Move {state} elsewhere; the checkpoints next to it stay usable, "
             "and restore() works meanwhile.",
         ),
+    )
+    raise SaveError(f"Nothing was saved: {diagnosis}", diagnosis)
+
+
+def refuse_unusable_temp(checkpoint: Any, prefix: str, checkpoint_number: Any) -> None:
+    """Raise `SaveError` when the save's ``<prefix>-<N>_temp`` is there but no real directory.
+
+    TensorFlow writes the save's parts into that directory: through a symbolic link it
+    would write outside the checkpoint directory, and into a file, FIFO or socket it fails
+    (a bare ``FailedPreconditionError``). A real directory (left by an interrupted save) is
+    TensorFlow's to reuse. Only in eager mode, where the number is known.
+    """
+    if not tf.executing_eagerly():
+        return
+    number = requested_number(checkpoint.save_counter, checkpoint_number)
+    temp = f"{prefix}-{number}{TEMP_SUFFIX}"
+    kind = None if number is None else _safeio.entry_kind(temp)
+    if kind in (None, "a directory"):
+        return
+    diagnosis = Diagnosis(
+        Cause.NOT_A_DIRECTORY,
+        f"{_fs.basename(temp)} is {kind}, where TensorFlow writes the parts of this save.",
+        _fs.dirname(prefix),
+        evidence=(f"{temp} is {kind}, not a directory.",),
+        suggestions=(f"Remove {temp} (a leftover); then save again.",),
     )
     raise SaveError(f"Nothing was saved: {diagnosis}", diagnosis)
 

@@ -98,6 +98,13 @@ def _last_byte(path: str, need: int) -> bool | BaseException:
         return exc
 
 
+def _absent(path: str, missing: str = "does not exist") -> str:
+    """Why nothing can be read at `path`: it is `missing`, or a link that leads nowhere."""
+    if _safeio.entry_kind(path) == "a symbolic link":
+        return f"{path} is a symbolic link that leads nowhere (dangling or a loop)"
+    return f"{path} {missing}"
+
+
 class _Findings:
     """Problems by cause, at most `MAX_EVIDENCE` lines each (the rest counted)."""
 
@@ -174,8 +181,8 @@ def _check_shards(prefix: str, index: BundleIndex, findings: _Findings, notes: l
         except tf.errors.NotFoundError:
             findings.add(
                 Cause.MISSING_DATA_SHARD,
-                f"{path} is missing (shard {shard + 1} of {count}, the index needs {need} "
-                "bytes of it).",
+                f"{_absent(path, 'is missing')} (shard {shard + 1} of {count}, the index "
+                f"needs {need} bytes of it).",
             )
             continue
         except IsADirectoryError:
@@ -261,7 +268,7 @@ def check_prefix(prefix: str, *, deep: bool = False, progress: Progress | None =
         index = read_index(index_path)
     except tf.errors.NotFoundError:
         return result(
-            Cause.MISSING_INDEX, f"{base} has no index file.", [f"{index_path} does not exist."]
+            Cause.MISSING_INDEX, f"{base} has no index file.", [_absent(index_path) + "."]
         )
     except IndexFormatError as exc:
         if exc.reason == "unreadable" and _is_directory(index_path):

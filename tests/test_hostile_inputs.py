@@ -582,6 +582,42 @@ def test_an_object_graph_that_does_not_decode(world: World, kind: str) -> None:
     assert raised.value.diagnosis.cause is Cause.OBJECT_GRAPH_CORRUPT
 
 
+def test_a_deeply_nested_object_graph_is_read_in_memory_proportional_to_it(
+    world: World,
+) -> None:
+    # Found by the hostile-input harness: a chain of 50,000 nested objects (a 500 KB graph)
+    # took +2.4 GB, one full path string per node.
+    import tracemalloc
+
+    from tensorflow.core.protobuf import trackable_object_graph_pb2
+
+    prefix = world.prefix(3)
+    reader = tf.train.load_checkpoint(prefix)
+    graph = trackable_object_graph_pb2.TrackableObjectGraph.FromString(
+        reader.get_tensor(GRAPH.decode())
+    )
+    base = len(graph.nodes)
+    graph.nodes[0].children.add(node_id=base, local_name="c")
+    for i in range(50_000):
+        node = graph.nodes.add()
+        if i + 1 < 50_000:
+            node.children.add(node_id=base + i + 1, local_name="c")
+    resave(prefix, {GRAPH.decode(): graph.SerializeToString()})
+    tracemalloc.start()
+    try:
+        found = verify(prefix)
+        trainee = Trainee()
+        report = SafeCheckpointManager(trainee.checkpoint, world.ckpts, 3).restore()
+        code, out, _ = run_cli("inspect", prefix)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert found.ok
+    assert (report.save_path, trainee.value) == (prefix, 3.0)
+    assert code == 0 and "w " in out
+    assert peak < 64 * 2**20, f"{peak / 2**20:.0f} MiB"
+
+
 # --- 13. a million declared shards ----------------------------------------------------------
 
 
@@ -606,6 +642,68 @@ def test_a_million_declared_shards_cost_one_listing(world: World) -> None:
     assert (report.save_path, trainee.value) == (world.prefix(2), 2.0)
     assert code == 1 and len(out) < 100_000
     assert peak < 64 * 2**20, f"{peak / 2**20:.0f} MiB"  # a dict per shard took +1 GB
+
+
+# --- links that lead nowhere, and a save's _temp that is no directory (harness findings) ---
+
+
+@pytest.mark.parametrize("placement", ["index", "data"])
+def test_a_link_loop_in_a_checkpoint_is_missing_and_restore_falls_back(
+    world: World, placement: str
+) -> None:
+    # Found by the hostile-input harness: ELOOP was a storage failure (retried, then
+    # StorageUnavailableError) although ckpt-2 is intact.
+    loop = world.ckpts / PLACEMENTS[placement]
+    loop.unlink()
+    loop.symlink_to(loop.name)
+    found = verify(world.prefix(3))
+    cause = Cause.MISSING_INDEX if placement == "index" else Cause.MISSING_DATA_SHARD
+    assert found.cause is cause
+    assert any("leads nowhere" in line for line in found.evidence), found
+    for level in ("quick", "deep"):
+        trainee = Trainee()
+        report = SafeCheckpointManager(trainee.checkpoint, world.ckpts, 3, verify=level).restore()
+        assert (report.save_path, trainee.value) == (world.prefix(2), 2.0), level
+
+
+def test_a_state_file_link_loop_is_a_missing_state_file(world: World) -> None:
+    state = world.ckpts / "checkpoint"
+    state.unlink()
+    state.symlink_to("checkpoint")
+    assert diagnose(world.ckpts).cause is Cause.STATE_FILE_MISSING
+    trainee = Trainee()
+    report = SafeCheckpointManager(trainee.checkpoint, world.ckpts, 3).restore()
+    assert (report.save_path, trainee.value) == (world.prefix(3), 3.0)
+
+
+@pytest.mark.parametrize("kind", ["socket", "link to a directory outside", "file"])
+def test_a_save_whose_temp_is_no_directory_is_refused(
+    world: World, kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Found by the hostile-input harness: TensorFlow's save failed with a bare
+    # FailedPreconditionError on a socket, and wrote the save's parts through a link.
+    import socket
+
+    temp = world.ckpts / "ckpt-4_temp"
+    if kind == "socket":
+        monkeypatch.chdir(world.ckpts)  # a socket's path is limited to 108 bytes
+        with socket.socket(socket.AF_UNIX) as sock:
+            sock.bind(temp.name)
+    elif kind == "file":
+        temp.write_text("not a directory\n")
+    else:
+        temp.symlink_to(world.outside, target_is_directory=True)
+    trainee = Trainee()
+    manager = SafeCheckpointManager(trainee.checkpoint, world.ckpts, 3)
+    manager.restore()
+    with pytest.raises(SaveError) as refused:
+        manager.save()
+    assert refused.value.diagnosis is not None
+    assert refused.value.diagnosis.cause is Cause.NOT_A_DIRECTORY
+    assert "ckpt-4_temp" in str(refused.value)
+    assert not (world.ckpts / "ckpt-4.index").exists()
+    assert os.path.lexists(temp)  # not removed: the user decides
+    assert manager.save(checkpoint_number=7) == world.prefix(7)  # another number works
 
 
 # --- 2. cleanup_temp never follows a link ---------------------------------------------------
