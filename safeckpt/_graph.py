@@ -97,8 +97,8 @@ def decode_object_graph(entry: BundleEntry, serialized: bytes) -> Any:
     """Parse the object graph and check that every node id it names exists.
 
     Raises:
-        ObjectGraphError: It is not a scalar string, does not parse, has no root, or a
-            child or slot variable names a node id out of range.
+        ObjectGraphError: It is not a scalar string, does not parse, has no root, a child
+            or slot variable names a node id out of range, or a slot variable is the root.
     """
     if entry.shape != () or entry.is_slice_container:
         raise ObjectGraphError(f"{entry.name} is not a scalar (shape {list(entry.shape)})")
@@ -117,6 +117,9 @@ def decode_object_graph(entry: BundleEntry, serialized: bytes) -> Any:
             for ref in node.slot_variables
             for node_id in (ref.original_variable_node_id, ref.slot_variable_node_id)
         ]
+        for ref in node.slot_variables:
+            if ref.slot_variable_node_id == 0:  # the root is the Checkpoint, never a slot
+                raise ObjectGraphError(f"{entry.name}: node {number}'s slot is the root object")
         for what, node_id in named:
             if not 0 <= node_id < count:
                 raise ObjectGraphError(

@@ -234,6 +234,14 @@ def _parse(path: str, data: bytes) -> BundleIndex:
     header = _proto(_tf.BundleHeaderProto, b"", items[0][1])
     if not 1 <= header.num_shards <= _MAX_SHARDS:
         raise _bad("malformed", f"header says num_shards={header.num_shards}")
+    version = header.version  # TensorFlow's CheckVersions for bundles (consumer 1, min producer 0)
+    if version.producer < 0 or version.min_consumer > 1 or 1 in version.bad_consumers:
+        detail = (
+            f"header version: producer {version.producer}, min_consumer {version.min_consumer}, "
+            f"bad_consumers {list(version.bad_consumers)}: TensorFlow (bundle version 1) "
+            "refuses to read it"
+        )
+        raise _bad("malformed", detail)
     return BundleIndex(
         path=path,
         num_shards=header.num_shards,

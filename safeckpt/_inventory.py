@@ -8,7 +8,7 @@ from safeckpt import _fs, _paths, _pool, _safeio
 from safeckpt._causes import Cause
 from safeckpt._index import FOOTER_SIZE, TABLE_MAGIC
 from safeckpt._info import CheckpointInfo
-from safeckpt._layout import INDEX_SUFFIX, TEMP_SUFFIX, Listing, classify, split_step
+from safeckpt._layout import INDEX_SUFFIX, STATE_FILE, TEMP_SUFFIX, Listing, classify, split_step
 from safeckpt._public import public
 from safeckpt._statefile import Recorded, StateFile, read_state, resolve_recorded
 from safeckpt._tf import tf
@@ -230,9 +230,14 @@ def list_checkpoints(
 
     Raises:
         CheckpointDirectoryError: The path is malformed.
+        tf.errors.PermissionDeniedError: The directory may not be listed or searched.
         tf.errors.OpError: The directory does not exist or cannot be listed.
     """
     path = _paths.normalize_directory(directory)
     if checkpoint_name is not None:
         _paths.normalize_checkpoint_name(checkpoint_name)
-    return scan(path, stats=True).family(checkpoint_name)
+    inventory = scan(path, stats=True)
+    refused = _fs.access_error(_fs.join(path, STATE_FILE))  # listable, but not searchable
+    if refused is not None:
+        raise tf.errors.PermissionDeniedError(None, None, f"{path}: {refused.strerror}")
+    return inventory.family(checkpoint_name)

@@ -328,10 +328,13 @@ def test_a_data_shard_linked_to_dev_zero_does_not_pass_the_quick_check(world: Wo
 # --- 5. a file name that is not UTF-8 -------------------------------------------------------
 
 
-def test_a_non_utf8_file_name_is_reported_and_skipped(world: World) -> None:
-    name = os.fsdecode(b"notes-caf\xe9.txt")
+@pytest.mark.parametrize(
+    "raw", [b"notes-caf\xe9.txt", b"ckpt-\xff.index", b"ckpt-\xff_temp", b"checkpoint.tmp\xff"]
+)
+def test_a_non_utf8_file_name_is_reported_and_skipped(world: World, raw: bytes) -> None:
+    name = os.fsdecode(raw)
     (world.ckpts / name).write_text("a stray file\n")
-    shown = "notes-caf\\xe9.txt"
+    shown = raw.decode("utf-8", "backslashreplace")
     found = diagnose(world.ckpts)
     assert found.cause is Cause.HEALTHY
     assert any(shown in line and "not UTF-8" in line for line in found.evidence), found
@@ -528,6 +531,51 @@ def test_the_graph_reader_never_falls_back_to_tensorflow(world: World) -> None:
         _graph.read_checkpoint_graph(world.prefix(3))
 
 
+@pytest.mark.parametrize("shape", [[-1], [2] * 300, [2**40, 2**40]])
+def test_an_impossible_shape_is_a_corrupt_index_and_restore_falls_back(
+    world: World, shape: list[int]
+) -> None:
+    # Found by the hostile-input harness: TensorFlow aborts the process (SIGABRT, "Check
+    # failed: size >= 0", "Too many dimensions") restoring these, CRC-valid.
+    rewrite_entry(world.ckpts / "ckpt-3.index", W, shape=shape)
+    assert verify(world.prefix(3)).cause is Cause.CORRUPT_INDEX
+    trainee = Trainee()
+    report = SafeCheckpointManager(trainee.checkpoint, world.ckpts, 3).restore()
+    assert (report.save_path, trainee.value) == (world.prefix(2), 2.0)
+
+
+def test_a_value_of_the_wrong_wire_type_is_a_corrupt_index(world: World) -> None:
+    # Found by the hostile-input harness: dtype (field 1) as bytes parses as dtype 0, and
+    # restore() raised a bare TypeError.
+    from _bundle import write_table
+
+    index = world.ckpts / "ckpt-3.index"
+    wrong = b"\x0a\x0bnot a dtype"
+    items = [(k, wrong if k == W else v) for k, v in read_table(index.read_bytes())]
+    index.write_bytes(write_table(items))
+    assert verify(world.prefix(3)).cause is Cause.CORRUPT_INDEX
+    trainee = Trainee()
+    report = SafeCheckpointManager(trainee.checkpoint, world.ckpts, 3).restore()
+    assert (report.save_path, trainee.value) == (world.prefix(2), 2.0)
+
+
+def test_a_socket_as_a_data_shard_is_not_a_regular_file(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Found by the hostile-input harness: a socket was a storage failure (retried, then
+    # StorageUnavailableError) although ckpt-2 is intact.
+    import socket
+
+    (world.ckpts / DATA3).unlink()
+    monkeypatch.chdir(world.ckpts)  # a socket's path is limited to 108 bytes
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.bind(DATA3)
+    assert verify(world.prefix(3)).cause is Cause.NOT_A_REGULAR_FILE
+    trainee = Trainee()
+    report = SafeCheckpointManager(trainee.checkpoint, world.ckpts, 3, verify="deep").restore()
+    assert (report.save_path, trainee.value) == (world.prefix(2), 2.0)
+
+
 # --- 10. an unknown dtype -------------------------------------------------------------------
 
 
@@ -537,6 +585,27 @@ def test_an_unknown_dtype_is_a_corrupt_index_and_restore_falls_back(world: World
         found = verify(world.prefix(3), deep=deep)
         assert found.cause is Cause.CORRUPT_INDEX
         assert any("dtype 999" in line for line in found.evidence), found
+    trainee = Trainee()
+    report = SafeCheckpointManager(trainee.checkpoint, world.ckpts, 3).restore()
+    assert (report.save_path, trainee.value) == (world.prefix(2), 2.0)
+
+
+@pytest.mark.parametrize("version", ["future", "bad consumer"])
+def test_a_header_tensorflow_refuses_is_a_corrupt_index(world: World, version: str) -> None:
+    # Found by the hostile-input harness: TensorFlow refused the version inside restore(),
+    # which was then diagnosed as model_mismatch (no fallback past an intact ckpt-2).
+    from _bundle import replace_header
+    from tensorflow.core.protobuf import tensor_bundle_pb2
+
+    header = tensor_bundle_pb2.BundleHeaderProto(num_shards=1)
+    if version == "future":
+        header.version.producer, header.version.min_consumer = 99, 99
+    else:
+        header.version.bad_consumers.append(1)
+    replace_header(world.ckpts / "ckpt-3.index", header.SerializeToString())
+    found = verify(world.prefix(3))
+    assert found.cause is Cause.CORRUPT_INDEX
+    assert any("refuses to read it" in line for line in found.evidence), found
     trainee = Trainee()
     report = SafeCheckpointManager(trainee.checkpoint, world.ckpts, 3).restore()
     assert (report.save_path, trainee.value) == (world.prefix(2), 2.0)
@@ -556,12 +625,29 @@ def _graph_with_a_child_out_of_range(prefix: str) -> bytes:
     return graph.SerializeToString()
 
 
-@pytest.mark.parametrize("kind", ["not a TrackableObjectGraph", "child node id out of range"])
+def _graph_with_the_root_as_a_slot(prefix: str) -> bytes:
+    from tensorflow.core.protobuf import trackable_object_graph_pb2
+
+    reader = tf.train.load_checkpoint(prefix)
+    graph = trackable_object_graph_pb2.TrackableObjectGraph.FromString(
+        reader.get_tensor(GRAPH.decode())
+    )
+    graph.nodes[1].slot_variables.add(original_variable_node_id=1, slot_name="m")
+    return graph.SerializeToString()  # slot_variable_node_id 0: the root
+
+
+GRAPHS: dict[str, Callable[[str], bytes]] = {
+    "not a TrackableObjectGraph": lambda prefix: b"\xff\xff\xff\xff",
+    "no nodes": lambda prefix: b"",
+    "child node id out of range": _graph_with_a_child_out_of_range,
+    "the root as a slot": _graph_with_the_root_as_a_slot,
+}
+
+
+@pytest.mark.parametrize("kind", list(GRAPHS))
 def test_an_object_graph_that_does_not_decode(world: World, kind: str) -> None:
     prefix = world.prefix(3)
-    value = (
-        b"\xff\xff\xff\xff" if kind.startswith("not") else _graph_with_a_child_out_of_range(prefix)
-    )
+    value = GRAPHS[kind](prefix)
     resave(prefix, {GRAPH.decode(): value})  # TensorFlow writes it: every checksum valid
     for deep in (False, True):
         assert verify(prefix, deep=deep).cause is Cause.OBJECT_GRAPH_CORRUPT
@@ -758,13 +844,19 @@ def test_tensorflows_own_rotation_deletes_a_link_not_its_target(
 # --- 3. quarantine refuses a folder that is not a real directory inside ---------------------
 
 
-@pytest.mark.parametrize("kind", ["link to a directory outside", "a file"])
+@pytest.mark.parametrize(
+    "kind", ["link to a directory outside", "relative link up", "a file", "a FIFO"]
+)
 def test_quarantine_never_moves_files_through_a_link(world: World, kind: str) -> None:
     place = world.ckpts / "quarantine"
     if kind.startswith("link"):
         place.symlink_to(world.outside, target_is_directory=True)
-    else:
+    elif kind.startswith("relative"):
+        place.symlink_to("..", target_is_directory=True)
+    elif kind == "a file":
         place.write_text("not a directory\n")
+    else:
+        os.mkfifo(place)
     with open(world.ckpts / DATA3, "r+b") as handle:
         handle.truncate(10)
     trainee = Trainee()
@@ -840,12 +932,13 @@ def test_workertemp_removal_unlinks_a_link(world: World) -> None:
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="permission bits as on Linux")
-def test_an_untraversable_directory_is_permission_denied(unprivileged: Path) -> None:
+@pytest.mark.parametrize("closed", ["its parent", "the directory itself"])
+def test_an_untraversable_directory_is_permission_denied(unprivileged: Path, closed: str) -> None:
     out = run_unprivileged(
         f"""
 import safeckpt
-base = pathlib.Path({str(unprivileged)!r}) / "closed"
-d = base / "ckpts"
+d = pathlib.Path({str(unprivileged)!r}) / {closed!r}.replace(" ", "-") / "ckpts"
+base = d.parent if {closed!r} == "its parent" else d
 m = tf.train.CheckpointManager(tf.train.Checkpoint(v=tf.Variable(1.0)), str(d), None)
 m.save(); m.save()
 base.chmod(0o600)  # readable, not searchable

@@ -464,6 +464,26 @@ def test_string_length_corruption_is_caught(ckpts: dict[str, str], tmp_path: Pat
     assert problem.kind == "checksum_mismatch" and "lengths" in problem.detail
 
 
+@pytest.mark.parametrize(
+    "rot", [b"\xff" * 9 + b"\x7f", b"\x80" * 9 + b"\x02", b"\xff" * 9 + b"\x01"]
+)
+def test_a_string_length_of_64_bits_or_more_is_a_mismatch(
+    ckpts: dict[str, str], tmp_path: Path, rot: bytes
+) -> None:
+    # Ten bytes of bit rot in a string tensor's first length varint (2**64 and more): a bare
+    # struct.error once (the length was packed as a 64-bit field).
+    prefix = _copy_checkpoint(ckpts["plain"], tmp_path / "copy")
+    index = read_index(prefix + ".index")
+    text = next(e for e in index.entries if e.name.startswith("text/"))
+    shard = Path(_shard(prefix, index, 0))
+    bad = bytearray(shard.read_bytes())
+    bad[text.offset : text.offset + 10] = rot
+    shard.write_bytes(bytes(bad))
+    (problem,) = verify_data(prefix, index)
+    assert problem.kind == "checksum_mismatch" and "overruns" in problem.detail
+    assert verify(prefix, deep=True).cause is Cause.CORRUPT_DATA
+
+
 # --- CRC32C ---------------------------------------------------------------------------------
 
 
