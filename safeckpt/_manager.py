@@ -13,16 +13,15 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from safeckpt import _distribute, _fs, _paths, _safeio, _tf
+from safeckpt import _distribute, _fs, _paths, _tf
 from safeckpt._agreement import Agreement, check_peer_timeout
 from safeckpt._arguments import check_checkpoint, check_hours, check_max_to_keep
-from safeckpt._causes import Cause
 from safeckpt._diagnose import diagnose
 from safeckpt._diagnosis import Diagnosis
 from safeckpt._errors import ReadOnlyError
 from safeckpt._housekeeping import cleanup_after_save, quarantine_all
 from safeckpt._inventory import Inventory, scan
-from safeckpt._layout import STATE_FILE, split_step
+from safeckpt._layout import split_step
 from safeckpt._options import manager_options
 from safeckpt._plan import RestorePlan, existing_steps
 from safeckpt._policies import FallbackPolicy, OnEmpty, StorageRetry, VerifyLevel
@@ -31,18 +30,10 @@ from safeckpt._reconcile import reconcile
 from safeckpt._report import RestoreReport
 from safeckpt._request import names_path
 from safeckpt._restore import Restore
-from safeckpt._saving import (
-    avoid_overwrite,
-    raise_counter,
-    refuse_if_state_is_not_a_file,
-    refuse_unusable_temp,
-)
+from safeckpt._saving import prepare_save, raise_counter, refuse_if_state_unwritable, special_state
 from safeckpt._tf import tf
 
 logger = logging.getLogger("safeckpt")
-
-#: The state file is there but is no file: saves are refused, nothing rewrites it.
-_NOT_A_STATE_FILE = (Cause.NOT_A_DIRECTORY, Cause.NOT_A_REGULAR_FILE)
 
 
 @public
@@ -145,14 +136,7 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
         self.created_directory = self._agreement.validate(
             create=options.create_directory, read_only=options.read_only
         )
-        special = _safeio.special_kind(_fs.join(directory, STATE_FILE))
-        if special is not None:
-            logger.warning(
-                "The checkpoint state file in %s is %s; TensorFlow is not let read it (it "
-                "would block or read forever). restore() works; save() raises SaveError.",
-                directory,
-                special,
-            )
+        special = special_state(directory)  # a FIFO: TensorFlow's constructor would block
         _tf.init_manager(
             self,
             super().__init__,
@@ -165,7 +149,7 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
             checkpoint_interval=checkpoint_interval,
             init_fn=init_fn,
             last_checkpoint_step=last_checkpoint_step,
-            read_state=special is None,
+            read_state=not special,
         )
         self._reconciled = False
         self._inherited: frozenset[str] = frozenset()
@@ -184,7 +168,7 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
             return None
         self._reconciled = True
         state = reconcile(inventory, self.checkpoint_name, _tf.rotation(self))
-        self._state_unwritable = inventory.state.problem in _NOT_A_STATE_FILE
+        self._state_unwritable = inventory.state.not_a_file  # saves refused, never rewritten
         self._listed_at_start = state.listed
         self._existing_steps = existing_steps(inventory, self.checkpoint_name)
         if state.latest != _tf.latest(self):
@@ -407,14 +391,11 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
         def run() -> str | None:
             self._reconcile()
             if self._state_unwritable:
-                self._state_unwritable = refuse_if_state_is_not_a_file(self.directory)
-            if self._existing_steps:
-                avoid_overwrite(
-                    _tf.checkpoint_of(self),
-                    _tf.checkpoint_prefix(self),
-                    checkpoint_number,
-                    self._existing_steps,
-                )
+                self._state_unwritable = refuse_if_state_unwritable(self.directory)
+            prepare_save(
+                _tf.checkpoint_of(self), _tf.checkpoint_prefix(self), checkpoint_number,
+                self._existing_steps, chief=self._worker.is_chief,
+            )  # fmt: skip
             if not self._worker.is_chief:
                 result = _distribute.save_as_worker(
                     self,
@@ -427,9 +408,6 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
                     self._sync_checkpoint,
                 )
             else:
-                refuse_unusable_temp(
-                    _tf.checkpoint_of(self), _tf.checkpoint_prefix(self), checkpoint_number
-                )
                 result = super(SafeCheckpointManager, self).save(
                     checkpoint_number=checkpoint_number,
                     check_interval=check_interval,

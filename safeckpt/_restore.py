@@ -47,12 +47,7 @@ from safeckpt._verify import check_prefix, graph_or_diagnosis
 
 logger = logging.getLogger("safeckpt")
 
-_TRANSIENT = (
-    Cause.PERMISSION_DENIED,
-    Cause.STORAGE_UNAVAILABLE,
-    Cause.NOT_A_DIRECTORY,
-    Cause.NOT_A_REGULAR_FILE,
-)
+_TRANSIENT = (Cause.PERMISSION_DENIED, Cause.STORAGE_UNAVAILABLE)
 
 
 @dataclass
@@ -218,7 +213,8 @@ class Restore:
                 )
         if not ranking.candidates:
             state = inventory.state
-            if not has_checkpoints(inventory) and state.problem not in _TRANSIENT:
+            unsure = state.problem in _TRANSIENT or state.not_a_file
+            if not has_checkpoints(inventory) and not unsure:
                 if state.problem is not None:
                     self._notes.append(f"The state file is unreadable: {state.error}.")
                 return self._empty(None)

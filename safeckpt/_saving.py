@@ -68,7 +68,24 @@ def raise_counter(counter: Any, step: int) -> None:
         session.run(counter.assign(step))
 
 
-def refuse_if_state_is_not_a_file(directory: str) -> bool:
+def special_state(directory: str) -> str | None:
+    """What the state file is when it is a FIFO, socket or device (logged), else None.
+
+    TensorFlow's constructor must not read it: it would block on a FIFO, read a device for
+    ever (see `safeckpt._tf.init_manager`).
+    """
+    kind = _safeio.special_kind(_fs.join(directory, STATE_FILE))
+    if kind is not None:
+        logger.warning(
+            "The checkpoint state file in %s is %s; TensorFlow is not let read it. "
+            "restore() works; save() raises SaveError.",
+            directory,
+            kind,
+        )
+    return kind
+
+
+def refuse_if_state_unwritable(directory: str) -> bool:
     """Raise `SaveError` when the state file is a directory, FIFO, socket or device.
 
     False once it no longer is. TensorFlow would write the checkpoint's files and then fail
@@ -115,6 +132,20 @@ def refuse_unusable_temp(checkpoint: Any, prefix: str, checkpoint_number: Any) -
         suggestions=(f"Remove {temp} (a leftover); then save again.",),
     )
     raise SaveError(f"Nothing was saved: {diagnosis}", diagnosis)
+
+
+def prepare_save(
+    checkpoint: Any, prefix: str, checkpoint_number: Any, existing: frozenset[int], *, chief: bool
+) -> None:
+    """Before TensorFlow saves: number the save above `existing` steps, check its ``_temp``.
+
+    Raises:
+        SaveError: The chief's ``<prefix>-<N>_temp`` is there but no real directory.
+    """
+    if existing:
+        avoid_overwrite(checkpoint, prefix, checkpoint_number, existing)
+    if chief:
+        refuse_unusable_temp(checkpoint, prefix, checkpoint_number)
 
 
 def avoid_overwrite(

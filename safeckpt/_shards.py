@@ -329,7 +329,7 @@ def _verify_shard(
 def read_string_scalar(prefix: str, index: BundleIndex, entry: BundleEntry) -> bytes:
     """The value of a scalar string tensor (the object graph), checked against its CRC32C.
 
-    One read of the entry's bytes (a single ranged request on remote storage).
+    One read of the entry's bytes (a single ranged request on remote storage up to 8 MiB).
 
     Raises:
         ValueError: The bytes do not hold a scalar string, or their checksum does not match.
@@ -339,13 +339,18 @@ def read_string_scalar(prefix: str, index: BundleIndex, entry: BundleEntry) -> b
     if entry.dtype != _DT_STRING or entry.shape != () or entry.is_slice_container:
         raise ValueError(f"{entry.name!r} is not a scalar string tensor")
     name = f"{prefix}.data-{entry.shard_id:05d}-of-{index.num_shards:05d}"
+    chunks: list[bytes] = []
     with _open_shard(name) as f:
-        size = f.size()
-        if entry.offset + entry.size > size:  # never ask for more than the shard holds
-            end = entry.offset + entry.size
-            raise EOFError(f"{name} has {size} bytes; {entry.name!r} ends at byte {end}")
         f.seek(entry.offset)
-        raw = bytes(f.read(entry.size))
+        left = entry.size
+        while left:  # in pieces: memory grows with the bytes there, not with a claimed size
+            want = min(left, _CHUNK)
+            piece = bytes(f.read(want))
+            chunks.append(piece)
+            left -= len(piece)
+            if len(piece) < want:
+                break
+    raw = b"".join(chunks)
     if len(raw) != entry.size:
         raise EOFError(
             f"{name} ends {entry.size - len(raw)} bytes before the end of {entry.name!r}"

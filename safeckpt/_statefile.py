@@ -59,6 +59,11 @@ class StateFile:
     oddities: tuple[str, ...] = ()
 
     @property
+    def not_a_file(self) -> bool:
+        """Whether it is there but is no file: a directory, FIFO, socket or device."""
+        return self.problem in (Cause.NOT_A_DIRECTORY, Cause.NOT_A_REGULAR_FILE)
+
+    @property
     def readable(self) -> bool:
         """Whether the file exists and was parsed without problem."""
         return self.exists and self.problem is None
