@@ -56,7 +56,7 @@ def varint(value: int) -> bytes:
             return bytes(out)
 
 
-def _read_varint(buf: bytes, pos: int) -> tuple[int, int]:
+def read_varint(buf: bytes, pos: int) -> tuple[int, int]:
     value = shift = 0
     while True:
         b = buf[pos]
@@ -71,9 +71,9 @@ def _block_items(block: bytes) -> Items:
     (restarts,) = struct.unpack_from("<I", block, len(block) - 4)
     limit, pos, key, items = len(block) - 4 * (restarts + 1), 0, b"", []
     while pos < limit:
-        shared, pos = _read_varint(block, pos)
-        unshared, pos = _read_varint(block, pos)
-        vlen, pos = _read_varint(block, pos)
+        shared, pos = read_varint(block, pos)
+        unshared, pos = read_varint(block, pos)
+        vlen, pos = read_varint(block, pos)
         key = key[:shared] + block[pos : pos + unshared]
         items.append((key, block[pos + unshared : pos + unshared + vlen]))
         pos += unshared + vlen
@@ -81,8 +81,8 @@ def _block_items(block: bytes) -> Items:
 
 
 def _handle(buf: bytes, pos: int = 0) -> tuple[int, int, int]:
-    offset, pos = _read_varint(buf, pos)
-    size, pos = _read_varint(buf, pos)
+    offset, pos = read_varint(buf, pos)
+    size, pos = read_varint(buf, pos)
     return offset, size, pos
 
 

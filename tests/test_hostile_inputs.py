@@ -110,6 +110,22 @@ def run_cli(*argv: object) -> tuple[int, str, str]:
     return code, out.getvalue(), err.getvalue()
 
 
+def falls_back(world: World, **options: Any) -> Any:
+    """Restore with a new manager: it must fall back to ckpt-2 (2.0). Returns the report."""
+    trainee = Trainee()
+    report = SafeCheckpointManager(trainee.checkpoint, world.ckpts, 3, **options).restore()
+    assert (report.save_path, trainee.value) == (world.prefix(2), 2.0)
+    return report
+
+
+def object_graph(prefix: str) -> Any:
+    """The checkpoint's object graph, read by TensorFlow's reader."""
+    from tensorflow.core.protobuf import trackable_object_graph_pb2
+
+    value = tf.train.load_checkpoint(prefix).get_tensor(GRAPH.decode())
+    return trackable_object_graph_pb2.TrackableObjectGraph.FromString(value)
+
+
 def strict_json(text: str) -> Any:
     """`json.loads` that refuses ``NaN``/``Infinity`` (not JSON)."""
 
@@ -319,9 +335,7 @@ def test_a_data_shard_linked_to_dev_zero_does_not_pass_the_quick_check(world: Wo
     found = verify(world.prefix(3))
     assert found.cause is Cause.NOT_A_REGULAR_FILE
     assert any("character device" in line for line in found.evidence), found
-    trainee = Trainee()
-    report = SafeCheckpointManager(trainee.checkpoint, world.ckpts, 3).restore()
-    assert (report.save_path, trainee.value) == (world.prefix(2), 2.0)
+    falls_back(world)
     assert shard.is_symlink()
 
 
@@ -428,9 +442,7 @@ def test_an_offset_past_2_63_is_a_corrupt_index_not_a_seek(world: World) -> None
     rewrite_entry(world.ckpts / "ckpt-3.index", W, offset=2**63 - 8)  # CRC-valid
     for deep in (False, True):
         assert verify(world.prefix(3), deep=deep).cause is Cause.CORRUPT_INDEX
-    trainee = Trainee()
-    report = SafeCheckpointManager(trainee.checkpoint, world.ckpts, 3).restore()
-    assert (report.save_path, trainee.value) == (world.prefix(2), 2.0)
+    report = falls_back(world)
     assert [d.cause for d in report.skipped] == [Cause.CORRUPT_INDEX]
 
 
@@ -539,9 +551,7 @@ def test_an_impossible_shape_is_a_corrupt_index_and_restore_falls_back(
     # failed: size >= 0", "Too many dimensions") restoring these, CRC-valid.
     rewrite_entry(world.ckpts / "ckpt-3.index", W, shape=shape)
     assert verify(world.prefix(3)).cause is Cause.CORRUPT_INDEX
-    trainee = Trainee()
-    report = SafeCheckpointManager(trainee.checkpoint, world.ckpts, 3).restore()
-    assert (report.save_path, trainee.value) == (world.prefix(2), 2.0)
+    falls_back(world)
 
 
 def test_a_value_of_the_wrong_wire_type_is_a_corrupt_index(world: World) -> None:
@@ -554,9 +564,7 @@ def test_a_value_of_the_wrong_wire_type_is_a_corrupt_index(world: World) -> None
     items = [(k, wrong if k == W else v) for k, v in read_table(index.read_bytes())]
     index.write_bytes(write_table(items))
     assert verify(world.prefix(3)).cause is Cause.CORRUPT_INDEX
-    trainee = Trainee()
-    report = SafeCheckpointManager(trainee.checkpoint, world.ckpts, 3).restore()
-    assert (report.save_path, trainee.value) == (world.prefix(2), 2.0)
+    falls_back(world)
 
 
 def test_a_socket_as_a_data_shard_is_not_a_regular_file(
@@ -571,9 +579,7 @@ def test_a_socket_as_a_data_shard_is_not_a_regular_file(
     with socket.socket(socket.AF_UNIX) as sock:
         sock.bind(DATA3)
     assert verify(world.prefix(3)).cause is Cause.NOT_A_REGULAR_FILE
-    trainee = Trainee()
-    report = SafeCheckpointManager(trainee.checkpoint, world.ckpts, 3, verify="deep").restore()
-    assert (report.save_path, trainee.value) == (world.prefix(2), 2.0)
+    falls_back(world, verify="deep")
 
 
 # --- 10. an unknown dtype -------------------------------------------------------------------
@@ -585,9 +591,7 @@ def test_an_unknown_dtype_is_a_corrupt_index_and_restore_falls_back(world: World
         found = verify(world.prefix(3), deep=deep)
         assert found.cause is Cause.CORRUPT_INDEX
         assert any("dtype 999" in line for line in found.evidence), found
-    trainee = Trainee()
-    report = SafeCheckpointManager(trainee.checkpoint, world.ckpts, 3).restore()
-    assert (report.save_path, trainee.value) == (world.prefix(2), 2.0)
+    falls_back(world)
 
 
 @pytest.mark.parametrize("version", ["future", "bad consumer"])
@@ -606,32 +610,20 @@ def test_a_header_tensorflow_refuses_is_a_corrupt_index(world: World, version: s
     found = verify(world.prefix(3))
     assert found.cause is Cause.CORRUPT_INDEX
     assert any("refuses to read it" in line for line in found.evidence), found
-    trainee = Trainee()
-    report = SafeCheckpointManager(trainee.checkpoint, world.ckpts, 3).restore()
-    assert (report.save_path, trainee.value) == (world.prefix(2), 2.0)
+    falls_back(world)
 
 
 # --- 11. object graphs that do not decode ---------------------------------------------------
 
 
 def _graph_with_a_child_out_of_range(prefix: str) -> bytes:
-    from tensorflow.core.protobuf import trackable_object_graph_pb2
-
-    reader = tf.train.load_checkpoint(prefix)
-    graph = trackable_object_graph_pb2.TrackableObjectGraph.FromString(
-        reader.get_tensor(GRAPH.decode())
-    )
+    graph = object_graph(prefix)
     graph.nodes[0].children[0].node_id = 99
     return graph.SerializeToString()
 
 
 def _graph_with_the_root_as_a_slot(prefix: str) -> bytes:
-    from tensorflow.core.protobuf import trackable_object_graph_pb2
-
-    reader = tf.train.load_checkpoint(prefix)
-    graph = trackable_object_graph_pb2.TrackableObjectGraph.FromString(
-        reader.get_tensor(GRAPH.decode())
-    )
+    graph = object_graph(prefix)
     graph.nodes[1].slot_variables.add(original_variable_node_id=1, slot_name="m")
     return graph.SerializeToString()  # slot_variable_node_id 0: the root
 
@@ -675,13 +667,8 @@ def test_a_deeply_nested_object_graph_is_read_in_memory_proportional_to_it(
     # took +2.4 GB, one full path string per node.
     import tracemalloc
 
-    from tensorflow.core.protobuf import trackable_object_graph_pb2
-
     prefix = world.prefix(3)
-    reader = tf.train.load_checkpoint(prefix)
-    graph = trackable_object_graph_pb2.TrackableObjectGraph.FromString(
-        reader.get_tensor(GRAPH.decode())
-    )
+    graph = object_graph(prefix)
     base = len(graph.nodes)
     graph.nodes[0].children.add(node_id=base, local_name="c")
     for i in range(50_000):
@@ -859,9 +846,7 @@ def test_quarantine_never_moves_files_through_a_link(world: World, kind: str) ->
         os.mkfifo(place)
     with open(world.ckpts / DATA3, "r+b") as handle:
         handle.truncate(10)
-    trainee = Trainee()
-    report = SafeCheckpointManager(trainee.checkpoint, world.ckpts, 3, quarantine=True).restore()
-    assert (report.save_path, trainee.value) == (world.prefix(2), 2.0)
+    falls_back(world, quarantine=True)
     assert (world.ckpts / "ckpt-3.index").exists() and (world.ckpts / DATA3).exists()
     # nothing moved outside: the canary tree is checked by the fixture
 

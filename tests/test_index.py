@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _bundle import read_varint
 
 from safeckpt import Cause, _crc32c, _shards, verify
 from safeckpt._crc32c import crc32c, mask, unmask
@@ -195,33 +196,22 @@ def test_unreadable_index(tmp_path: Path) -> None:
 # --- corrupted indexes ----------------------------------------------------------------------
 
 
-def _read_varint(buf: bytes, pos: int) -> tuple[int, int]:
-    value = shift = 0
-    while True:
-        b = buf[pos]
-        pos += 1
-        value |= (b & 0x7F) << shift
-        if b < 0x80:
-            return value, pos
-        shift += 7
-
-
 def _block_spans(data: bytes) -> list[tuple[int, int]]:
     """(offset, size) of every block, decoded independently of the module under test."""
     footer = data[-48:]
-    meta_off, pos = _read_varint(footer, 0)
-    meta_size, pos = _read_varint(footer, pos)
-    index_off, pos = _read_varint(footer, pos)
-    index_size, pos = _read_varint(footer, pos)
+    meta_off, pos = read_varint(footer, 0)
+    meta_size, pos = read_varint(footer, pos)
+    index_off, pos = read_varint(footer, pos)
+    index_size, pos = read_varint(footer, pos)
     block = data[index_off : index_off + index_size]
     (restarts,) = struct.unpack_from("<I", block, len(block) - 4)
     limit, pos, spans = len(block) - 4 * (restarts + 1), 0, []
     while pos < limit:
-        _, pos = _read_varint(block, pos)
-        unshared, pos = _read_varint(block, pos)
-        vlen, pos = _read_varint(block, pos)
-        off, p = _read_varint(block, pos + unshared)
-        size, _ = _read_varint(block, p)
+        _, pos = read_varint(block, pos)
+        unshared, pos = read_varint(block, pos)
+        vlen, pos = read_varint(block, pos)
+        off, p = read_varint(block, pos + unshared)
+        size, _ = read_varint(block, p)
         spans.append((off, size))
         pos += unshared + vlen
     return [*spans, (meta_off, meta_size), (index_off, index_size)]
