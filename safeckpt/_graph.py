@@ -136,16 +136,16 @@ _PATH_EXPANSION = 64
 
 
 class _Paths:
-    """Object paths, breadth first as TensorFlow names objects, built only for the nodes asked.
+    """Object paths, breadth first as TensorFlow names objects, joined only for the nodes asked.
 
-    Each node keeps its parent and name; a path is joined when asked, and all the paths
-    asked for may not exceed `budget` characters and levels (`ObjectGraphError`).
+    Each node keeps its parent and name. The paths of the nodes that hold values (``keys``:
+    the index's keys), counted in characters and levels, may not exceed `budget`
+    (`ObjectGraphError`), checked before any is joined.
     """
 
-    def __init__(self, graph: Any, budget: int) -> None:
+    def __init__(self, graph: Any, budget: int, keys: set[str]) -> None:
         self._parent: dict[int, tuple[int, str]] = {}
         self._length = {0: 0}  # characters of the path plus its depth: the work to join it
-        self._budget = budget
         order = [0]
         for node_id in order:
             for child in graph.nodes[node_id].children:
@@ -154,19 +154,36 @@ class _Paths:
                     parent = self._length[node_id]
                     self._length[child.node_id] = parent + 1 + len(child.local_name)
                     order.append(child.node_id)
+        for node_id, node in enumerate(graph.nodes):
+            if any(a.name == _VALUE and a.checkpoint_key in keys for a in node.attributes):
+                budget -= 2 * self._length.get(node_id, 0)  # its path, and as a slot's variable
+        if budget < 0:
+            raise ObjectGraphError("the object graph's paths are too long (nested too deep)")
 
     def of(self, node_id: int) -> str | None:
         """The path of `node_id` (``""`` for the root), None when the root does not reach it."""
         if node_id not in self._length:
             return None
-        self._budget -= self._length[node_id]
-        if self._budget < 0:
-            raise ObjectGraphError("the object graph's paths are too long (nested too deep)")
         names = []
         while node_id in self._parent:
             node_id, name = self._parent[node_id]
             names.append(name)
         return "/".join(reversed(names))
+
+
+def parse_object_graph(
+    index: BundleIndex, entry: BundleEntry, serialized: bytes
+) -> tuple[Any, _Paths]:
+    """`decode_object_graph`, and the paths of its values bounded (`_PATH_EXPANSION`).
+
+    Returns the graph and its `_Paths`.
+
+    Raises:
+        ObjectGraphError: It does not decode, or its paths are too long.
+    """
+    graph = decode_object_graph(entry, serialized)
+    budget = _PATH_EXPANSION * (len(serialized) + index.size_bytes) + (1 << 24)
+    return graph, _Paths(graph, budget, {e.name for e in index.entries})
 
 
 def read_checkpoint_graph(prefix: str) -> CheckpointGraph:
@@ -200,9 +217,7 @@ def read_checkpoint_graph(prefix: str) -> CheckpointGraph:
 
     if found is None:
         return CheckpointGraph(prefix, tuple(entry(k, k) for k in sorted(shapes)), name_based=True)
-    serialized = read_string_scalar(prefix, index, found)
-    graph = decode_object_graph(found, serialized)
-    paths = _Paths(graph, budget=_PATH_EXPANSION * (len(serialized) + index.size_bytes) + (1 << 24))
+    graph, paths = parse_object_graph(index, found, read_string_scalar(prefix, index, found))
     slots = {
         ref.slot_variable_node_id: (ref.original_variable_node_id, ref.slot_name)
         for node in graph.nodes

@@ -11,8 +11,8 @@ from safeckpt._diagnosis import MAX_EVIDENCE, Diagnosis, capped, describe_except
 from safeckpt._graph import (
     CheckpointGraph,
     ObjectGraphError,
-    decode_object_graph,
     graph_entry,
+    parse_object_graph,
     read_checkpoint_graph,
 )
 from safeckpt._index import BundleIndex, IndexFormatError, read_index
@@ -120,10 +120,10 @@ class _Findings:
             self.more[cause] = self.more.get(cause, 0) + 1
 
     def add_many(self, cause: Cause, lines: list[str], count: int) -> None:
-        """`lines` (already capped) standing for `count` problems."""
-        for line in lines[:MAX_EVIDENCE]:
+        """A few `lines` standing for `count` problems (the others only counted)."""
+        for line in lines:
             self.add(cause, line)
-        self.more[cause] = self.more.get(cause, 0) + count - min(len(lines), MAX_EVIDENCE)
+        self.more[cause] = self.more.get(cause, 0) + count - len(lines)
 
     def evidence(self) -> list[str]:
         out: list[str] = []
@@ -227,9 +227,9 @@ def _check_object_graph(prefix: str, index: BundleIndex, findings: _Findings) ->
         return
     path = shard_path(prefix, entry.shard_id, index.num_shards)
     try:
-        if entry.dtype != 7 or entry.is_slice_container:  # DT_STRING
+        if entry.dtype != tf.string.as_datatype_enum or entry.is_slice_container:
             raise ObjectGraphError(f"{entry.name} is not a string tensor (dtype {entry.dtype})")
-        decode_object_graph(entry, read_string_scalar(prefix, index, entry))
+        parse_object_graph(index, entry, read_string_scalar(prefix, index, entry))
     except ObjectGraphError as exc:
         findings.add(Cause.OBJECT_GRAPH_CORRUPT, f"{path}: {exc}.")
     except EOFError as exc:
@@ -344,7 +344,8 @@ def graph_or_diagnosis(prefix: str) -> CheckpointGraph | Diagnosis:
 
     Read by safeckpt's own parser only: nothing safeckpt's verification rejects reaches
     TensorFlow's reader. The diagnosis is a quick `check_prefix`'s (the object graph is part
-    of it); when that passes now, the failure was the storage's (a read that failed once).
+    of it). When that passes, the graph's paths were too long (`object_graph_corrupt`), or
+    the storage failed once.
     """
     try:
         return read_checkpoint_graph(prefix)
@@ -352,11 +353,13 @@ def graph_or_diagnosis(prefix: str) -> CheckpointGraph | Diagnosis:
         found = check_prefix(prefix)
         if not found.ok:
             return found
+        broken = isinstance(exc, ObjectGraphError)
         return Diagnosis(
-            _storage_cause(exc),
+            Cause.OBJECT_GRAPH_CORRUPT if broken else _storage_cause(exc),
             f"The object graph of {_fs.basename(prefix)} could not be read.",
             _fs.dirname(prefix),
             prefix,
-            (f"{prefix}: {describe_exception(exc)}", "It verifies now: the storage failed once."),
+            (f"{prefix}: {describe_exception(exc)}",)
+            + (() if broken else ("It verifies now: the storage failed once.",)),
             error=describe_exception(exc),
         )

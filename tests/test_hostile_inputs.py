@@ -691,6 +691,25 @@ def test_a_deeply_nested_object_graph_is_read_in_memory_proportional_to_it(
     assert peak < 64 * 2**20, f"{peak / 2**20:.0f} MiB"
 
 
+def test_object_paths_too_long_to_join_are_an_object_graph_corrupt(world: World) -> None:
+    # 20,000 nested objects, each naming a value: their paths would take over a gigabyte.
+    prefix = world.prefix(3)
+    graph = object_graph(prefix)
+    base = len(graph.nodes)
+    graph.nodes[0].children.add(node_id=base, local_name="c")
+    for i in range(20_000):
+        node = graph.nodes.add()
+        node.attributes.add(name="VARIABLE_VALUE", checkpoint_key=W.decode())
+        if i + 1 < 20_000:
+            node.children.add(node_id=base + i + 1, local_name="c")
+    resave(prefix, {GRAPH.decode(): graph.SerializeToString()})
+    found = verify(prefix)
+    assert found.cause is Cause.OBJECT_GRAPH_CORRUPT
+    assert any("too long" in line for line in found.evidence), found
+    falls_back(world, verify="none")
+    assert run_cli("inspect", prefix)[0] == 1
+
+
 # --- 13. a million declared shards ----------------------------------------------------------
 
 
