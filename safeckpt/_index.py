@@ -18,7 +18,9 @@ and shapes must be possible (below 2**63, the size a shape and dtype need).
 
 from __future__ import annotations
 
+import bisect
 import math
+import re
 import struct
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -56,6 +58,8 @@ _INT64 = 1 << 63  # offsets, sizes and element counts are int64 in TensorFlow
 _KEY_EXPANSION = 32
 _DT_STRING, _DT_VARIANT = 7, 21  # sized per element, not by shape and dtype
 _MAX_DIMS = 254  # TensorShape's limit
+_ESCAPED = re.compile(b"[\x00\xff]")  # OrderedCode's string escapes
+_ESCAPES = {b"\x00": b"\x00\xff", b"\xff": b"\xff\x00"}
 
 
 class IndexFormatError(Exception):
@@ -92,6 +96,7 @@ class BundleEntry:
     size: int
     crc32c: int  # masked, as stored
     is_slice_container: bool  # lists `slices` and holds no data itself
+    slices: int = 0  # how many slices a container lists (each has an entry of its own)
 
     @property
     def name(self) -> str:
@@ -242,10 +247,12 @@ def _parse(path: str, data: bytes) -> BundleIndex:
             "refuses to read it"
         )
         raise _bad("malformed", detail)
+    entries = tuple(_entry(key, value, header.num_shards) for key, value in items[1:])
+    _check_slices(entries)
     return BundleIndex(
         path=path,
         num_shards=header.num_shards,
-        entries=tuple(_entry(key, value, header.num_shards) for key, value in items[1:]),
+        entries=entries,
         size_bytes=len(data),
         big_endian=header.endianness == _tf.BundleHeaderProto.BIG,
     )
@@ -262,12 +269,50 @@ def _entry(key: bytes, value: bytes, num_shards: int) -> BundleEntry:
     proto = _proto(_tf.BundleEntryProto, key, value)
     shape = tuple(d.size for d in proto.shape.dim)
     entry = BundleEntry(key, proto.dtype, shape, proto.shard_id, proto.offset, proto.size,
-                        proto.crc32c, is_slice_container=len(proto.slices) > 0)  # fmt: skip
-    problem = _impossible(entry, num_shards)
+                        proto.crc32c, len(proto.slices) > 0, len(proto.slices))  # fmt: skip
+    problem = _impossible(entry, num_shards) or _bad_extents(proto, shape)
     if problem is not None:
         detail = f"shard {entry.shard_id}, offset {entry.offset}, size {entry.size}, shape {shape}"
         raise _bad("malformed", f"entry {entry.name!r} has impossible values ({problem}): {detail}")
     return entry
+
+
+def _bad_extents(proto: Any, shape: tuple[int, ...]) -> str | None:
+    """Why a slice container's slices cannot lie inside its shape, or None."""
+    for number, piece in enumerate(proto.slices):
+        if len(piece.extent) > len(shape):
+            return f"slice {number} has {len(piece.extent)} extents for {len(shape)} dimensions"
+        for dim, extent in zip(shape, piece.extent, strict=False):
+            full = not extent.HasField("length")
+            if extent.start < 0 or (full and extent.start) or extent.length < 0:
+                return f"slice {number} has an extent {extent.start}+{extent.length}"
+            if not full and extent.start + extent.length > dim:
+                return f"slice {number} ends at {extent.start + extent.length}, past {dim}"
+    return None
+
+
+def _slice_prefix(name: bytes) -> bytes:
+    """What the keys of a sliced tensor's slices start with (TensorFlow's OrderedCode)."""
+    escaped = _ESCAPED.sub(lambda byte: _ESCAPES[byte.group()], name)
+    return b"\x00" + escaped + b"\x00\x01"  # the number 0, then the name as a string
+
+
+def _check_slices(entries: tuple[BundleEntry, ...]) -> None:
+    """Every slice a container lists has its entry (keys are sorted: one bisect each)."""
+    keys = [e.key for e in entries]
+    for entry in entries:
+        if not entry.is_slice_container:
+            continue
+        prefix = _slice_prefix(entry.key)
+        start = bisect.bisect_left(keys, prefix)
+        found = 0
+        while start + found < len(keys) and keys[start + found].startswith(prefix):
+            found += 1
+            if found >= entry.slices:
+                break
+        if found < entry.slices:
+            detail = f"{entry.name!r} lists {entry.slices} slices; {found} are in the index"
+            raise _bad("malformed", detail)
 
 
 def _impossible(entry: BundleEntry, num_shards: int) -> str | None:

@@ -582,6 +582,42 @@ def test_a_socket_as_a_data_shard_is_not_a_regular_file(
     falls_back(world, verify="deep")
 
 
+@pytest.mark.parametrize("slices", ["one, without its entry", "past the shape", "6,000"])
+def test_a_sliced_variable_without_its_slices_is_a_corrupt_index(world: World, slices: str) -> None:
+    # Found by the hostile-input harness: w recorded as sliced (what TensorFlow writes for a
+    # partitioned variable) but no slice entries: verify said healthy, TensorFlow's reader
+    # fails ("Key ... not found"), and restore() raised instead of falling back.
+    from _bundle import write_table
+
+    index = world.ckpts / "ckpt-3.index"
+    items = read_table(index.read_bytes())
+    proto = entry(dict(items)[W])
+    proto.offset = proto.size = proto.crc32c = 0
+    for _ in range(6000 if slices == "6,000" else 1):
+        proto.slices.add().extent.add(start=0, length=9 if slices == "past the shape" else 4)
+    index.write_bytes(
+        write_table([(k, proto.SerializeToString() if k == W else v) for k, v in items])
+    )
+    found = verify(world.prefix(3))
+    assert found.cause is Cause.CORRUPT_INDEX
+    assert any("slice" in line for line in found.evidence), found
+    falls_back(world)
+
+
+def test_a_link_to_a_fifo_outside_is_never_opened(world: World) -> None:
+    # Found by the hostile-input harness (H25): the index a link to a FIFO elsewhere.
+    elsewhere = world.root / "elsewhere"
+    elsewhere.mkdir()
+    fifo = make_fifo(elsewhere / "pipe")
+    (world.ckpts / "ckpt-3.index").unlink()
+    (world.ckpts / "ckpt-3.index").symlink_to(fifo)
+    with FifoWatch(fifo) as watch:
+        found = verify(world.prefix(3))
+        falls_back(world)
+    assert watch.opened == 0
+    assert found.cause is Cause.NOT_A_REGULAR_FILE
+
+
 # --- 10. an unknown dtype -------------------------------------------------------------------
 
 
