@@ -318,6 +318,11 @@ def _check_slices(entries: tuple[BundleEntry, ...]) -> None:
 def _impossible(entry: BundleEntry, num_shards: int) -> str | None:
     """Why `entry` cannot describe a tensor TensorFlow wrote, or None."""
     shape = entry.shape
+    if not entry.key.startswith(b"\x00"):  # a slice's key is binary; a name is text
+        try:
+            entry.key.decode("utf-8")
+        except UnicodeDecodeError:
+            return "its name is not UTF-8 (TensorFlow's reader decodes every name)"
     if min(entry.offset, entry.size, *shape) < 0 or not 0 <= entry.shard_id < num_shards:
         return "negative, or a shard the header does not declare"
     if entry.offset + entry.size >= _INT64:

@@ -604,6 +604,21 @@ def test_a_sliced_variable_without_its_slices_is_a_corrupt_index(world: World, s
     falls_back(world)
 
 
+def test_an_entry_whose_name_is_not_utf8_is_a_corrupt_index(world: World) -> None:
+    # Found by the hostile-input harness (H26): TensorFlow's reader decodes every name
+    # (UnicodeDecodeError), so restore() failed; verify said healthy.
+    from _bundle import write_table
+
+    index = world.ckpts / "ckpt-3.index"
+    items = read_table(index.read_bytes())
+    items = sorted([*items, (b"\xff\xfe\x80 not utf-8", dict(items)[W])])
+    index.write_bytes(write_table(items))
+    found = verify(world.prefix(3))
+    assert found.cause is Cause.CORRUPT_INDEX
+    assert any("not UTF-8" in line for line in found.evidence), found
+    falls_back(world, verify="deep")
+
+
 def test_a_link_to_a_fifo_outside_is_never_opened(world: World) -> None:
     # Found by the hostile-input harness (H25): the index a link to a FIFO elsewhere.
     elsewhere = world.root / "elsewhere"
