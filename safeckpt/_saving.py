@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import logging
 from typing import Any
 
@@ -137,15 +138,79 @@ def refuse_unusable_temp(checkpoint: Any, prefix: str, checkpoint_number: Any) -
 def prepare_save(
     checkpoint: Any, prefix: str, checkpoint_number: Any, existing: frozenset[int], *, chief: bool
 ) -> None:
-    """Before TensorFlow saves: number the save above `existing` steps, check its ``_temp``.
+    """Before TensorFlow saves: number the save (above `existing`, past bad names), check it.
+
+    The number goes above the `existing` steps and past steps whose files' names TensorFlow's
+    save fails on; the chief's ``_temp`` must be a real directory if it is there.
 
     Raises:
-        SaveError: The chief's ``<prefix>-<N>_temp`` is there but no real directory.
+        SaveError: The chief's ``<prefix>-<N>_temp`` is there but no real directory, or an
+            explicit `checkpoint_number` names files TensorFlow's save fails on.
     """
     if existing:
         avoid_overwrite(checkpoint, prefix, checkpoint_number, existing)
     if chief:
+        avoid_undecodable_names(checkpoint, prefix, checkpoint_number, existing)
         refuse_unusable_temp(checkpoint, prefix, checkpoint_number)
+
+
+def _undecodable(prefix: str, number: int) -> str | None:
+    r"""A name TensorFlow's save of `number` fails on, shown escaped, or None.
+
+    After writing, TensorFlow sums the sizes of ``glob("<prefix>-<N>*")`` through its C++
+    API, which takes only UTF-8 names: a stray ``ckpt-4\xe9.txt`` makes the save of
+    ``ckpt-4`` raise a bare `TypeError` before the state file is written.
+    """
+    local = _fs.local_path(prefix)
+    if local is None:  # object stores: names are UTF-8
+        return None
+    for name in glob.glob(glob.escape(f"{local}-{number}") + "*"):
+        try:
+            name.encode("utf-8")
+        except UnicodeEncodeError:
+            return _fs.escaped(name)
+    return None
+
+
+def avoid_undecodable_names(
+    checkpoint: Any, prefix: str, checkpoint_number: Any, existing: frozenset[int]
+) -> None:
+    """Number the save past the steps whose files' names TensorFlow's save fails on.
+
+    Never onto an `existing` step.
+
+    Raises:
+        SaveError: An explicit `checkpoint_number` names such a step (nothing written).
+    """
+    if not tf.executing_eagerly():
+        return
+    counter = checkpoint.save_counter
+    number = requested_number(counter, checkpoint_number)
+    found = None if number is None else _undecodable(prefix, number)
+    if number is None or found is None:
+        return
+    if checkpoint_number is not None:
+        diagnosis = Diagnosis(
+            Cause.UNKNOWN,
+            f"{found} is not UTF-8: TensorFlow's save of {_fs.basename(prefix)}-{number} fails "
+            "on it after writing.",
+            _fs.dirname(prefix),
+            evidence=(f"{found}: the name is not valid UTF-8.",),
+            suggestions=(f"Rename or remove {found}, or save under another number.",),
+        )
+        raise SaveError(f"Nothing was saved: {diagnosis}", diagnosis)
+    skip = number
+    while skip in existing or _undecodable(prefix, skip) is not None:  # each has its files
+        skip += 1
+    logger.warning(
+        "%s is not UTF-8, and TensorFlow's save of %s-%d would fail on it; numbering the save "
+        "%d instead.",
+        found,
+        prefix,
+        number,
+        skip,
+    )
+    raise_counter(counter, skip - 1)
 
 
 def avoid_overwrite(

@@ -370,6 +370,27 @@ def test_a_non_utf8_file_name_is_reported_and_skipped(world: World, raw: bytes) 
     assert (world.ckpts / name).read_text() == "a stray file\n"
 
 
+def test_a_non_utf8_name_starting_like_the_next_save_is_stepped_over(world: World) -> None:
+    # Found by the hostile-input harness: TensorFlow's save globs "<prefix>-4*" after writing
+    # and hands every name to its C++ API; ckpt-4\xe9... made save() raise a bare TypeError.
+    stray = world.ckpts / os.fsdecode(b"ckpt-4\xe9.data-00000-of-00001")
+    stray.write_text("a stray file\n")
+    copy = world.root / "plain"  # the control, on a copy: plain TensorFlow fails
+    shutil.copytree(world.ckpts, copy)
+    plain = tf.train.CheckpointManager(Trainee().checkpoint, str(copy), None)
+    plain.restore_or_initialize()
+    with pytest.raises(TypeError):
+        plain.save()
+    trainee = Trainee()
+    manager = SafeCheckpointManager(trainee.checkpoint, world.ckpts, None)
+    manager.restore()
+    with pytest.raises(SaveError):  # an explicit number is honoured or refused
+        manager.save(checkpoint_number=4)
+    assert manager.save() == world.prefix(5)
+    assert verify(world.prefix(5)).ok
+    assert stray.read_text() == "a stray file\n"
+
+
 # --- 6. absurd step numbers -----------------------------------------------------------------
 
 
