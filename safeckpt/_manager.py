@@ -377,9 +377,10 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
 
         Raises:
             ReadOnlyError: The manager was created with ``read_only=True``.
-            SaveError: The ``checkpoint`` state file is a directory, FIFO or device, or the
+            SaveError: The ``checkpoint`` state file is a directory, FIFO or device, the
                 save's ``<prefix>-<N>_temp`` is there but no real directory (a link, a
-                file, a socket); nothing is written.
+                file, a socket), or an explicit `checkpoint_number` has files whose names
+                are not UTF-8 (TensorFlow's save fails on them); nothing is written.
         """
         if self._options.read_only:
             raise ReadOnlyError(
