@@ -732,6 +732,23 @@ def test_an_object_graph_that_does_not_decode(world: World, kind: str) -> None:
     assert raised.value.diagnosis.cause is Cause.OBJECT_GRAPH_CORRUPT
 
 
+def nest(prefix: str, depth: int, *, values: bool) -> None:
+    """Write `prefix` again with a chain of `depth` nested objects under the root ("c/c/...").
+
+    With `values`, each object of the chain names w's value too.
+    """
+    graph = object_graph(prefix)
+    base = len(graph.nodes)
+    graph.nodes[0].children.add(node_id=base, local_name="c")
+    for i in range(depth):
+        node = graph.nodes.add()
+        if values:
+            node.attributes.add(name="VARIABLE_VALUE", checkpoint_key=W.decode())
+        if i + 1 < depth:
+            node.children.add(node_id=base + i + 1, local_name="c")
+    resave(prefix, {GRAPH.decode(): graph.SerializeToString()})
+
+
 def test_a_deeply_nested_object_graph_is_read_in_memory_proportional_to_it(
     world: World,
 ) -> None:
@@ -740,14 +757,7 @@ def test_a_deeply_nested_object_graph_is_read_in_memory_proportional_to_it(
     import tracemalloc
 
     prefix = world.prefix(3)
-    graph = object_graph(prefix)
-    base = len(graph.nodes)
-    graph.nodes[0].children.add(node_id=base, local_name="c")
-    for i in range(50_000):
-        node = graph.nodes.add()
-        if i + 1 < 50_000:
-            node.children.add(node_id=base + i + 1, local_name="c")
-    resave(prefix, {GRAPH.decode(): graph.SerializeToString()})
+    nest(prefix, 50_000, values=False)
     tracemalloc.start()
     try:
         found = verify(prefix)
@@ -766,15 +776,7 @@ def test_a_deeply_nested_object_graph_is_read_in_memory_proportional_to_it(
 def test_object_paths_too_long_to_join_are_an_object_graph_corrupt(world: World) -> None:
     # 20,000 nested objects, each naming a value: their paths would take over a gigabyte.
     prefix = world.prefix(3)
-    graph = object_graph(prefix)
-    base = len(graph.nodes)
-    graph.nodes[0].children.add(node_id=base, local_name="c")
-    for i in range(20_000):
-        node = graph.nodes.add()
-        node.attributes.add(name="VARIABLE_VALUE", checkpoint_key=W.decode())
-        if i + 1 < 20_000:
-            node.children.add(node_id=base + i + 1, local_name="c")
-    resave(prefix, {GRAPH.decode(): graph.SerializeToString()})
+    nest(prefix, 20_000, values=True)
     found = verify(prefix)
     assert found.cause is Cause.OBJECT_GRAPH_CORRUPT
     assert any("too long" in line for line in found.evidence), found
