@@ -34,9 +34,14 @@ def alternatives(prefix: str, limit: int = 3) -> list[str]:
     return found
 
 
-def with_alternatives(diagnosis: Diagnosis, prefix: str) -> Diagnosis:
-    """Add suggestions naming the checkpoints to use instead of a damaged `prefix`."""
-    others = alternatives(prefix)
+def with_alternatives(
+    diagnosis: Diagnosis, prefix: str, others: list[str] | None = None
+) -> Diagnosis:
+    """Add suggestions naming the checkpoints to use instead of a damaged `prefix`.
+
+    `others` are those checkpoints when the caller has found them already (`alternatives`).
+    """
+    others = alternatives(prefix) if others is None else [o for o in others if o != prefix]
     suggestions = list(diagnosis.suggestions)
     if others:
         suggestions.append(

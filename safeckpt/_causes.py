@@ -38,6 +38,8 @@ class Cause(Vocabulary):
     TRUNCATED_DATA = "truncated_data"
     CORRUPT_INDEX = "corrupt_index"
     CORRUPT_DATA = "corrupt_data"
+    OBJECT_GRAPH_CORRUPT = "object_graph_corrupt"
+    NOT_A_REGULAR_FILE = "not_a_regular_file"
     INCOMPLETE_SAVE = "incomplete_save"
     FILE_NOT_PREFIX = "file_not_prefix"
     DIRECTORY_NOT_PREFIX = "directory_not_prefix"
@@ -63,6 +65,8 @@ CHECKPOINT_DAMAGE = frozenset(
         Cause.TRUNCATED_DATA,
         Cause.CORRUPT_INDEX,
         Cause.CORRUPT_DATA,
+        Cause.OBJECT_GRAPH_CORRUPT,
+        Cause.NOT_A_REGULAR_FILE,
         Cause.INCOMPLETE_SAVE,
         Cause.PERMISSION_DENIED,
     }

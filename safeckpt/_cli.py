@@ -3,21 +3,22 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Sequence
 from typing import Any, TextIO
 
 from safeckpt import __version__, _cli_graph, _fs, _paths
+from safeckpt._alternatives import with_alternatives
 from safeckpt._causes import Cause
-from safeckpt._diagnose import diagnose, verify
+from safeckpt._diagnose import diagnose, listed_problem, verify
 from safeckpt._diagnosis import Diagnosis, describe_exception
 from safeckpt._errors import CheckpointDirectoryError, RestoreError
 from safeckpt._info import CheckpointInfo
-from safeckpt._inventory import scan
+from safeckpt._inventory import Inventory, scan
 from safeckpt._layout import INDEX_SUFFIX
 from safeckpt._pool import map_io
 from safeckpt._repair import apply_repair, plan_repair
+from safeckpt._serialize import dumps
 from safeckpt._tf import tf
 from safeckpt._translate import cause_of
 from safeckpt._verify import check_prefix
@@ -62,7 +63,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _print_json(data: Any, out: TextIO) -> None:
-    print(json.dumps(data, indent=2), file=out)
+    print(dumps(data), file=out)
 
 
 def _doctor(args: argparse.Namespace, out: TextIO) -> int:
@@ -78,7 +79,7 @@ def _status(info: CheckpointInfo) -> str:
     """``ok``, or the problems found by the inventory, or by a quick verification."""
     if not info.complete:
         return ",".join(p.value for p in info.problems)
-    checked = check_prefix(info.prefix)  # index and shard sizes: milliseconds
+    checked = check_prefix(info.prefix)  # quick: index, shard sizes, object graph
     return "ok" if checked.ok else checked.cause.value
 
 
@@ -167,13 +168,9 @@ class _Progress:
 def _verify(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     path = _paths.normalize_directory(args.path, "path")
     if _fs.isdir(path) and not tf.io.gfile.exists(path + INDEX_SUFFIX):
-        prefixes = [i.prefix for i in scan(path).checkpoints]
-        if not prefixes:
-            results = [diagnose(path)]
-        elif _fs.scheme_of(path) is not None:  # latency-bound: in parallel, no progress bar
-            results = map_io(path, lambda prefix: verify(prefix, deep=args.deep), prefixes)
-        else:
-            results = [_verify_one(prefix, args.deep, err) for prefix in prefixes]
+        inventory = scan(path)
+        results = _verify_all(inventory, args.deep, err) if inventory.checkpoints else []
+        results = results or [diagnose(path)]
     else:
         results = [_verify_one(path, args.deep, err)]
     if args.json:
@@ -189,6 +186,40 @@ def _verify(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                 for line in diagnosis.evidence:
                     print(f"       - {line}", file=out)
     return EXIT_OK if all(d.ok for d in results) else EXIT_PROBLEMS
+
+
+def _verify_all(inventory: Inventory, deep: bool, err: TextIO) -> list[Diagnosis]:
+    """Every checkpoint of a directory, from one listing.
+
+    Incomplete ones are described by their files' names (nothing read), the others verified;
+    what to restore instead is worked out once per name, from these results. The work
+    grows with the number of checkpoints, not with its square.
+    """
+    infos = list(inventory.checkpoints)
+
+    def one(info: CheckpointInfo) -> Diagnosis:
+        if info.problems:
+            return listed_problem(inventory, info)
+        if _fs.scheme_of(inventory.directory) is not None:
+            return check_prefix(info.prefix, deep=deep)
+        progress = _Progress(info.basename, err)
+        try:
+            return check_prefix(info.prefix, deep=deep, progress=progress if deep else None)
+        finally:
+            progress.finish()
+
+    if _fs.scheme_of(inventory.directory) is not None:  # latency-bound: in parallel
+        results = map_io(inventory.directory, one, infos)
+    else:
+        results = [one(info) for info in infos]
+    good: dict[str, list[str]] = {}  # checkpoint name -> prefixes that verified, newest first
+    for info, found in zip(infos, results, strict=True):
+        if found.ok:
+            good.setdefault(info.name, []).insert(0, info.prefix)
+    return [
+        found if found.ok else with_alternatives(found, info.prefix, good.get(info.name, [])[:3])
+        for info, found in zip(infos, results, strict=True)
+    ]
 
 
 def _verify_one(prefix: str, deep: bool, err: TextIO) -> Diagnosis:

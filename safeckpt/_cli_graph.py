@@ -3,23 +3,28 @@
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Any, TextIO
 
 from safeckpt import _fs
+from safeckpt._alternatives import with_alternatives
 from safeckpt._diagnose import diagnose
+from safeckpt._diagnosis import Diagnosis
 from safeckpt._errors import restore_error
-from safeckpt._graph import CheckpointGraph, Entry, read_checkpoint_graph
+from safeckpt._graph import CheckpointGraph, Entry
 from safeckpt._layout import INDEX_SUFFIX
 from safeckpt._request import resolve_request
-from safeckpt._serialize import to_jsonable
-from safeckpt._verify import human_size
+from safeckpt._serialize import dumps, to_jsonable
+from safeckpt._verify import check_prefix, graph_or_diagnosis, human_size
 
 EXIT_OK, EXIT_DIFFERENT = 0, 1
 
 
 def _graph(path: str) -> CheckpointGraph:
     """The graph of the checkpoint `path` names (a prefix, one of its files, a directory).
+
+    The checkpoint is verified (quick) first and read by safeckpt's parser only: a damaged
+    checkpoint is reported with its diagnosis, never handed to TensorFlow's reader (which
+    aborts the process on some damage).
 
     Raises:
         RestoreError: `path` is not a readable checkpoint (with its diagnosis).
@@ -28,7 +33,12 @@ def _graph(path: str) -> CheckpointGraph:
     if not _fs.exists(prefix + INDEX_SUFFIX):
         found = diagnose(prefix)
         raise restore_error(found, (), f"{prefix} is not a checkpoint.\n{found}")
-    return read_checkpoint_graph(prefix)
+    checked = check_prefix(prefix)
+    graph = graph_or_diagnosis(prefix) if checked.ok else checked
+    if isinstance(graph, Diagnosis):
+        found = with_alternatives(graph, prefix)
+        raise restore_error(found, (), f"{prefix} cannot be read.\n{found}")
+    return graph
 
 
 def _describe(entry: Entry) -> str:
@@ -50,7 +60,7 @@ def inspect(args: argparse.Namespace, out: TextIO) -> int:
     """Print the object tree of one checkpoint, optimizer slots under their variable."""
     graph = _graph(args.prefix)
     if args.json:
-        print(json.dumps(_as_dict(graph), indent=2), file=out)
+        print(dumps(_as_dict(graph)), file=out)
         return EXIT_OK
     kind = "TF1 name-based checkpoint (no object graph)" if graph.name_based else "object graph"
     print(f"{graph.prefix}: {kind}", file=out)
@@ -89,7 +99,7 @@ def diff(args: argparse.Namespace, out: TextIO) -> int:
     if args.json:
         data = {"a": a.prefix, "b": b.prefix, "identical": same, "only_in_a": only_a,
                 "only_in_b": only_b, "changed": changed}  # fmt: skip
-        print(json.dumps(data, indent=2), file=out)
+        print(dumps(data), file=out)
         return EXIT_OK if same else EXIT_DIFFERENT
     print(f"a: {a.prefix}\nb: {b.prefix}", file=out)
     for title, paths in (("only in a", only_a), ("only in b", only_b)):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from safeckpt import _fs, _paths
+from safeckpt import _fs, _paths, _safeio
 from safeckpt._alternatives import with_alternatives
 from safeckpt._causes import Cause
 from safeckpt._diagnose_dir import diagnose_directory, unavailable
@@ -12,6 +12,7 @@ from safeckpt._diagnose_names import describe_files, name_mismatch, step_not_fou
 from safeckpt._diagnosis import Diagnosis, describe_exception
 from safeckpt._directory import describe_missing
 from safeckpt._errors import CheckpointDirectoryError
+from safeckpt._info import CheckpointInfo
 from safeckpt._inventory import Inventory, scan
 from safeckpt._layout import INDEX_SUFFIX, STATE_FILE, split_step, strip_file_suffix
 from safeckpt._public import public
@@ -48,6 +49,10 @@ def diagnose(path: object, *, checkpoint_name: str | None = None, deep: bool = F
         is_dir = exists and _fs.isdir(resolved)
     except _IO as exc:
         return unavailable(resolved, exc)
+    if not exists:
+        refused = _fs.access_error(resolved)
+        if refused is not None:
+            return _refused(resolved, refused)
     if is_dir:
         return diagnose_directory(resolved, checkpoint_name=checkpoint_name, deep=deep)
     try:
@@ -60,6 +65,19 @@ def diagnose(path: object, *, checkpoint_name: str | None = None, deep: bool = F
     return _missing(resolved, checkpoint_name, deep)
 
 
+def _refused(path: str, exc: PermissionError) -> Diagnosis:
+    directory = _fs.dirname(path)
+    return Diagnosis(
+        Cause.PERMISSION_DENIED,
+        "This path cannot be looked up: a directory on the way may not be searched.",
+        directory,
+        None,
+        (f"{path}: {describe_exception(exc)}",),
+        (f"Check the permissions of its directories (they need x): ls -ld {directory!r}.",),
+        error=describe_exception(exc),
+    )
+
+
 def _prefix(prefix: str, deep: bool) -> Diagnosis:
     result = check_prefix(prefix, deep=deep)
     return result if result.ok else with_alternatives(result, prefix)
@@ -67,6 +85,16 @@ def _prefix(prefix: str, deep: bool) -> Diagnosis:
 
 def _file(path: str) -> Diagnosis:
     directory, base = _fs.dirname(path), _fs.basename(path)
+    special = _safeio.special_kind(path)
+    if special is not None:  # never opened: a FIFO would block, a device never end
+        return Diagnosis(
+            Cause.NOT_A_REGULAR_FILE,
+            f"{base} is {special}, not a checkpoint file.",
+            directory,
+            None,
+            (f"{path} is {special}.",),
+            ("Pass a checkpoint directory or prefix.",),
+        )
     if base == STATE_FILE:
         inventory = _scan_or_none(directory)
         latest = inventory.state_latest() if inventory else None
@@ -113,6 +141,18 @@ def _file(path: str) -> Diagnosis:
     )
 
 
+def listed_problem(inventory: Inventory, info: CheckpointInfo) -> Diagnosis:
+    """The diagnosis of a checkpoint the listing already shows incomplete (no file is read)."""
+    base = info.basename
+    cause = info.problems[0]
+    what = {
+        Cause.INCOMPLETE_SAVE: f"{base} is an interrupted save that never completed.",
+        Cause.MISSING_INDEX: f"{base} has data files but no index file.",
+        Cause.STATE_FILE_STALE: f"{base} is listed in the state file but its files are gone.",
+    }.get(cause, f"{base} is damaged.")
+    return Diagnosis(cause, what, inventory.directory, info.prefix, describe_files(inventory, info))
+
+
 def _scan_or_none(directory: str) -> Inventory | None:
     try:
         return scan(directory)
@@ -142,14 +182,7 @@ def _missing(path: str, checkpoint_name: str | None, deep: bool) -> Diagnosis:
     name, step = split_step(base)
     mine = next((c for c in inventory.checkpoints if c.prefix == path), None)
     if mine is not None and mine.problems:
-        cause = mine.problems[0]
-        what = {
-            Cause.INCOMPLETE_SAVE: f"{base} is an interrupted save that never completed.",
-            Cause.MISSING_INDEX: f"{base} has data files but no index file.",
-            Cause.STATE_FILE_STALE: f"{base} is listed in the state file but its files are gone.",
-        }.get(cause, f"{base} is damaged.")
-        diagnosis = Diagnosis(cause, what, directory, path, describe_files(inventory, mine))
-        return with_alternatives(diagnosis, path)
+        return with_alternatives(listed_problem(inventory, mine), path)
     family = [c for c in inventory.family(name) if c.complete]
     if family:
         return step_not_found(inventory, path, name, step, family)
@@ -194,7 +227,8 @@ def verify(prefix: object, *, deep: bool = False, progress: Progress | None = No
     except CheckpointDirectoryError as exc:
         return _error_diagnosis(exc)
     try:
-        has_index = tf.io.gfile.exists(path + INDEX_SUFFIX)
+        # An index that is a link leading nowhere is there too (checked: `missing_index`).
+        has_index = _safeio.lexists(path + INDEX_SUFFIX)
     except (tf.errors.OpError, OSError) as exc:
         return Diagnosis(
             Cause.STORAGE_UNAVAILABLE,

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
 
 from safeckpt import _fs
 from safeckpt._causes import Cause
 from safeckpt._diagnose_names import describe_files, name_mismatch
-from safeckpt._diagnosis import Diagnosis, describe_exception
+from safeckpt._diagnosis import Diagnosis, capped, describe_exception
 from safeckpt._inflight import InFlight, in_flight
 from safeckpt._info import CheckpointInfo
 from safeckpt._inventory import Inventory, scan
@@ -51,6 +52,21 @@ def diagnose_directory(
         if cause_of(exc) is Cause.PERMISSION_DENIED:
             return _denied(directory, exc)
         return unavailable(directory, exc)
+    result = _diagnose_scanned(inventory, checkpoint_name, deep)
+    if not inventory.undecodable:
+        return result
+    skipped = capped(
+        (
+            f"{_fs.join(directory, name)}: the name is not UTF-8; skipped."
+            for name in inventory.undecodable
+        ),
+        len(inventory.undecodable),
+    )
+    return replace(result, evidence=(*result.evidence, *skipped))
+
+
+def _diagnose_scanned(inventory: Inventory, checkpoint_name: str | None, deep: bool) -> Diagnosis:
+    directory = inventory.directory
     if "saved_model.pb" in inventory.other or "saved_model.pbtxt" in inventory.other:
         return _saved_model(directory)
     parent = _fs.dirname(directory)
@@ -311,6 +327,9 @@ def _state_findings(
         evidence.append(state.error or state.path)
     elif state.problem is Cause.STORAGE_UNAVAILABLE:
         found.append((Cause.STORAGE_UNAVAILABLE, "The state file could not be read."))
+        evidence.append(state.error or state.path)
+    elif state.problem is Cause.NOT_A_REGULAR_FILE:
+        found.append((Cause.NOT_A_REGULAR_FILE, "The state file is not a regular file."))
         evidence.append(state.error or state.path)
     elif state.problem is not None:
         found.append(

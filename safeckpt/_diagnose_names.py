@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from safeckpt import _fs
 from safeckpt._causes import Cause
-from safeckpt._diagnosis import Diagnosis
+from safeckpt._diagnosis import Diagnosis, capped
 from safeckpt._info import CheckpointInfo
 from safeckpt._inventory import Inventory
 from safeckpt._layout import INDEX_SUFFIX, data_shard
@@ -20,13 +20,15 @@ def describe_files(inventory: Inventory, info: CheckpointInfo) -> tuple[str, ...
     if not any(f.endswith(INDEX_SUFFIX) for f in info.files):
         lines.append(f"{_fs.join(d, base + '.index')} does not exist.")
     elif Cause.MISSING_DATA_SHARD in info.problems:
-        present = [f for f in info.files if data_shard(f) is not None]
+        present = {f for f in info.files if data_shard(f) is not None}
         count = max((shard[2] for f in present if (shard := data_shard(f))), default=1)
-        lines.extend(
+        absent = (
             f"{_fs.join(d, name)} does not exist."
             for k in range(count)
             if (name := f"{base}.data-{k:05d}-of-{count:05d}") not in present
         )
+        same = sum(1 for f in present if (shard := data_shard(f)) and shard[2] == count)
+        lines.extend(capped(absent, count - same))
     if info.in_state_file:
         lines.append(f"The state file {inventory.state.path} lists {base}.")
     return tuple(lines)

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-import json
+import itertools
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from safeckpt._causes import Cause
 from safeckpt._info import CheckpointInfo
 from safeckpt._public import public
-from safeckpt._serialize import from_jsonable, to_jsonable
+from safeckpt._serialize import dumps, from_jsonable, to_jsonable
+
+#: Evidence lines of one kind a diagnosis lists; the rest are counted ("… and 9 more").
+MAX_EVIDENCE = 20
 
 
 @public
@@ -49,7 +53,7 @@ class Diagnosis:
 
     def to_json(self, *, indent: int | None = 2) -> str:
         """The diagnosis as JSON text (see `to_dict`)."""
-        return json.dumps(self.to_dict(), indent=indent, sort_keys=False)
+        return dumps(self.to_dict(), indent=indent)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Diagnosis:
@@ -87,3 +91,14 @@ def describe_exception(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     first = text[0] if text else ""
     return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+
+
+def capped(lines: Iterable[str], count: int, limit: int = MAX_EVIDENCE) -> list[str]:
+    """The first `limit` of `lines` (an iterable of `count` lines), then "… and N more.".
+
+    Only the lines shown are produced: `lines` may be a generator over a million names.
+    """
+    head = list(itertools.islice(lines, limit))
+    if count > len(head):
+        head.append(f"… and {count - len(head):,} more.")
+    return head

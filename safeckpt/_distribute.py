@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from safeckpt import _fs, _tf
+from safeckpt import _fs, _safeio, _tf
 from safeckpt._layout import WORKER_TEMP_PREFIX
 from safeckpt._tf import tf
 
@@ -214,8 +214,8 @@ def remove_write_directory(directory: str, context: WorkerContext) -> None:
     if path == directory:
         return
     try:
-        if tf.io.gfile.exists(path):
-            tf.io.gfile.rmtree(path)
+        if _safeio.lexists(path):
+            _safeio.remove_entry(path)  # a link as a link: never what it points to
     except (tf.errors.OpError, OSError) as exc:
         logger.warning("Could not remove the worker's temporary directory %s: %s", path, exc)
 

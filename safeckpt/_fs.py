@@ -7,9 +7,11 @@ normalization of user input is `safeckpt._paths`.
 
 from __future__ import annotations
 
+import errno
 import os
 import posixpath
 import re
+from dataclasses import dataclass
 
 from safeckpt._tf import tf
 
@@ -44,27 +46,88 @@ def isdir(path: str) -> bool:
     return scheme_of(path) != "ram" or _listed_in_parent(path)
 
 
-def listdir(path: str) -> list[str]:
-    """The entry names of a directory (no trailing ``/``), telling "missing" from "unreachable".
+@dataclass(frozen=True)
+class Entries:
+    r"""A directory's entry names, and those that are not valid UTF-8 (skipped).
 
-    `tf.io.gfile.listdir` first asks `tf.io.gfile.isdir`, which answers False for any
-    error, so on remote storage a dropped connection or a ``503`` comes back as
-    ``NotFoundError: Could not find directory``. That is asked again here with
+    Attributes:
+        names: The entry names (no trailing ``/``).
+        undecodable: Names that are not valid UTF-8, escaped (``caf\xe9.txt``): TensorFlow
+            cannot open such a file, so it belongs to no checkpoint and is only reported.
+    """
+
+    names: list[str]
+    undecodable: list[str]
+
+
+def list_entries(path: str) -> Entries:
+    """The entries of a directory, telling "missing" from "unreachable" and "refused".
+
+    Local directories are listed with `os.scandir` (`tf.io.gfile.listdir` raises
+    `UnicodeDecodeError` for one file name that is not UTF-8, and `NotFoundError` for a
+    directory it may not read). `tf.io.gfile.listdir` first asks `tf.io.gfile.isdir`, which
+    answers False for any error, so on remote storage a dropped connection or a ``503``
+    comes back as ``NotFoundError: Could not find directory``. That is asked again here with
     `tf.io.gfile.exists`, which does raise for such errors: a directory that exists but
     could not be listed raises `tf.errors.UnavailableError`.
 
     Raises:
-        tf.errors.NotFoundError: The directory does not exist.
+        tf.errors.NotFoundError: The directory does not exist (or is not a directory).
+        tf.errors.PermissionDeniedError: It may not be listed (local).
         tf.errors.OpError, OSError: It could not be listed.
     """
+    local = local_path(path)
+    if local is not None:
+        return _list_local(local)
     try:
-        return [name.rstrip("/") for name in tf.io.gfile.listdir(path)]
+        return Entries([name.rstrip("/") for name in tf.io.gfile.listdir(path)], [])
     except tf.errors.NotFoundError as exc:
-        if scheme_of(path) is None or not tf.io.gfile.exists(path):
+        if not tf.io.gfile.exists(path):
             raise
         raise tf.errors.UnavailableError(
             None, None, f"{path} exists but could not be listed"
         ) from exc
+
+
+def _list_local(local: str) -> Entries:
+    names: list[str] = []
+    undecodable: list[str] = []
+    try:
+        with os.scandir(local) as entries:
+            for entry in entries:
+                try:
+                    entry.name.encode("utf-8")
+                except UnicodeEncodeError:  # surrogate-escaped bytes: not UTF-8
+                    undecodable.append(escaped(entry.name))
+                else:
+                    names.append(entry.name)
+    except (FileNotFoundError, NotADirectoryError) as exc:
+        raise tf.errors.NotFoundError(None, None, f"Could not find directory {local}") from exc
+    except PermissionError as exc:
+        raise tf.errors.PermissionDeniedError(
+            None, None, f"{local}: {os.strerror(exc.errno or errno.EACCES)}"
+        ) from exc
+    return Entries(names, sorted(undecodable))
+
+
+def escaped(name: str) -> str:
+    r"""A file name as printable text: bytes that are not UTF-8 as ``\xNN``."""
+    return os.fsencode(name).decode("utf-8", "backslashreplace")
+
+
+def listdir(path: str) -> list[str]:
+    """The entry names of a directory that are valid UTF-8 (see `list_entries`)."""
+    return list_entries(path).names
+
+
+def local_path(path: str) -> str | None:
+    """The local file-system path of `path` (``file:///x`` gives ``/x``); None for a URI."""
+    scheme = scheme_of(path)
+    if scheme is None:
+        return path
+    if scheme == "file":
+        return path[len("file://") :]
+    return None
 
 
 def scheme_of(path: str) -> str | None:
@@ -90,6 +153,24 @@ def dirname(path: str) -> str:
 def basename(path: str) -> str:
     """The last component of `path`, scheme-aware."""
     return posixpath.basename(path.rstrip("/")) if scheme_of(path) else os.path.basename(path)
+
+
+def access_error(path: str) -> PermissionError | None:
+    """Locally, the `PermissionError` that keeps `path` from being looked up, if any.
+
+    `tf.io.gfile.exists` answers False when a directory on the way may not be searched:
+    this tells "refused" from "missing". None on URIs and when nothing refuses.
+    """
+    local = local_path(path)
+    if local is None:
+        return None
+    try:
+        os.stat(local)
+    except PermissionError as exc:
+        return exc
+    except (OSError, ValueError):
+        return None
+    return None
 
 
 def stat(path: str) -> tuple[int, float | None]:

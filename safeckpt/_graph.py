@@ -3,10 +3,11 @@
 A TF2 checkpoint stores its object graph in the ``_CHECKPOINTABLE_OBJECT_GRAPH`` tensor (a
 ``TrackableObjectGraph``: nodes, their children by local name, the tensors they hold); a TF1
 name-based checkpoint has none, only variable names. Both are read with
-safeckpt's own index parser (`tf.train.load_checkpoint` where it cannot parse), which reads
-the index and the object graph only, so the comparison happens before any variable is
-assigned. The program's graph is walked from the `tf.train.Checkpoint` with
-`tf.train.TrackableView`, as TensorFlow's saver walks it.
+safeckpt's own index parser only (never TensorFlow's reader, which aborts the process on some
+damaged indexes), which reads the index and the object graph only, so the comparison happens
+before any variable is assigned. An object graph that does not decode, or whose node ids
+point past its nodes, is `ObjectGraphError`. The program's graph is walked from the
+`tf.train.Checkpoint` with `tf.train.TrackableView`, as TensorFlow's saver walks it.
 """
 
 from __future__ import annotations
@@ -15,8 +16,10 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from google.protobuf.message import DecodeError
+
 from safeckpt import _tf
-from safeckpt._index import IndexFormatError, read_index
+from safeckpt._index import BundleEntry, BundleIndex, read_index
 from safeckpt._layout import INDEX_SUFFIX
 from safeckpt._shards import read_string_scalar
 from safeckpt._tf import tf
@@ -51,7 +54,7 @@ class Entry:
         """The value's size (strings count as 0)."""
         try:
             item = tf.as_dtype(self.dtype).size
-        except (TypeError, ValueError):  # pragma: no cover - a dtype TF no longer knows
+        except (TypeError, ValueError):  # pragma: no cover - the index parser rejects these
             return 0
         return int(math.prod(self.shape)) * int(item) if self.dtype != "string" else 0
 
@@ -81,66 +84,142 @@ class CheckpointGraph:
         return sum(e.size_bytes for e in self.entries)
 
 
-def _from_index(prefix: str) -> tuple[dict[str, Any], dict[str, Any], bytes] | None:
-    """Shapes, dtypes and the serialized object graph, read by safeckpt's own index parser.
+class ObjectGraphError(ValueError):
+    """The object graph's bytes are intact but are not a usable ``TrackableObjectGraph``."""
 
-    Two reads (the index, then the object graph's bytes) instead of TensorFlow's
-    ``CheckpointReader``, which also lists the directory (a glob) and reads the index three
-    times: on remote storage each read is a request. None when anything fails to parse.
+
+def graph_entry(index: BundleIndex) -> BundleEntry | None:
+    """The index entry of the object graph, None for a TF1 name-based checkpoint."""
+    return next((e for e in index.entries if e.name == OBJECT_GRAPH_KEY), None)
+
+
+def decode_object_graph(entry: BundleEntry, serialized: bytes) -> Any:
+    """Parse the object graph and check that every node id it names exists.
+
+    Raises:
+        ObjectGraphError: It is not a scalar string, does not parse, has no root, a child
+            or slot variable names a node id out of range, or a slot variable is the root.
     """
+    if entry.shape != () or entry.is_slice_container:
+        raise ObjectGraphError(f"{entry.name} is not a scalar (shape {list(entry.shape)})")
+    graph = _tf.TrackableObjectGraph()
     try:
-        index = read_index(prefix + INDEX_SUFFIX)
-        shapes: dict[str, Any] = {}
-        dtypes: dict[str, Any] = {}
-        graph_entry = None
-        for entry in index.entries:
-            if entry.key.startswith(b"\x00"):  # one slice of a partitioned variable
-                continue
-            shapes[entry.name] = list(entry.shape)
-            dtypes[entry.name] = tf.as_dtype(entry.dtype)
-            if entry.name == OBJECT_GRAPH_KEY:
-                graph_entry = entry
-        serialized = b"" if graph_entry is None else read_string_scalar(prefix, index, graph_entry)
-    except (IndexFormatError, ValueError, TypeError, EOFError, tf.errors.OpError, OSError):
-        return None
-    return shapes, dtypes, serialized
+        graph.ParseFromString(serialized)
+    except (DecodeError, ValueError, RuntimeError) as exc:
+        raise ObjectGraphError(f"{entry.name} is not a TrackableObjectGraph ({exc})") from None
+    count = len(graph.nodes)
+    if count == 0:
+        raise ObjectGraphError(f"{entry.name} has no nodes (not even the root object)")
+    for number, node in enumerate(graph.nodes):
+        named = [(f"child {c.local_name!r}", c.node_id) for c in node.children]
+        named += [
+            (f"slot {ref.slot_name!r}", node_id)
+            for ref in node.slot_variables
+            for node_id in (ref.original_variable_node_id, ref.slot_variable_node_id)
+        ]
+        for ref in node.slot_variables:
+            if ref.slot_variable_node_id == 0:  # the root is the Checkpoint, never a slot
+                raise ObjectGraphError(f"{entry.name}: node {number}'s slot is the root object")
+        for what, node_id in named:
+            if not 0 <= node_id < count:
+                raise ObjectGraphError(
+                    f"{entry.name}: node {number}'s {what} is node {node_id}, but the graph "
+                    f"has {count} nodes"
+                )
+    return graph
+
+
+#: The object paths of a checkpoint's values may take this many times the size of its
+#: object graph and index (+ 16 MiB): a chain of 50,000 nested objects would otherwise name
+#: its values with gigabytes of paths.
+_PATH_EXPANSION = 64
+
+
+class _Paths:
+    """Object paths, breadth first as TensorFlow names objects, joined only for the nodes asked.
+
+    Each node keeps its parent and name. The paths of the nodes that hold values (``keys``:
+    the index's keys), counted in characters and levels, may not exceed `budget`
+    (`ObjectGraphError`), checked before any is joined.
+    """
+
+    def __init__(self, graph: Any, budget: int, keys: set[str]) -> None:
+        self._parent: dict[int, tuple[int, str]] = {}
+        self._length = {0: 0}  # characters of the path plus its depth: the work to join it
+        order = [0]
+        for node_id in order:
+            for child in graph.nodes[node_id].children:
+                if child.node_id not in self._length:
+                    self._parent[child.node_id] = (node_id, child.local_name)
+                    parent = self._length[node_id]
+                    self._length[child.node_id] = parent + 1 + len(child.local_name)
+                    order.append(child.node_id)
+        for node_id, node in enumerate(graph.nodes):
+            if any(a.name == _VALUE and a.checkpoint_key in keys for a in node.attributes):
+                budget -= 2 * self._length.get(node_id, 0)  # its path, and as a slot's variable
+        if budget < 0:
+            raise ObjectGraphError("the object graph's paths are too long (nested too deep)")
+
+    def of(self, node_id: int) -> str | None:
+        """The path of `node_id` (``""`` for the root), None when the root does not reach it."""
+        if node_id not in self._length:
+            return None
+        names = []
+        while node_id in self._parent:
+            node_id, name = self._parent[node_id]
+            names.append(name)
+        return "/".join(reversed(names))
+
+
+def parse_object_graph(
+    index: BundleIndex, entry: BundleEntry, serialized: bytes
+) -> tuple[Any, _Paths]:
+    """`decode_object_graph`, and the paths of its values bounded (`_PATH_EXPANSION`).
+
+    Returns the graph and its `_Paths`.
+
+    Raises:
+        ObjectGraphError: It does not decode, or its paths are too long.
+    """
+    graph = decode_object_graph(entry, serialized)
+    budget = _PATH_EXPANSION * (len(serialized) + index.size_bytes) + (1 << 24)
+    return graph, _Paths(graph, budget, {e.name for e in index.entries})
 
 
 def read_checkpoint_graph(prefix: str) -> CheckpointGraph:
     """Read the values and object graph of `prefix` (the index and the graph; no values).
 
+    Only safeckpt's own parser reads the files: two reads (the index, then the object
+    graph's bytes, checked against their CRC32C) instead of TensorFlow's
+    ``CheckpointReader``, which also lists the directory (a glob), reads the index three
+    times, and aborts the process on some damaged indexes.
+
     Raises:
-        tf.errors.OpError: The index cannot be read.
+        tf.errors.NotFoundError: The index does not exist.
+        IndexFormatError: The index is not a valid tensor-bundle index.
+        ObjectGraphError: The object graph does not decode.
+        ValueError: The object graph's bytes do not match their checksum.
+        EOFError: The data shard ends before the object graph.
+        tf.errors.OpError, OSError: A file cannot be read.
     """
-    found = _from_index(prefix)
-    if found is None:  # what safeckpt's reader cannot parse, TensorFlow's reports
-        reader = tf.train.load_checkpoint(prefix)
-        shapes: dict[str, Any] = reader.get_variable_to_shape_map()
-        dtypes: dict[str, Any] = reader.get_variable_to_dtype_map()
-        serialized = reader.get_tensor(OBJECT_GRAPH_KEY) if OBJECT_GRAPH_KEY in shapes else b""
-    else:
-        shapes, dtypes, serialized = found
+    index = read_index(prefix + INDEX_SUFFIX)
+    shapes: dict[str, tuple[int, ...]] = {}
+    dtypes: dict[str, str] = {}
+    for item in index.entries:
+        if item.key.startswith(b"\x00"):  # one slice of a partitioned variable
+            continue
+        shapes[item.name] = item.shape
+        dtypes[item.name] = tf.as_dtype(item.dtype).name  # known: the parser checked it
+    found = graph_entry(index)
 
     def entry(path: str, key: str, **slot: Any) -> Entry:
-        shape = tuple(int(d) for d in shapes.get(key, ()))
-        return Entry(path, key, shape, tf.as_dtype(dtypes[key]).name, **slot)
+        return Entry(path, key, shapes[key], dtypes[key], **slot)
 
-    if OBJECT_GRAPH_KEY not in shapes:
+    if found is None:
         return CheckpointGraph(prefix, tuple(entry(k, k) for k in sorted(shapes)), name_based=True)
-    graph = _tf.TrackableObjectGraph()
-    graph.ParseFromString(serialized)
-    paths = {0: ""}
-    order = [0]
-    for node_id in order:  # breadth first, as TensorFlow names objects
-        for child in graph.nodes[node_id].children:
-            if child.node_id not in paths:
-                parent = paths[node_id]
-                paths[child.node_id] = (
-                    f"{parent}/{child.local_name}" if parent else child.local_name
-                )
-                order.append(child.node_id)
+    graph, paths = parse_object_graph(index, found, read_string_scalar(prefix, index, found))
     slots = {
-        ref.slot_variable_node_id: (paths.get(ref.original_variable_node_id, "?"), ref.slot_name)
+        ref.slot_variable_node_id: (ref.original_variable_node_id, ref.slot_name)
         for node in graph.nodes
         for ref in node.slot_variables
     }
@@ -149,8 +228,10 @@ def read_checkpoint_graph(prefix: str) -> CheckpointGraph:
         for attribute in node.attributes:
             if attribute.name != _VALUE or attribute.checkpoint_key not in dtypes:
                 continue
-            slot_of, slot_name = slots.get(node_id, (None, None))
-            path = paths.get(node_id) or f"{slot_of}/.slot/{slot_name}"
+            original, slot_name = slots.get(node_id, (None, None))
+            slot_of = None if original is None else paths.of(original)
+            slot_of = "?" if original is not None and slot_of is None else slot_of
+            path = paths.of(node_id) or f"{slot_of}/.slot/{slot_name}"
             entries.append(
                 entry(path, attribute.checkpoint_key, slot_of=slot_of, slot_name=slot_name)
             )

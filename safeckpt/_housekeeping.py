@@ -2,7 +2,9 @@
 
 Nothing here runs unless the user asked for it (``quarantine=True``, ``cleanup_temp=True``).
 Quarantine moves files (never deletes them); cleanup removes only leftovers that are older
-than the newest complete checkpoint, so an in-flight (async) save is never touched.
+than the newest complete checkpoint, so an in-flight (async) save is never touched. Both act
+on the entries themselves through `safeckpt._safeio`: a link is moved or removed as a link,
+never followed out of the directory, and the quarantine must be a real directory.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from safeckpt import _fs
+from safeckpt import _fs, _safeio
 from safeckpt._causes import Cause
 from safeckpt._info import CheckpointInfo
 from safeckpt._inventory import Inventory, scan
@@ -30,19 +32,24 @@ def quarantine(info: CheckpointInfo, directory: str) -> list[str]:
     File names are kept, so ``checkpoint.restore("<directory>/quarantine/ckpt-5")`` still
     works for inspection. When the quarantine already holds a checkpoint of that name, the
     files go into ``quarantine/<name>.<timestamp>/`` instead. Files that cannot be moved
-    are left in place (and logged).
+    are left in place (and logged); so is everything when ``quarantine`` is not a real
+    directory inside `directory` (a link to elsewhere, a file).
     """
     target = _fs.join(directory, QUARANTINE_DIR)
-    if any(tf.io.gfile.exists(_fs.join(target, name.rstrip("/"))) for name in info.files):
-        target = _fs.join(target, f"{info.basename}.{time.time_ns()}")
-    tf.io.gfile.makedirs(target)
+    try:
+        _safeio.real_directory(target)
+        if any(_safeio.lexists(_fs.join(target, name.rstrip("/"))) for name in info.files):
+            target = _safeio.real_directory(_fs.join(target, f"{info.basename}.{time.time_ns()}"))
+    except (tf.errors.OpError, OSError) as exc:
+        logger.warning("Not moving %s into quarantine: %s", info.prefix, exc)
+        return []
     moved: list[str] = []
     for name in info.files:
         name = name.rstrip("/")
         source = _fs.join(directory, name)
         destination = _fs.join(target, name)
         try:
-            tf.io.gfile.rename(source, destination, overwrite=False)
+            _safeio.move_entry(source, destination)
         except (tf.errors.OpError, OSError) as exc:
             logger.warning("Could not move %s into %s: %s", source, target, exc)
             continue
@@ -57,20 +64,10 @@ def quarantine_all(infos: Sequence[CheckpointInfo], directory: str) -> list[str]
     return [info.basename for info in infos if quarantine(info, directory)]
 
 
-def _mtime(path: str) -> float | None:
-    try:
-        return _fs.stat(path)[1]
-    except (tf.errors.OpError, OSError):
-        return None
-
-
 def remove(path: str) -> bool:
-    """Delete a file or a directory tree; False (and a WARNING) when that fails."""
+    """Delete a file, a link (as a link) or a directory tree; False (and a WARNING) on failure."""
     try:
-        if tf.io.gfile.isdir(path):
-            tf.io.gfile.rmtree(path)
-        else:
-            tf.io.gfile.remove(path)
+        _safeio.remove_entry(path)
     except (tf.errors.OpError, OSError) as exc:
         logger.warning("Could not remove %s: %s", path, exc)
         return False
@@ -193,7 +190,10 @@ def cleanup_temp(
     if not candidates:
         return []
     inventory = inventory.with_stats()  # the age rule compares times (only with leftovers)
-    mtimes = {c.name: _mtime(_fs.join(inventory.directory, c.name)) for c in candidates}
+    # The entries' own times (a link's, not its target's).
+    mtimes = {
+        c.name: _safeio.lstat_mtime(_fs.join(inventory.directory, c.name)) for c in candidates
+    }
     removed: list[str] = []
     for item in choose_leftovers(
         inventory, checkpoint_name, mtimes, finished=finished, protected=protected

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from safeckpt import _fs, _paths, _pool
+from safeckpt import _fs, _paths, _pool, _safeio
 from safeckpt._causes import Cause
 from safeckpt._index import FOOTER_SIZE, TABLE_MAGIC
 from safeckpt._info import CheckpointInfo
-from safeckpt._layout import INDEX_SUFFIX, TEMP_SUFFIX, Listing, classify, split_step
+from safeckpt._layout import INDEX_SUFFIX, STATE_FILE, TEMP_SUFFIX, Listing, classify, split_step
 from safeckpt._public import public
 from safeckpt._statefile import Recorded, StateFile, read_state, resolve_recorded, snapshot_mtime
 from safeckpt._tf import tf
@@ -16,7 +16,7 @@ from safeckpt._tf import tf
 
 @dataclass(frozen=True)
 class Inventory:
-    """Everything one listing and the state file say about a directory.
+    r"""Everything one listing and the state file say about a directory.
 
     Attributes:
         directory: The directory (absolute path or URI).
@@ -28,6 +28,8 @@ class Inventory:
         worker_temps: ``workertemp_*`` directories of multi-worker training.
         other: Names of entries that belong to no checkpoint.
         own: safeckpt's own ``.safeckpt-*`` files (writer leases and their temporaries).
+        undecodable: Entry names that are not valid UTF-8, escaped (``caf\xe9.txt``): no
+            checkpoint file can have one (TensorFlow cannot open it); reported, never fatal.
     """
 
     directory: str
@@ -39,6 +41,7 @@ class Inventory:
     worker_temps: tuple[str, ...]
     other: tuple[str, ...]
     own: tuple[str, ...] = ()
+    undecodable: tuple[str, ...] = ()
     _mtimes: dict[str, float | None] = field(default_factory=dict, compare=False, repr=False)
     _state_time: list[float | None] = field(default_factory=list, compare=False, repr=False)
 
@@ -134,10 +137,10 @@ def _index_finished(directory: str, base: str) -> bool:
     """Whether ``<base>.index`` ends with the table footer's magic number (fully written)."""
     path = _fs.join(directory, base + INDEX_SUFFIX)
     try:
-        size = int(tf.io.gfile.stat(path).length)
+        size = _safeio.regular_size(path)  # locally a regular file only (never a FIFO)
         if size < FOOTER_SIZE:
             return False
-        with tf.io.gfile.GFile(path, "rb") as f:
+        with _safeio.open_read(path) as f:
             f.seek(size - 8)
             tail = f.read(8)
     except (tf.errors.OpError, OSError):
@@ -174,9 +177,7 @@ def _info(
     )
 
 
-def scan(
-    directory: str, listing_names: list[str] | None = None, *, stats: bool = False
-) -> Inventory:
+def scan(directory: str, *, stats: bool = False) -> Inventory:
     """Build the inventory of `directory` from one listing and the state file.
 
     Completeness comes from the file names alone (an index and every data shard its name
@@ -186,7 +187,6 @@ def scan(
 
     Args:
         directory: The directory (normalized).
-        listing_names: The directory's listing, when the caller already has it.
         stats: Fill every checkpoint's ``size_bytes`` and ``mtime`` (`Inventory.with_stats`).
 
     Raises:
@@ -195,8 +195,8 @@ def scan(
     # The state file first: a save is recorded there after its files are written, so a
     # listing taken afterwards holds every checkpoint this state file can name.
     state = read_state(directory)
-    names = _fs.listdir(directory) if listing_names is None else listing_names
-    listing: Listing = classify(names)
+    entries = _fs.list_entries(directory)
+    listing: Listing = classify(entries.names)
     local = set(listing.prefixes)
     recorded = tuple(resolve_recorded(directory, r, local) for r in state.recorded())
     in_state = {_fs.basename(r.prefix) for r in recorded if r.prefix is not None}
@@ -234,6 +234,7 @@ def scan(
         worker_temps=tuple(listing.worker_temps),
         other=tuple(n for n in listing.other if n not in in_state),
         own=tuple(listing.own),
+        undecodable=tuple(entries.undecodable),
     )
     return inventory.with_stats() if stats else inventory
 
@@ -255,9 +256,14 @@ def list_checkpoints(
 
     Raises:
         CheckpointDirectoryError: The path is malformed.
+        tf.errors.PermissionDeniedError: The directory may not be listed or searched.
         tf.errors.OpError: The directory does not exist or cannot be listed.
     """
     path = _paths.normalize_directory(directory)
     if checkpoint_name is not None:
         _paths.normalize_checkpoint_name(checkpoint_name)
-    return scan(path, stats=True).family(checkpoint_name)
+    inventory = scan(path, stats=True)
+    refused = _fs.access_error(_fs.join(path, STATE_FILE))  # listable, but not searchable
+    if refused is not None:
+        raise tf.errors.PermissionDeniedError(None, None, f"{path}: {refused.strerror}")
+    return inventory.family(checkpoint_name)

@@ -25,16 +25,25 @@ OWN_PREFIX = ".safeckpt-"
 #: ``.safeckpt-writer-<checkpoint_name>``: who saves checkpoints of that name here.
 LEASE_PREFIX = OWN_PREFIX + "writer-"
 
-_DATA_RE = re.compile(r"^(?P<prefix>.+)\.data-(?P<shard>\d{5})-of-(?P<count>\d{5})$")
-_STEP_RE = re.compile(r"^(?P<name>.*?)-(?P<step>\d+)$")
-_SHARD_SUFFIX_RE = re.compile(r"\.data-\d{5}-of-\d{5}$")
+# ASCII digits only, and \Z (``$`` would also match before a trailing newline).
+_DATA_RE = re.compile(r"(?P<prefix>.+)\.data-(?P<shard>[0-9]{5})-of-(?P<count>[0-9]{5})\Z", re.S)
+_STEP_RE = re.compile(r"(?P<name>.*?)-(?P<step>[0-9]+)\Z", re.S)
+_SHARD_SUFFIX_RE = re.compile(r"\.data-[0-9]{5}-of-[0-9]{5}\Z")
+#: The largest step: TensorFlow's ``save_counter`` is an int64.
+MAX_STEP = (1 << 63) - 1
 
 
 def split_step(base: str) -> tuple[str, int | None]:
-    """``"ckpt-12"`` gives ``("ckpt", 12)``; ``"model.ckpt"`` gives ``("model.ckpt", None)``."""
+    """``"ckpt-12"`` gives ``("ckpt", 12)``; ``"model.ckpt"`` gives ``("model.ckpt", None)``.
+
+    A number above `MAX_STEP` (TensorFlow's int64 counter cannot write it; Python's int()
+    refuses more than 4,300 digits) is not a step: the whole base name is the name.
+    """
     match = _STEP_RE.match(base)
     if match and match.group("name"):
-        return match.group("name"), int(match.group("step"))
+        digits = match.group("step").lstrip("0") or "0"
+        if len(digits) <= 19 and int(digits) <= MAX_STEP:
+            return match.group("name"), int(digits)
     return base, None
 
 

@@ -16,7 +16,6 @@ from typing import Any
 from safeckpt import _distribute, _fs, _paths, _tf
 from safeckpt._agreement import Agreement, check_peer_timeout
 from safeckpt._arguments import check_checkpoint, check_hours, check_max_to_keep
-from safeckpt._causes import Cause
 from safeckpt._diagnose import diagnose
 from safeckpt._diagnosis import Diagnosis
 from safeckpt._housekeeping import cleanup_after_save, quarantine_all
@@ -35,7 +34,8 @@ from safeckpt._saving import (
     prepare_save,
     raise_counter,
     read_only_error,
-    refuse_if_state_is_directory,
+    refuse_if_state_unwritable,
+    special_state,
 )
 from safeckpt._tf import tf
 
@@ -69,8 +69,8 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
             sequence of them applied in order.
         on_empty: What `restore` does when the directory holds no checkpoint at all:
             ``"initialize"`` (TensorFlow's behaviour) or ``"raise"``.
-        verify: How each checkpoint is checked before it is restored: ``"quick"`` (index
-            and shard sizes), ``"deep"`` (also every tensor's CRC32C) or ``"none"``.
+        verify: How each checkpoint is checked before it is restored: ``"quick"`` (index,
+            shard sizes, object graph), ``"deep"`` (also every tensor's CRC32C) or ``"none"``.
         cleanup_temp: After each save, remove leftovers of interrupted saves older than
             the newest complete checkpoint (``<prefix>_temp/``, ``checkpoint.tmp*``).
         quarantine: Move a checkpoint that fails verification into
@@ -135,7 +135,7 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
         )  # fmt: skip
         self.last_restore: RestoreReport | None = None
         self._existing_steps: frozenset[int] = frozenset()
-        self._state_is_directory = False
+        self._state_unwritable = False
         self._listed_at_start: frozenset[str] = frozenset()
         timeout = check_peer_timeout(peer_timeout)
         directory = _paths.normalize_directory(directory)
@@ -146,17 +146,17 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
         self.created_directory = self._agreement.validate(
             create=options.create_directory, read_only=options.read_only
         )
+        special = special_state(directory)  # a FIFO: TensorFlow's constructor would block
         _tf.init_manager(
             self, super().__init__, checkpoint, directory, max_to_keep,
             keep_checkpoint_every_n_hours=keep_checkpoint_every_n_hours,
             checkpoint_name=checkpoint_name, step_counter=step_counter,
             checkpoint_interval=checkpoint_interval, init_fn=init_fn,
-            last_checkpoint_step=last_checkpoint_step,
+            last_checkpoint_step=last_checkpoint_step, read_state=not special,
         )  # fmt: skip
         self._reconciled = False
         self._inherited: frozenset[str] = frozenset()
         self._floor: str | None = None  # last returned, restored or saved: never go back
-
         holds = options.writer_lease and not options.read_only and self._worker.is_chief
         holds = holds and not _distribute.is_private_directory(directory)  # one worker's own
         self._lease = WriterLease(directory, checkpoint_name) if holds else None
@@ -177,7 +177,7 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
         if self._lease is not None:
             self._lease.first_look(lease_name(self.checkpoint_name) in inventory.own)
         state = reconcile(inventory, self.checkpoint_name, _tf.rotation(self))
-        self._state_is_directory = inventory.state.problem is Cause.NOT_A_DIRECTORY
+        self._state_unwritable = inventory.state.not_a_file  # saves refused, never rewritten
         self._listed_at_start = state.listed
         self._existing_steps = existing_steps(inventory, self.checkpoint_name)
         if state.latest != _tf.latest(self):
@@ -219,7 +219,7 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
                 _tf.set_latest(self, plan.adopt)
             if plan.adopt in rotation:
                 rotation.move_to_end(plan.adopt)
-        if moved and plan.adopt is not None:
+        if moved and plan.adopt is not None and not self._state_unwritable:
             # The state file must stop naming what was moved away (quarantine is opt-in).
             # TF requires the latest checkpoint to be in the rotation when timestamps exist.
             rotation.setdefault(plan.adopt, _tf.now())
@@ -396,18 +396,21 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
         Raises:
             ReadOnlyError: The manager was created with ``read_only=True``.
             ConcurrentWriterError: Another live writer saves checkpoints of this name here.
-            SaveError: The ``checkpoint`` state file is a directory (nothing is written).
+            SaveError: The ``checkpoint`` state file is a directory, FIFO or device, the
+                save's ``<prefix>-<N>_temp`` is there but no real directory (a link, a
+                file, a socket), or an explicit `checkpoint_number` has files whose names
+                are not UTF-8 (TensorFlow's save fails on them); nothing is written.
         """
         if self._options.read_only:
             raise read_only_error(self.directory)
         self._reconcile()
-        if self._state_is_directory:
-            self._state_is_directory = refuse_if_state_is_directory(self.directory)
+        if self._state_unwritable:
+            self._state_unwritable = refuse_if_state_unwritable(self.directory)
         if _tf.interval_skips(self, check_interval):
             return None  # TensorFlow's checkpoint_interval: nothing is written
         self._existing_steps = prepare_save(
             _tf.checkpoint_of(self), _tf.checkpoint_prefix(self), checkpoint_number,
-            self._existing_steps, self._lease,
+            self._existing_steps, self._lease, chief=self._worker.is_chief,
         )  # fmt: skip
 
         def tf_save() -> str | None:
@@ -426,10 +429,8 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
         self._floor = result
         if self._options.cleanup_temp and self._worker.is_chief:
             asynchronous = getattr(options, "experimental_enable_async_checkpoint", False)
-            finished = None if asynchronous else result
-            cleanup_after_save(
-                self.directory, self.checkpoint_name, finished, self._listed_at_start
-            )
+            done = None if asynchronous else result
+            cleanup_after_save(self.directory, self.checkpoint_name, done, self._listed_at_start)
         return result
 
     def _sync_checkpoint(self) -> None:

@@ -204,8 +204,7 @@ def compare(root: object, graph: CheckpointGraph) -> Match:
     for entry in graph.entries:
         if graph.node_of[entry.path] in by_node:
             continue
-        nodes = [_node_of_path(graph, a) for a in _ancestors(entry.path)]
-        ancestors = [by_node.get(n) for n in nodes if n is not None]
+        ancestors = [by_node.get(n) for n in _ancestor_nodes(graph, entry.path)]
         waiting = entry.slot_of is not None or any(o is not None and o.unbuilt for o in ancestors)
         (pending if waiting else unused).append(entry.path)
     return Match(
@@ -221,19 +220,18 @@ def compare(root: object, graph: CheckpointGraph) -> Match:
     )
 
 
-def _ancestors(path: str) -> list[str]:
-    parts = path.split("/")
-    return ["/".join(parts[:k]) for k in range(len(parts) - 1, -1, -1)]
+def _ancestor_nodes(graph: CheckpointGraph, path: str) -> list[int]:
+    """The nodes of the ancestors of `path` that the graph holds, the root first.
 
-
-def _node_of_path(graph: CheckpointGraph, path: str) -> int | None:
-    node = 0
-    for part in path.split("/") if path else []:
-        child = graph.children.get(node, {}).get(part)
+    One walk down the path (linear in its length, however deep the graph is nested).
+    """
+    nodes = [0]
+    for part in path.split("/")[:-1] if path else []:
+        child = graph.children.get(nodes[-1], {}).get(part)
         if child is None:
-            return None
-        node = child
-    return node
+            break
+        nodes.append(child)
+    return nodes
 
 
 def _listed(title: str, paths: tuple[str, ...]) -> list[str]:

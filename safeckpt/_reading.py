@@ -9,29 +9,30 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
+from safeckpt._causes import Cause
 from safeckpt._diagnosis import Diagnosis
 from safeckpt._errors import restore_error
-from safeckpt._failures import RESTORE_ERRORS, create_save_counter
-from safeckpt._graph import read_checkpoint_graph
+from safeckpt._failures import create_save_counter
 from safeckpt._match import Match, compare, diagnose_match
 from safeckpt._policies import MatchMode
+from safeckpt._verify import graph_or_diagnosis
 
 logger = logging.getLogger("safeckpt")
 
 
 def match_or_raise(
     checkpoint: Any, prefix: str, mode: MatchMode, attempts: Sequence[Diagnosis]
-) -> Match | None:
+) -> Match | Diagnosis | None:
     """Match the program against `prefix` before anything is assigned; raise if it fails.
 
-    Returns None when TensorFlow cannot read the index (its restore then fails and is
-    diagnosed like any damage).
+    Returns the diagnosis when safeckpt's parser cannot read the index or the object graph
+    (also with ``verify="none"``: such a checkpoint is never handed to TensorFlow's reader),
+    and None when there is no index at all (TensorFlow's restore decides).
     """
     create_save_counter(checkpoint)
-    try:
-        graph = read_checkpoint_graph(prefix)
-    except RESTORE_ERRORS:
-        return None
+    graph = graph_or_diagnosis(prefix)
+    if isinstance(graph, Diagnosis):
+        return None if graph.cause is Cause.MISSING_INDEX else graph
     match = compare(checkpoint, graph)
     found = diagnose_match(match, prefix, mode)
     if found is not None:

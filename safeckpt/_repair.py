@@ -1,12 +1,18 @@
-"""Rewriting the ``checkpoint`` state file from the checkpoints that verify."""
+"""Rewriting the ``checkpoint`` state file from the checkpoints that verify.
+
+The new state file is written under a unique temporary name, created exclusively, and renamed
+over the old one; the backup is a new file too (`safeckpt._safeio`): nothing is ever written
+through an existing file, link or hard link.
+"""
 
 from __future__ import annotations
 
 import datetime as _dt
+import math
 from dataclasses import dataclass
 from typing import Any
 
-from safeckpt import _fs, _tf
+from safeckpt import _fs, _safeio, _tf
 from safeckpt._diagnose_dir import default_name
 from safeckpt._inventory import scan
 from safeckpt._layout import STATE_FILE
@@ -72,7 +78,8 @@ def plan_repair(directory: str, checkpoint_name: str | None = None) -> RepairPla
     old_times: dict[str, float] = {}
     state = inventory.state
     for recorded, stamp in zip(state.all_paths, state.timestamps, strict=False):
-        old_times[_fs.basename(recorded.replace("\\", "/"))] = stamp
+        if math.isfinite(stamp):  # 1e999 reads as inf: the file's time is used instead
+            old_times[_fs.basename(recorded.replace("\\", "/"))] = stamp
     good: list[str] = []
     stamps: list[float] = []
     skipped: list[Skipped] = []
@@ -117,19 +124,22 @@ def plan_repair(directory: str, checkpoint_name: str | None = None) -> RepairPla
 
 def _read_text(path: str) -> str | None:
     try:
-        if not tf.io.gfile.exists(path) or tf.io.gfile.isdir(path):
-            return None
-        with tf.io.gfile.GFile(path, "rb") as handle:
-            return bytes(handle.read()).decode("utf-8", errors="replace")
-    except (tf.errors.OpError, OSError):
+        return _safeio.read_bytes(path).decode("utf-8", errors="replace")
+    except (tf.errors.OpError, OSError):  # missing, a directory, a FIFO, unreadable
         return None
 
 
 def apply_repair(plan: RepairPlan) -> RepairPlan:
     """Write the planned state file, keeping the old one as ``checkpoint.bak-<timestamp>``.
 
-    Never deletes or changes checkpoint files. Does nothing when the plan records nothing or
+    Never deletes or changes checkpoint files, and never writes through an existing file or
+    link (see the module's docstring). Does nothing when the plan records nothing or
     changes nothing.
+
+    Raises:
+        NotRegularFileError: The state file is a FIFO, socket or device (nothing written).
+        IsADirectoryError: The state file is a directory (nothing written).
+        tf.errors.OpError, OSError: Writing failed.
     """
     from dataclasses import replace
 
@@ -137,12 +147,25 @@ def apply_repair(plan: RepairPlan) -> RepairPlan:
         return plan
     state_path = _fs.join(plan.directory, STATE_FILE)
     backup = None
-    if tf.io.gfile.exists(state_path):
-        stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-        backup = _fs.join(plan.directory, f"{STATE_FILE}.bak-{stamp}")
-        tf.io.gfile.copy(state_path, backup, overwrite=False)
-    temporary = state_path + ".safeckpt-tmp"
-    with tf.io.gfile.GFile(temporary, "w") as handle:
-        handle.write(plan.new_state)
-    tf.io.gfile.rename(temporary, state_path, overwrite=True)
+    try:
+        old = _safeio.read_bytes(state_path)
+    except tf.errors.NotFoundError:
+        old = None
+    if old is not None:
+        backup = _new_backup(plan.directory, old)
+    _safeio.replace_file(state_path, plan.new_state.encode("utf-8"))
     return replace(plan, backup=backup)
+
+
+def _new_backup(directory: str, data: bytes) -> str:
+    """Write `data` into a new ``checkpoint.bak-<timestamp>[-N]`` file; returns its path."""
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    for attempt in range(100):
+        suffix = f"-{attempt}" if attempt else ""
+        backup = _fs.join(directory, f"{STATE_FILE}.bak-{stamp}{suffix}")
+        try:
+            _safeio.write_new(backup, data)
+        except FileExistsError:
+            continue
+        return backup
+    raise FileExistsError(f"{directory}: 100 backups of the state file named {stamp} exist")

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
 from safeckpt._causes import Vocabulary
 from safeckpt._diagnosis import Diagnosis
 from safeckpt._public import public
-from safeckpt._serialize import from_jsonable, to_jsonable
+from safeckpt._serialize import dumps, from_jsonable, to_jsonable
 
 
 @public
@@ -111,7 +110,7 @@ class RestoreReport:
 
     def to_json(self, *, indent: int | None = 2) -> str:
         """`to_dict` as JSON text."""
-        return json.dumps(self.to_dict(), indent=indent)
+        return dumps(self.to_dict(), indent=indent)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RestoreReport:

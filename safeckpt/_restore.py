@@ -44,7 +44,7 @@ from safeckpt._verify import check_prefix
 
 logger = logging.getLogger("safeckpt")
 
-_TRANSIENT = (Cause.PERMISSION_DENIED, Cause.STORAGE_UNAVAILABLE, Cause.NOT_A_DIRECTORY)
+_TRANSIENT = (Cause.PERMISSION_DENIED, Cause.STORAGE_UNAVAILABLE)
 
 
 @dataclass
@@ -147,9 +147,14 @@ class Restore:
         diagnosis = inventory_diagnosis(checkpoint, self._s.verify)
         if not diagnosis.ok:
             return diagnosis
-        match = self._compare(checkpoint.prefix)  # a mismatch raises: no fallback
+        # A mismatch raises: no fallback.
+        match = match_or_raise(self._s.checkpoint, checkpoint.prefix, self._s.match, self.attempts)
+        if isinstance(match, Diagnosis):
+            return match
         try:
-            status = self._tf_restore(checkpoint.prefix, match)
+            status = tf_restore(
+                self._s.checkpoint, checkpoint.prefix, self._s.options, self._s.match, match
+            )
         except RESTORE_ERRORS as exc:
             self._tf_failed = True
             diagnosis = stage_diagnosis(checkpoint.prefix, exc)
@@ -246,7 +251,8 @@ class Restore:
                 )
         if not ranking.candidates:
             state = inventory.state
-            if not has_checkpoints(inventory) and state.problem not in _TRANSIENT:
+            unsure = state.problem in _TRANSIENT or state.not_a_file
+            if not has_checkpoints(inventory) and not unsure:
                 if state.problem is not None:
                     self._notes.append(f"The state file is unreadable: {state.error}.")
                 return self._empty(None)
@@ -285,9 +291,12 @@ class Restore:
             if not checked.ok:
                 found = with_alternatives(checked, prefix)
                 raise restore_error(found, (found,), f"Cannot restore {prefix}.\n{found}")
-        match = self._compare(prefix)
+        match = match_or_raise(self._s.checkpoint, prefix, self._s.match, self.attempts)
+        if isinstance(match, Diagnosis):
+            found = with_alternatives(match, prefix)
+            raise restore_error(found, (found,), f"Cannot restore {prefix}.\n{found}")
         try:
-            status = self._tf_restore(prefix, match)
+            status = tf_restore(self._s.checkpoint, prefix, self._s.options, self._s.match, match)
         except RESTORE_ERRORS as exc:
             found = stage_diagnosis(prefix, exc)
             if found.cause not in MISMATCH:
@@ -322,12 +331,6 @@ class Restore:
         )
 
     # Internals -------------------------------------------------------------------------
-
-    def _compare(self, prefix: str) -> Match | None:
-        return match_or_raise(self._s.checkpoint, prefix, self._s.match, self.attempts)
-
-    def _tf_restore(self, prefix: str, match: Match | None) -> Any:
-        return tf_restore(self._s.checkpoint, prefix, self._s.options, self._s.match, match)
 
     def _reject(self, info: CheckpointInfo, diagnosis: Diagnosis) -> None:
         self._attempts.append(diagnosis)

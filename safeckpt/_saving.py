@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import glob
 import logging
 from typing import Any
 
-from safeckpt import _fs
+from safeckpt import _fs, _safeio
 from safeckpt._causes import Cause
 from safeckpt._diagnosis import Diagnosis
 from safeckpt._errors import ReadOnlyError, SaveError
 from safeckpt._inventory import scan
-from safeckpt._layout import STATE_FILE
+from safeckpt._layout import STATE_FILE, TEMP_SUFFIX
 from safeckpt._lease import Verdict, WriterLease
 from safeckpt._plan import existing_steps
 from safeckpt._tf import tf
@@ -71,26 +72,129 @@ def raise_counter(counter: Any, step: int) -> None:
         session.run(counter.assign(step))
 
 
-def refuse_if_state_is_directory(directory: str) -> bool:
-    """Raise `SaveError` when the state file is a directory; False once it no longer is.
+def special_state(directory: str) -> str | None:
+    """What the state file is when it is a FIFO, socket or device (logged), else None.
 
-    TensorFlow would write the checkpoint's files and then fail to record them (a bare
-    ``FailedPreconditionError``), leaving an unlisted checkpoint behind.
+    TensorFlow's constructor must not read it: it would block on a FIFO, read a device for
+    ever (see `safeckpt._tf.init_manager`).
+    """
+    kind = _safeio.special_kind(_fs.join(directory, STATE_FILE))
+    if kind is not None:
+        logger.warning(
+            "The checkpoint state file in %s is %s; TensorFlow is not let read it. "
+            "restore() works; save() raises SaveError.",
+            directory,
+            kind,
+        )
+    return kind
+
+
+def refuse_if_state_unwritable(directory: str) -> bool:
+    """Raise `SaveError` when the state file is a directory, FIFO, socket or device.
+
+    False once it no longer is. TensorFlow would write the checkpoint's files and then fail
+    to record them over a directory (a bare ``FailedPreconditionError``), leaving an
+    unlisted checkpoint behind, or replace a FIFO or device it was not asked to delete.
     """
     state = _fs.join(directory, STATE_FILE)
-    if not _fs.isdir(state):
+    kind = "a directory" if _fs.isdir(state) else _safeio.special_kind(state)
+    if kind is None:
         return False
     diagnosis = Diagnosis(
-        Cause.NOT_A_DIRECTORY,
-        f"The state file {state} is a directory, so no save could be recorded.",
+        Cause.NOT_A_DIRECTORY if kind == "a directory" else Cause.NOT_A_REGULAR_FILE,
+        f"The state file {state} is {kind}, so no save could be recorded.",
         directory,
-        evidence=(f"{state} is a directory (TensorFlow writes its checkpoint list there).",),
+        evidence=(f"{state} is {kind} (TensorFlow writes its checkpoint list there).",),
         suggestions=(
-            f"Move the directory {state} elsewhere; the checkpoints next to it stay usable, "
+            f"Move {state} elsewhere; the checkpoints next to it stay usable, "
             "and restore() works meanwhile.",
         ),
     )
     raise SaveError(f"Nothing was saved: {diagnosis}", diagnosis)
+
+
+def refuse_unusable_temp(checkpoint: Any, prefix: str, checkpoint_number: Any) -> None:
+    """Raise `SaveError` when the save's ``<prefix>-<N>_temp`` is there but no real directory.
+
+    TensorFlow writes the save's parts into that directory: through a symbolic link it
+    would write outside the checkpoint directory, and into a file, FIFO or socket it fails
+    (a bare ``FailedPreconditionError``). A real directory (left by an interrupted save) is
+    TensorFlow's to reuse. Only in eager mode, where the number is known.
+    """
+    if not tf.executing_eagerly():
+        return
+    number = requested_number(checkpoint.save_counter, checkpoint_number)
+    temp = f"{prefix}-{number}{TEMP_SUFFIX}"
+    kind = None if number is None else _safeio.entry_kind(temp)
+    if kind in (None, "a directory"):
+        return
+    diagnosis = Diagnosis(
+        Cause.NOT_A_DIRECTORY,
+        f"{_fs.basename(temp)} is {kind}, where TensorFlow writes the parts of this save.",
+        _fs.dirname(prefix),
+        evidence=(f"{temp} is {kind}, not a directory.",),
+        suggestions=(f"Remove {temp} (a leftover); then save again.",),
+    )
+    raise SaveError(f"Nothing was saved: {diagnosis}", diagnosis)
+
+
+def _undecodable(prefix: str, number: int) -> str | None:
+    r"""A name TensorFlow's save of `number` fails on, shown escaped, or None.
+
+    After writing, TensorFlow sums the sizes of ``glob("<prefix>-<N>*")`` through its C++
+    API, which takes only UTF-8 names: a stray ``ckpt-4\xe9.txt`` makes the save of
+    ``ckpt-4`` raise a bare `TypeError` before the state file is written.
+    """
+    local = _fs.local_path(prefix)
+    if local is None:  # object stores: names are UTF-8
+        return None
+    for name in glob.glob(glob.escape(f"{local}-{number}") + "*"):
+        try:
+            name.encode("utf-8")
+        except UnicodeEncodeError:
+            return _fs.escaped(name)
+    return None
+
+
+def avoid_undecodable_names(
+    checkpoint: Any, prefix: str, checkpoint_number: Any, existing: frozenset[int]
+) -> None:
+    """Number the save past the steps whose files' names TensorFlow's save fails on.
+
+    Never onto an `existing` step.
+
+    Raises:
+        SaveError: An explicit `checkpoint_number` names such a step (nothing written).
+    """
+    if not tf.executing_eagerly():
+        return
+    counter = checkpoint.save_counter
+    number = requested_number(counter, checkpoint_number)
+    found = None if number is None else _undecodable(prefix, number)
+    if number is None or found is None:
+        return
+    if checkpoint_number is not None:
+        diagnosis = Diagnosis(
+            Cause.UNKNOWN,
+            f"{found} is not UTF-8: TensorFlow's save of {_fs.basename(prefix)}-{number} fails "
+            "on it after writing.",
+            _fs.dirname(prefix),
+            evidence=(f"{found}: the name is not valid UTF-8.",),
+            suggestions=(f"Rename or remove {found}, or save under another number.",),
+        )
+        raise SaveError(f"Nothing was saved: {diagnosis}", diagnosis)
+    skip = number
+    while skip in existing or _undecodable(prefix, skip) is not None:  # each has its files
+        skip += 1
+    logger.warning(
+        "%s is not UTF-8, and TensorFlow's save of %s-%d would fail on it; numbering the save "
+        "%d instead.",
+        found,
+        prefix,
+        number,
+        skip,
+    )
+    raise_counter(counter, skip - 1)
 
 
 def avoid_overwrite(
@@ -123,23 +227,35 @@ def prepare_save(
     checkpoint_number: Any,
     existing: frozenset[int],
     lease: WriterLease | None,
+    *,
+    chief: bool,
 ) -> frozenset[int]:
-    """What a save does before TensorFlow writes: the lease, then the number.
+    """What a save does before TensorFlow writes: the lease, the number, the checks.
 
     Judges the writer lease (raising `ConcurrentWriterError` for another live writer), and
     after taking one over lists the directory again: the other writer may have saved since
     this manager listed it. Then raises ``save_counter`` over existing files
-    (`avoid_overwrite`) and writes the lease with the step about to be saved.
+    (`avoid_overwrite`) and past steps whose files' names TensorFlow's save fails on, checks
+    that the chief's ``<prefix>-<N>_temp`` is a real directory if it is there, and last writes
+    the lease with the step about to be saved.
 
     Returns:
         The steps whose files exist, as now known.
+
+    Raises:
+        ConcurrentWriterError: Another live writer holds the lease.
+        SaveError: The chief's ``<prefix>-<N>_temp`` is there but no real directory, or an
+            explicit `checkpoint_number` names files TensorFlow's save fails on.
     """
     decision = lease.check() if lease is not None else None
-    if lease is not None and decision is not None and decision.verdict is Verdict.TAKE_OVER:
+    if decision is not None and decision.verdict is Verdict.TAKE_OVER:
         name = _fs.basename(prefix)
         existing = existing | existing_steps(scan(_fs.dirname(prefix)), name)
     if existing:
         avoid_overwrite(checkpoint, prefix, checkpoint_number, existing)
+    if chief:
+        avoid_undecodable_names(checkpoint, prefix, checkpoint_number, existing)
+        refuse_unusable_temp(checkpoint, prefix, checkpoint_number)
     if lease is not None and decision is not None:
         number = None
         if tf.executing_eagerly():

@@ -4,13 +4,16 @@ Every result type (`CheckpointInfo`, `Diagnosis`, `RestoreReport`, `RepairPlan`)
 `to_jsonable` and `from_jsonable`, so a field added to a dataclass is serialized without
 anyone remembering to. Fields with ``metadata={"serialize": False}`` are left out (a live
 TensorFlow status object, say). Enums become their values, tuples lists, nested dataclasses
-dicts; `from_jsonable` reverses this from the dataclass's type annotations.
+dicts; `from_jsonable` reverses this from the dataclass's type annotations. `dumps` writes
+strict JSON text.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import enum
+import json
+import math
 import sys
 import types
 import typing
@@ -33,6 +36,25 @@ def _value(value: Any) -> Any:
     if isinstance(value, (tuple, list)):
         return [_value(item) for item in value]
     return value
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(item) for item in value]
+    return value
+
+
+def dumps(data: Any, *, indent: int | None = 2) -> str:
+    """Strict JSON text of `data`.
+
+    A number that is not finite (``1e999`` read from a state file) is written as ``null``,
+    never as ``Infinity`` or ``NaN``, which JSON does not have.
+    """
+    return json.dumps(_finite(data), indent=indent, allow_nan=False)
 
 
 def to_jsonable(obj: Any) -> dict[str, Any]:

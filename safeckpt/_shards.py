@@ -14,11 +14,12 @@ import os
 import queue
 import struct
 import threading
+from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from safeckpt import _fs
+from safeckpt import _fs, _safeio
 from safeckpt._causes import Cause
 from safeckpt._crc32c import crc32c, unmask
 from safeckpt._index import BundleEntry, BundleIndex
@@ -36,7 +37,12 @@ _PIPELINE = 8 * _SCRATCH  # from this size on, a reader thread overlaps reads an
 #: ``unreadable`` is a permission refused; ``unavailable`` a read the storage failed (a
 #: dropped connection, a 5xx answer, a timeout), which says nothing about the bytes.
 DataProblemKind = Literal[
-    "missing_shard", "truncated", "checksum_mismatch", "unreadable", "unavailable"
+    "missing_shard",
+    "truncated",
+    "checksum_mismatch",
+    "unreadable",
+    "unavailable",
+    "not_a_regular_file",
 ]
 
 
@@ -161,14 +167,14 @@ def _content_crc(s: _Stream, entry: BundleEntry, fmt: str) -> int:
     crc = 0
     if entry.dtype == _DT_VARIANT:  # per element: varint len, bytes, masked crc so far
         for i in range(count):
-            n = s.varint()
+            n = _length(s, entry)
             crc = s.feed(n, crc32c(struct.pack(fmt + "Q", n), crc))
             raw = s.take(4)
             if unmask(struct.unpack(fmt + "I", raw)[0]) != crc:
                 raise ValueError(f"checksum after variant element {i} does not match")
             crc = crc32c(raw, crc)
     else:  # varint lengths, masked crc of lengths, string bytes
-        lengths = [s.varint() for _ in range(count)]
+        lengths = [_length(s, entry) for _ in range(count)]
         packed = [struct.pack(fmt + ("I" if n <= 0xFFFFFFFF else "Q"), n) for n in lengths]
         crc = crc32c(b"".join(packed))
         raw = s.take(4)
@@ -178,6 +184,14 @@ def _content_crc(s: _Stream, entry: BundleEntry, fmt: str) -> int:
     if s.remaining():
         raise ValueError(f"{s.remaining()} bytes left over after the last element")
     return crc
+
+
+def _length(s: _Stream, entry: BundleEntry) -> int:
+    """An element's length; never more than the entry's size (so it fits its 64-bit field)."""
+    n = s.varint()
+    if n > entry.size:
+        raise ValueError(f"an element length of {n} bytes overruns the entry's {entry.size}")
+    return n
 
 
 def verify_data(
@@ -200,9 +214,12 @@ def verify_data(
     """
     todo = [e for e in index.entries if not e.is_slice_container]
     meter = _Progress(sum(e.size for e in todo), progress)
+    by_shard: dict[int, list[BundleEntry]] = defaultdict(list)
+    for e in todo:
+        by_shard[e.shard_id].append(e)
     problems: list[DataProblem] = []
     for shard in range(index.num_shards):
-        entries = sorted((e for e in todo if e.shard_id == shard), key=lambda e: e.offset)
+        entries = sorted(by_shard.pop(shard, ()), key=lambda e: e.offset)
         name = f"{prefix}.data-{shard:05d}-of-{index.num_shards:05d}"
         problems += _verify_shard(name, entries, ">" if index.big_endian else "<", meter)
     if meter.total == 0 and progress is not None:
@@ -229,7 +246,7 @@ class _LocalShard:
     """A local data shard read without `tf.io.gfile` (which allocates every chunk anew)."""
 
     def __init__(self, name: str) -> None:
-        self._f = open(name, "rb", buffering=0)  # noqa: SIM115 - closed by __exit__
+        self._f = _safeio.open_read(name, buffered=False)  # a regular file only
         size = min(_SCRATCH, _CHUNK)  # progress is reported at most every _CHUNK bytes
         self.buffers = [memoryview(bytearray(size)) for _ in range(3)]
         self.scratch = self.buffers[0]
@@ -244,7 +261,7 @@ class _LocalShard:
         return os.fstat(self._f.fileno()).st_size
 
     def tell(self) -> int:
-        return self._f.tell()
+        return int(self._f.tell())
 
     def seek(self, offset: int) -> None:
         self._f.seek(offset)
@@ -257,14 +274,15 @@ class _LocalShard:
 
 
 def _open_shard(name: str) -> Any:
-    """Local shards through `_LocalShard`; URIs and unreadable paths through `tf.io.gfile`."""
-    if _fs.scheme_of(name) is None:
-        try:
-            return _LocalShard(name)
-        except FileNotFoundError as exc:
-            raise tf.errors.NotFoundError(None, None, str(exc)) from exc
-        except OSError:
-            pass  # e.g. a directory: let tf.io.gfile report it exactly as before
+    """Local shards through `_LocalShard` (regular files only); URIs through `tf.io.gfile`.
+
+    Raises:
+        tf.errors.NotFoundError: The shard does not exist.
+        NotRegularFileError, IsADirectoryError: It is not a regular file (local).
+        tf.errors.OpError, OSError: It cannot be opened.
+    """
+    if _fs.local_path(name) is not None:
+        return _LocalShard(name)
     return tf.io.gfile.GFile(name, "rb")
 
 
@@ -299,6 +317,7 @@ def _verify_shard(
     except (tf.errors.OpError, OSError) as exc:
         kinds: dict[Cause, DataProblemKind] = {
             Cause.PERMISSION_DENIED: "unreadable",
+            Cause.NOT_A_REGULAR_FILE: "not_a_regular_file",
             Cause.NOT_A_DIRECTORY: "missing_shard",  # "Is a directory": no data file there
         }
         kind = kinds.get(cause_of(exc), "unavailable")
@@ -310,7 +329,7 @@ def _verify_shard(
 def read_string_scalar(prefix: str, index: BundleIndex, entry: BundleEntry) -> bytes:
     """The value of a scalar string tensor (the object graph), checked against its CRC32C.
 
-    One read of the entry's bytes (a single ranged request on remote storage).
+    One read of the entry's bytes (a single ranged request on remote storage up to 8 MiB).
 
     Raises:
         ValueError: The bytes do not hold a scalar string, or their checksum does not match.
@@ -320,9 +339,18 @@ def read_string_scalar(prefix: str, index: BundleIndex, entry: BundleEntry) -> b
     if entry.dtype != _DT_STRING or entry.shape != () or entry.is_slice_container:
         raise ValueError(f"{entry.name!r} is not a scalar string tensor")
     name = f"{prefix}.data-{entry.shard_id:05d}-of-{index.num_shards:05d}"
+    chunks: list[bytes] = []
     with _open_shard(name) as f:
         f.seek(entry.offset)
-        raw = bytes(f.read(entry.size))
+        left = entry.size
+        while left:  # in pieces: memory grows with the bytes there, not with a claimed size
+            want = min(left, _CHUNK)
+            piece = bytes(f.read(want))
+            chunks.append(piece)
+            left -= len(piece)
+            if len(piece) < want:
+                break
+    raw = b"".join(chunks)
     if len(raw) != entry.size:
         raise EOFError(
             f"{name} ends {entry.size - len(raw)} bytes before the end of {entry.name!r}"

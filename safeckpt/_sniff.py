@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from safeckpt import _safeio
 from safeckpt._tf import tf
 
 _MAGICS: tuple[tuple[bytes, str, str], ...] = (
@@ -33,8 +34,7 @@ _MAGICS: tuple[tuple[bytes, str, str], ...] = (
 def sniff(path: str) -> tuple[str, str] | None:
     """``(what it is, what to do)`` when `path` is a recognizably foreign file, else None."""
     try:
-        with tf.io.gfile.GFile(path, "rb") as handle:
-            head = handle.read(64)
+        head = _safeio.read_bytes(path, 64)  # locally a regular file only
     except (tf.errors.OpError, OSError):
         return None
     if path.endswith(".pb") or path.endswith(".pbtxt"):

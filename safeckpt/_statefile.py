@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 
 from google.protobuf import text_format
 
-from safeckpt import _fs, _tf
+from safeckpt import _fs, _safeio, _tf
 from safeckpt._causes import Cause
 from safeckpt._diagnosis import describe_exception
 from safeckpt._layout import STATE_FILE
@@ -40,8 +40,9 @@ class StateFile:
         all_paths: ``all_model_checkpoint_paths`` as recorded, oldest first.
         timestamps: ``all_model_checkpoint_timestamps``.
         problem: `Cause.STATE_FILE_CORRUPT`, `Cause.PERMISSION_DENIED`,
-            `Cause.STORAGE_UNAVAILABLE` or `Cause.NOT_A_DIRECTORY` (the state file is a
-            directory), or None when it was read fine (or does not exist).
+            `Cause.STORAGE_UNAVAILABLE`, `Cause.NOT_A_DIRECTORY` (the state file is a
+            directory) or `Cause.NOT_A_REGULAR_FILE` (a FIFO, socket or device, never
+            opened), or None when it was read fine (or does not exist).
         error: What went wrong, naming the file.
         oddities: What TensorFlow accepts silently but a person should know (a repeated
             ``model_checkpoint_path``, a latest entry the list does not hold, timestamps that
@@ -62,6 +63,11 @@ class StateFile:
     oddities: tuple[str, ...] = ()
     mtime: float | None = None
     raw: bytes | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def not_a_file(self) -> bool:
+        """Whether it is there but is no file: a directory, FIFO, socket or device."""
+        return self.problem in (Cause.NOT_A_DIRECTORY, Cause.NOT_A_REGULAR_FILE)
 
     @property
     def readable(self) -> bool:
@@ -85,13 +91,12 @@ class StateFile:
 def read_state(directory: str) -> StateFile:
     """Read ``<directory>/checkpoint`` and describe any problem instead of hiding it."""
     path = _fs.join(directory, STATE_FILE)
-    mtime: float | None = None
     try:  # read first: existence and type are only asked when the read fails (fewer requests)
-        if _fs.scheme_of(path) is None:
-            raw, mtime = _read_local(path)
-        else:
-            with tf.io.gfile.GFile(path, "rb") as handle:
-                raw = handle.read()
+        raw, mtime = _safeio.read_with_mtime(path)  # a FIFO never blocks; time of these bytes
+    except _safeio.NotRegularFileError as exc:
+        return StateFile(
+            path, True, problem=Cause.NOT_A_REGULAR_FILE, error=f"{path} is {exc.kind}, not a file."
+        )
     except (tf.errors.OpError, OSError) as exc:
         try:
             if _fs.isdir(path):
@@ -113,24 +118,6 @@ def read_state(directory: str) -> StateFile:
     return replace(parse_state(path, raw), mtime=mtime, raw=raw)
 
 
-def _read_local(path: str) -> tuple[bytes, float]:
-    """The bytes of a local file and their modification time, from one open.
-
-    The time comes from the open descriptor (``fstat``), so it belongs to exactly the bytes
-    read: TensorFlow replaces the state file by a rename, and a stat by name a moment later
-    could see the next version's time next to this version's text.
-    """
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-    try:
-        mtime = os.fstat(fd).st_mtime_ns / 1e9
-        chunks = []
-        while chunk := os.read(fd, 1 << 16):
-            chunks.append(chunk)
-    finally:
-        os.close(fd)
-    return b"".join(chunks), mtime
-
-
 def snapshot_mtime(state: StateFile) -> float | None:
     """The modification time that belongs to the text `state` was parsed from, or None.
 
@@ -143,8 +130,7 @@ def snapshot_mtime(state: StateFile) -> float | None:
         return state.mtime
     try:
         when = _fs.stat(state.path)[1]
-        with tf.io.gfile.GFile(state.path, "rb") as handle:
-            again = handle.read()
+        again = _safeio.read_bytes(state.path)
     except (tf.errors.OpError, OSError):
         return None
     return when if again == state.raw else None

@@ -52,6 +52,8 @@ from __future__ import annotations
 import collections
 import inspect
 import logging
+import os
+import uuid
 from typing import Any
 
 try:
@@ -147,7 +149,14 @@ def finish_without_state(manager: Any) -> None:
 
 
 def init_manager(
-    manager: Any, init: Any, *args: Any, last_checkpoint_step: Any, **kwargs: Any
+    manager: Any,
+    init: Any,
+    checkpoint: Any,
+    directory: str,
+    *args: Any,
+    last_checkpoint_step: Any,
+    read_state: bool = True,
+    **kwargs: Any,
 ) -> None:
     """Run TensorFlow's constructor (`init`) for `manager`, on every supported TF version.
 
@@ -155,11 +164,20 @@ def init_manager(
     TF. An empty, incomplete or non-UTF-8 state file makes TF's constructor raise
     (`ValueError`, `UnicodeDecodeError`) after it checked its arguments: the constructor is
     then finished as TF does without a state file (safeckpt reads the state file itself).
+    With `read_state` False (the state file is a FIFO or a device: TF's constructor would
+    block opening it, or read it forever) TF's constructor runs on a directory path that
+    does not exist, where it reads and creates nothing, and the manager is then pointed at
+    `directory` (`relocate`) as TF leaves it without a state file.
     """
     if MANAGER_TAKES_LAST_CHECKPOINT_STEP:
         kwargs["last_checkpoint_step"] = last_checkpoint_step
+    where = directory if read_state else os.path.join(directory, f".safeckpt-{uuid.uuid4().hex}")
     try:
-        init(*args, **kwargs)
+        init(checkpoint, where, *args, **kwargs)
+        if not read_state:
+            name = kwargs["checkpoint_name"]
+            relocate(manager, directory, os.path.join(directory, name))
+            finish_without_state(manager)
     except (ValueError, UnicodeDecodeError) as exc:
         if not hasattr(manager, "_checkpoint_interval"):
             raise  # an argument TF rejected

@@ -11,10 +11,13 @@ from __future__ import annotations
 import os
 
 from safeckpt._causes import Cause
+from safeckpt._safeio import NotRealDirectoryError, NotRegularFileError
 from safeckpt._tf import tf
 
 #: Exception classes, most specific first.
 _BY_CLASS: tuple[tuple[type[BaseException], Cause], ...] = (
+    (NotRegularFileError, Cause.NOT_A_REGULAR_FILE),
+    (NotRealDirectoryError, Cause.NOT_A_DIRECTORY),
     (tf.errors.PermissionDeniedError, Cause.PERMISSION_DENIED),
     (PermissionError, Cause.PERMISSION_DENIED),
     (tf.errors.UnavailableError, Cause.STORAGE_UNAVAILABLE),

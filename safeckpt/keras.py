@@ -17,7 +17,7 @@ from typing import Any
 
 import keras
 
-from safeckpt import _distribute, _fs, _paths, _tf
+from safeckpt import _distribute, _fs, _paths, _safeio, _tf
 from safeckpt._arguments import check_max_to_keep
 from safeckpt._inventory import scan
 from safeckpt._layout import TEMP_SUFFIX, split_step
@@ -256,10 +256,7 @@ def delete_backups(directory: str) -> list[str]:
     removed = []
     for path in doomed:
         try:
-            if tf.io.gfile.isdir(path):
-                tf.io.gfile.rmtree(path)
-            else:
-                tf.io.gfile.remove(path)
+            _safeio.remove_entry(path)  # a link as a link: never what it points to
         except (tf.errors.NotFoundError, FileNotFoundError):
             continue
         removed.append(path)

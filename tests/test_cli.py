@@ -184,3 +184,69 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
 
     assert main(["--version"]) == 0
     assert capsys.readouterr().out.strip() == f"safeckpt {safeckpt.__version__}"
+
+
+def _strict(text: str) -> object:
+    def refuse(token: str) -> None:
+        raise ValueError(f"not JSON: {token}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_json_output_is_strict_json_even_for_non_finite_timestamps(ckpt_dir: Path) -> None:
+    # Timestamps like 1e999 (inf) and nan in the state file once printed Infinity / NaN.
+    (ckpt_dir / "checkpoint").write_text(
+        'model_checkpoint_path: "ckpt-3"\n'
+        + "".join(f'all_model_checkpoint_paths: "ckpt-{k}"\n' for k in (1, 2, 3))
+        + "all_model_checkpoint_timestamps: 1e999\n" * 2
+        + "all_model_checkpoint_timestamps: nan\n"
+        + "last_preserved_timestamp: -1e999\n"
+    )
+    for argv in (
+        ("repair", "--dry-run", "--json"),
+        ("repair", "--json"),
+        ("doctor", "--json"),
+        ("ls", "--json"),
+        ("verify", "--json"),
+    ):
+        code, out, err = run(argv[0], str(ckpt_dir), *argv[1:])
+        assert code in (0, 1), err
+        _strict(out)
+    code, out, _ = run("inspect", "--json", str(ckpt_dir / "ckpt-3"))
+    assert code == 0
+    _strict(out)
+    state = (ckpt_dir / "checkpoint").read_text()  # repaired: times of the files instead
+    assert "inf" not in state and "nan" not in state
+
+
+def test_verify_of_a_directory_lists_it_once_whatever_it_holds(
+    ckpt_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 60 index-less data files (and junk): each was diagnosed with a listing of its own, and
+    # 5,000 junk files with 500 such files took seconds (the hostile-input harness).
+    data = (ckpt_dir / "ckpt-1.data-00000-of-00001").read_bytes()
+    for step in range(100, 160):
+        (ckpt_dir / f"ckpt-{step}.data-00000-of-00001").write_bytes(data)
+        (ckpt_dir / f"junk-{step}.txt").write_text("x")
+    import os
+
+    import tensorflow as tf
+
+    listings: list[str] = []
+    for owner, name in ((os, "scandir"), (tf.io.gfile, "listdir")):
+        real = getattr(owner, name)
+
+        def counting(path: object, *args: object, _real: object = real) -> object:
+            listings.append(str(path))
+            return _real(path, *args)  # type: ignore[operator]
+
+        monkeypatch.setattr(owner, name, counting)
+    code, out, _ = run("verify", str(ckpt_dir), "--json")
+    monkeypatch.undo()
+    results = json.loads(out)
+    assert code == 1
+    assert [r["cause"] for r in results].count("missing_index") == 60
+    assert sum(r["cause"] == "healthy" for r in results) == 3
+    assert listings.count(str(ckpt_dir)) <= 2, len(listings)
+    suggestion = next(r for r in results if r["cause"] == "missing_index")["suggestions"]
+    assert any(str(ckpt_dir / "ckpt-3") in s for s in suggestion)

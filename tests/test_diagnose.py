@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import tensorflow as tf
+from _bundle import resave
 from conftest import (
     RotatedWhileRead,
     Trainee,
@@ -154,6 +155,18 @@ def case_corrupt_data(d: Path, tmp: Path) -> Diagnosis:
     return diagnose(d, deep=True)
 
 
+def case_object_graph_corrupt(d: Path, tmp: Path) -> Case:
+    # Written again by TensorFlow's SaveV2: every checksum valid, the graph bytes not a graph.
+    resave(str(d / "ckpt-3"), {"_CHECKPOINTABLE_OBJECT_GRAPH": b"\xff\xff\xff\xff"})
+    return str(d), Cause.OBJECT_GRAPH_CORRUPT, "not a TrackableObjectGraph", str(d / "ckpt-2")
+
+
+def case_not_a_regular_file(d: Path, tmp: Path) -> Case:
+    data_file(d, 3).unlink()
+    os.mkfifo(data_file(d, 3))  # never opened: a read would block for ever
+    return str(d), Cause.NOT_A_REGULAR_FILE, "a FIFO", str(d / "ckpt-2")
+
+
 def case_incomplete_save(d: Path, tmp: Path) -> Case:
     # What a kill between the data rename and the index write leaves (notes §3.4, K5).
     # An hour ago: a recent one is a save in progress (test_doctor_on_a_save_in_progress).
@@ -282,6 +295,8 @@ CASES: dict[Cause, Callable[[Path, Path], Case | Diagnosis]] = {
     Cause.TRUNCATED_DATA: case_truncated_data,
     Cause.CORRUPT_INDEX: case_corrupt_index,
     Cause.CORRUPT_DATA: case_corrupt_data,
+    Cause.OBJECT_GRAPH_CORRUPT: case_object_graph_corrupt,
+    Cause.NOT_A_REGULAR_FILE: case_not_a_regular_file,
     Cause.INCOMPLETE_SAVE: case_incomplete_save,
     Cause.FILE_NOT_PREFIX: case_file_not_prefix,
     Cause.DIRECTORY_NOT_PREFIX: case_directory_not_prefix,

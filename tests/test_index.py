@@ -17,8 +17,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _bundle import read_varint
 
-from safeckpt import _crc32c, _shards
+from safeckpt import Cause, _crc32c, _shards, verify
 from safeckpt._crc32c import crc32c, mask, unmask
 from safeckpt._index import BundleIndex, IndexFormatError, read_index
 from safeckpt._shards import verify_data
@@ -195,33 +196,22 @@ def test_unreadable_index(tmp_path: Path) -> None:
 # --- corrupted indexes ----------------------------------------------------------------------
 
 
-def _read_varint(buf: bytes, pos: int) -> tuple[int, int]:
-    value = shift = 0
-    while True:
-        b = buf[pos]
-        pos += 1
-        value |= (b & 0x7F) << shift
-        if b < 0x80:
-            return value, pos
-        shift += 7
-
-
 def _block_spans(data: bytes) -> list[tuple[int, int]]:
     """(offset, size) of every block, decoded independently of the module under test."""
     footer = data[-48:]
-    meta_off, pos = _read_varint(footer, 0)
-    meta_size, pos = _read_varint(footer, pos)
-    index_off, pos = _read_varint(footer, pos)
-    index_size, pos = _read_varint(footer, pos)
+    meta_off, pos = read_varint(footer, 0)
+    meta_size, pos = read_varint(footer, pos)
+    index_off, pos = read_varint(footer, pos)
+    index_size, pos = read_varint(footer, pos)
     block = data[index_off : index_off + index_size]
     (restarts,) = struct.unpack_from("<I", block, len(block) - 4)
     limit, pos, spans = len(block) - 4 * (restarts + 1), 0, []
     while pos < limit:
-        _, pos = _read_varint(block, pos)
-        unshared, pos = _read_varint(block, pos)
-        vlen, pos = _read_varint(block, pos)
-        off, p = _read_varint(block, pos + unshared)
-        size, _ = _read_varint(block, p)
+        _, pos = read_varint(block, pos)
+        unshared, pos = read_varint(block, pos)
+        vlen, pos = read_varint(block, pos)
+        off, p = read_varint(block, pos + unshared)
+        size, _ = read_varint(block, p)
         spans.append((off, size))
         pos += unshared + vlen
     return [*spans, (meta_off, meta_size), (index_off, index_size)]
@@ -446,10 +436,10 @@ def test_a_directory_in_place_of_a_shard_is_reported_once(
     index = read_index(prefix + ".index")
     shard = _shard(prefix, index, 0)
     os.remove(shard)
-    os.mkdir(shard)  # exists, but reading it fails: the shard is gone (not a storage hiccup)
+    os.mkdir(shard)  # exists, but is no file: the shard is gone (not a storage hiccup)
     (problem,) = verify_data(prefix, index)
     assert (problem.kind, problem.shard_file) == ("missing_shard", shard)
-    assert problem.key_name == min(index.entries, key=lambda e: e.offset).name
+    assert problem.key_name == ""  # the whole shard, found before any tensor is read
 
 
 def test_string_length_corruption_is_caught(ckpts: dict[str, str], tmp_path: Path) -> None:
@@ -462,6 +452,26 @@ def test_string_length_corruption_is_caught(ckpts: dict[str, str], tmp_path: Pat
     shard.write_bytes(bytes(bad))
     (problem,) = verify_data(prefix, index)
     assert problem.kind == "checksum_mismatch" and "lengths" in problem.detail
+
+
+@pytest.mark.parametrize(
+    "rot", [b"\xff" * 9 + b"\x7f", b"\x80" * 9 + b"\x02", b"\xff" * 9 + b"\x01"]
+)
+def test_a_string_length_of_64_bits_or_more_is_a_mismatch(
+    ckpts: dict[str, str], tmp_path: Path, rot: bytes
+) -> None:
+    # Ten bytes of bit rot in a string tensor's first length varint (2**64 and more): a bare
+    # struct.error once (the length was packed as a 64-bit field).
+    prefix = _copy_checkpoint(ckpts["plain"], tmp_path / "copy")
+    index = read_index(prefix + ".index")
+    text = next(e for e in index.entries if e.name.startswith("text/"))
+    shard = Path(_shard(prefix, index, 0))
+    bad = bytearray(shard.read_bytes())
+    bad[text.offset : text.offset + 10] = rot
+    shard.write_bytes(bytes(bad))
+    (problem,) = verify_data(prefix, index)
+    assert problem.kind == "checksum_mismatch" and "overruns" in problem.detail
+    assert verify(prefix, deep=True).cause is Cause.CORRUPT_DATA
 
 
 # --- CRC32C ---------------------------------------------------------------------------------
@@ -515,20 +525,37 @@ def test_fallback_is_chosen_without_google_crc32c(monkeypatch: pytest.MonkeyPatc
 
 @pytest.mark.parametrize("kind", ["plain", "saved", "sharded", "variant"])
 def test_the_object_graph_read_from_the_index_equals_tensorflows_reader(
-    ckpts: dict[str, str], kind: str, monkeypatch: pytest.MonkeyPatch
+    ckpts: dict[str, str], kind: str
 ) -> None:
     # safeckpt reads shapes, dtypes and the object graph with its own parser (two reads on
     # remote storage); TensorFlow's CheckpointReader is the reference it must agree with.
+    from tensorflow.core.protobuf import trackable_object_graph_pb2
+
     from safeckpt import _graph
 
     own = _graph.read_checkpoint_graph(ckpts[kind])
-    monkeypatch.setattr(_graph, "_from_index", lambda prefix: None)
-    reference = _graph.read_checkpoint_graph(ckpts[kind])
-    assert own == reference
+    reader = tf.train.load_checkpoint(ckpts[kind])
+    shapes = reader.get_variable_to_shape_map()
+    dtypes = reader.get_variable_to_dtype_map()
+    graph = trackable_object_graph_pb2.TrackableObjectGraph.FromString(
+        reader.get_tensor(_graph.OBJECT_GRAPH_KEY)
+    )
+    assert own.children == {
+        i: {c.local_name: c.node_id for c in node.children} for i, node in enumerate(graph.nodes)
+    }
+    values = {
+        a.checkpoint_key
+        for node in graph.nodes
+        for a in node.attributes
+        if a.name == "VARIABLE_VALUE" and a.checkpoint_key in shapes
+    }
+    assert sorted(e.key for e in own.entries) == sorted(values)
+    for entry in own.entries:
+        assert (list(entry.shape), entry.dtype) == (shapes[entry.key], dtypes[entry.key].name)
     assert own.children and not own.name_based
 
 
-def test_a_damaged_object_graph_falls_back_to_tensorflows_reader(
+def test_a_damaged_object_graph_is_diagnosed_never_read_by_tensorflow(
     ckpts: dict[str, str], tmp_path: Path
 ) -> None:
     from safeckpt import _graph
@@ -540,6 +567,94 @@ def test_a_damaged_object_graph_falls_back_to_tensorflows_reader(
     data = bytearray(Path(shard).read_bytes())
     data[entry.offset + entry.size - 1] ^= 0xFF
     Path(shard).write_bytes(bytes(data))
-    assert _graph._from_index(prefix) is None  # the checksum caught it
-    with pytest.raises(tf.errors.OpError):  # TensorFlow's reader reports it
+    with pytest.raises(ValueError, match="checksum"):  # the CRC32C caught it
         _graph.read_checkpoint_graph(prefix)
+    found = verify(prefix)  # the quick check reads the object graph too
+    assert found.cause is Cause.CORRUPT_DATA
+    assert _graph.OBJECT_GRAPH_KEY in "".join(found.evidence)
+
+
+# --- bounded work for hostile tables (issue 19) ---------------------------------------------
+
+
+def _entry_value(offset: int) -> bytes:
+    from tensorflow.core.protobuf import tensor_bundle_pb2
+
+    proto = tensor_bundle_pb2.BundleEntryProto(dtype=1, offset=offset, size=4)
+    proto.shape.dim.add(size=1)
+    return proto.SerializeToString()
+
+
+def _measured_parse(
+    tmp_path: Path, data: bytes, monkeypatch: pytest.MonkeyPatch
+) -> tuple[str | None, int, int]:
+    """The parse's outcome, the bytes it checksummed and its peak Python memory."""
+    import tracemalloc
+
+    from safeckpt import _index
+
+    checksummed = [0]
+    real = _index.crc32c
+
+    def counting(view: object, *args: int) -> int:
+        checksummed[0] += len(view)  # type: ignore[arg-type]
+        return real(view, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(_index, "crc32c", counting)
+    tracemalloc.start()
+    try:
+        reason = _reason(tmp_path, data)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return reason, checksummed[0], peak
+
+
+def test_many_handles_to_one_block_are_rejected_in_linear_work(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from _bundle import Table, block, header
+
+    # One data block of 2,000 entries and an index block of 5,000 handles to it (~100 KB):
+    # decoded once per handle, it took 12-22 s and 1.1-1.6 GB before it was rejected.
+    items = [(b"", header()), *((b"v%05d" % i, _entry_value(4 * i)) for i in range(1999))]
+    table = Table()
+    handle = table.add(block(items))
+    data = table.finish([(items[-1][0], handle)] * 5000)
+    reason, checksummed, peak = _measured_parse(tmp_path, data, monkeypatch)
+    assert reason == "malformed"
+    assert checksummed <= len(data)  # every block checksummed at most once
+    assert peak < 32 * 2**20, f"{peak / 2**20:.0f} MiB"
+
+
+def test_block_handles_must_increase(tmp_path: Path) -> None:
+    from _bundle import Table, block, header
+
+    table = Table()
+    first = table.add(block([(b"", header()), (b"a", _entry_value(0))]))
+    second = table.add(block([(b"b", _entry_value(4))]))
+    good = table.finish([(b"a", first), (b"b", second)])
+    assert len(_parse_bytes(tmp_path, good).entries) == 2  # the writer is sound
+    table = Table()
+    first = table.add(block([(b"", header()), (b"a", _entry_value(0))]))
+    second = table.add(block([(b"b", _entry_value(4))]))
+    assert _reason(tmp_path, table.finish([(b"b", second), (b"a", first)])) == "malformed"
+
+
+def test_prefix_compressed_keys_cannot_expand_quadratically(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from _bundle import Table, varint
+
+    # Each key repeats the previous one and adds a byte: 20,000 entries (~80 KB) would
+    # decode into 200 MB of keys.
+    raw = bytearray()
+    for i in range(20_000):
+        raw += varint(i) + varint(1) + varint(0) + b"a"
+    raw += struct.pack("<II", 0, 1)
+    table = Table()
+    handle = table.add(bytes(raw))
+    data = table.finish([(b"b", handle)])
+    reason, _, peak = _measured_parse(tmp_path, data, monkeypatch)
+    assert reason == "malformed"
+    assert peak < 32 * 2**20, f"{peak / 2**20:.0f} MiB"

@@ -90,9 +90,11 @@ def truncate(prefix: str) -> None:
     rewrite(prefix + DATA, data[: len(data) // 2])
 
 
-def flip_last_tensor_byte(prefix: str) -> None:
+def flip_first_tensor_byte(prefix: str) -> None:
     data = bytearray(read(prefix + DATA))
-    data[-1] ^= 0xFF  # same length: only a CRC check notices
+    # Same length: only a CRC check notices. The first tensor, not the object graph (written
+    # last), which even the quick check reads.
+    data[0] ^= 0xFF
     rewrite(prefix + DATA, bytes(data))
 
 
@@ -215,7 +217,7 @@ def test_missing_index_and_truncation_fall_back_twice(ram_dir: str) -> None:
 
 def test_deep_verification_catches_a_flipped_byte(ram_dir: str) -> None:
     save_values(ram_dir)
-    flip_last_tensor_byte(f"{ram_dir}/ckpt-3")
+    flip_first_tensor_byte(f"{ram_dir}/ckpt-3")
     assert safeckpt.verify(f"{ram_dir}/ckpt-3").ok  # sizes are intact
     assert safeckpt.verify(f"{ram_dir}/ckpt-3", deep=True).cause is Cause.CORRUPT_DATA
     trainee = Trainee()
