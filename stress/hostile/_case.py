@@ -108,10 +108,14 @@ class Case:
         """Reproducible id: ``python -m stress.hostile --seed S --only N``."""
         return f"{self.seed}:{self.index}"
 
+    @property
+    def key(self) -> str:
+        """Stable key: ``python -m stress.hostile --case KEY`` rebuilds this very case."""
+        return f"{self.family}/{self.kind}/{self.entry}@{self.seed}:{self.index}"
+
     def describe(self) -> list[str]:
         lines = [
-            f"case {self.id}: {self.family}/{self.kind} -> {self.entry}"
-            + (" (as the unprivileged user)" if self.unprivileged else ""),
+            f"case {self.key}" + (" (as the unprivileged user)" if self.unprivileged else ""),
             f"  {self.detail}",
         ]
         lines += [f"    {op.describe()}" for op in self.ops]
@@ -218,7 +222,7 @@ def _age_new_entries(root: str, directory: str, pristine: set[str], dated: set[s
 
 def _regular_bytes(directory: str) -> int:
     total = 0
-    for base, dirs, files in os.walk(directory):
+    for base, _dirs, files in os.walk(directory):
         for name in files:
             with contextlib.suppress(OSError):
                 st = os.lstat(os.path.join(base, name))

@@ -1,9 +1,10 @@
 """``python -m stress.hostile``: run seeded cases, print the figures, exit 1 on a violation.
 
-    python -m stress.hostile --cases 2000 [--seed S] [--json PATH]
-    python -m stress.hostile --seed S --only N [--keep] [--minimize]   # one case, verbosely
-    python -m stress.hostile --cases 400 --families fs --entries save_cleanup,cli_repair
-    python -m stress.hostile --cases 2000 --code /other/checkout       # its safeckpt
+python -m stress.hostile --cases 2000 [--seed S] [--json PATH]
+python -m stress.hostile --seed S --only N [--keep] [--minimize]   # one case, verbosely
+python -m stress.hostile --case index/dtype/restore@8:112 [--keep]  # a reported case
+python -m stress.hostile --cases 400 --families fs --entries save_cleanup,cli_repair
+python -m stress.hostile --cases 2000 --code /other/checkout       # its safeckpt
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import time
 from collections.abc import Sequence
 
 from stress.hostile._case import Case
-from stress.hostile._generate import FAMILIES, generate
+from stress.hostile._generate import FAMILIES, build, generate, parse_key
 from stress.hostile._inputs_index import Pristine
 from stress.hostile._oracle import Bounds
 from stress.hostile._run import CODE_ENV, CaseResult, Runner, pristine_files, runner
@@ -125,6 +126,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--cases", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
     parser.add_argument("--only", type=int, help="run only case N of the seed, verbosely")
+    parser.add_argument("--case", help="run only this case key (family/kind/entry@seed:index)")
     parser.add_argument("--keep", action="store_true", help="with --only: keep the case tree")
     parser.add_argument("--minimize", action="store_true", help="with --only: drop ops")
     parser.add_argument("--families", help=f"comma-separated subset of {','.join(FAMILIES)}")
@@ -145,7 +147,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     bounds = dataclasses.replace(Bounds(), timeout=args.timeout)
     families = _split(args.families) or list(FAMILIES)
     kinds, entries = _split(args.kinds), _split(args.entries)
-    if args.only is not None:
+    if args.only is not None or args.case:
         return _only(args, bounds)
     summary, _results = run(
         args.cases, args.seed, workdir=args.workdir, bounds=bounds, families=families,
@@ -162,8 +164,13 @@ def _only(args: argparse.Namespace, bounds: Bounds) -> int:
     workdir = args.workdir or (tempfile.mkdtemp(prefix="safeckpt-hostile-") if args.keep else None)
     with runner(workdir, bounds) as active:
         pristine = Pristine(pristine_files(active.pristine))
-        case = generate(args.seed, args.only, pristine, proc_rate=args.proc_rate)
-        assert case is not None
+        if args.case:
+            family, kind, entry, seed, index = parse_key(args.case)
+            case = build(seed, index, family, kind, entry, pristine)
+        else:
+            found = generate(args.seed, args.only, pristine, proc_rate=args.proc_rate)
+            assert found is not None
+            case = found
         result = active.run_case(case, keep=args.keep)
         _print_result(result)
         if args.keep:

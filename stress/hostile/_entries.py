@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-SAFE = "safeckpt._errors.SafeCheckpointError"
+SAFE = "safeckpt.SafeCheckpointError"  # its public name (``__module__`` is "safeckpt")
 OP_ERROR = "tensorflow.python.framework.errors_impl.OpError"
 
 
@@ -64,9 +64,7 @@ _CLI = (
     EntryPoint("cli_ls_json", True, argv=("ls", "{dir}", "--json"), json=True),
     EntryPoint("cli_verify", True, argv=("verify", "{dir}")),
     EntryPoint("cli_verify_prefix", True, argv=("verify", "{prefix}"), verifies="quick"),
-    EntryPoint(
-        "cli_verify_deep", True, argv=("verify", "{prefix}", "--deep"), verifies="deep"
-    ),
+    EntryPoint("cli_verify_deep", True, argv=("verify", "{prefix}", "--deep"), verifies="deep"),
     EntryPoint("cli_verify_json", True, argv=("verify", "{dir}", "--deep", "--json"), json=True),
     EntryPoint("cli_inspect", True, argv=("inspect", "{prefix}")),
     EntryPoint("cli_inspect_json", True, argv=("inspect", "{prefix}", "--json"), json=True),

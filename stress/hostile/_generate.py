@@ -37,6 +37,14 @@ def _slot_pair(seed: int, family: str, slot: int) -> tuple[str, str]:
     return pairs[pos]
 
 
+def parse_key(key: str) -> tuple[str, str, str, int, int]:
+    """``family/kind/entry@seed:index`` (`Case.key`) -> its parts."""
+    what, _, where = key.partition("@")
+    family, kind, entry = what.split("/")
+    seed, index = where.split(":")
+    return family, kind, entry, int(seed), int(index)
+
+
 def family_of(index: int) -> str:
     return _SLOTS[index % len(_SLOTS)]
 
@@ -64,8 +72,20 @@ def generate(
         kind, entry = _slot_pair(seed, family, index // len(_SLOTS))
     if (kinds and kind not in kinds) or (entries and entry not in entries):
         return None
-    made = _make(family, kind, rng, pristine)
     proc = entry in CLI_ENTRIES and rng.random() < proc_rate
+    return build(seed, index, family, kind, entry, pristine, proc=proc)
+
+
+def build(
+    seed: int, index: int, family: str, kind: str, entry: str, pristine: Pristine,
+    *, proc: bool = False,
+) -> Case:  # fmt: skip
+    """The case of (family, kind, entry point) at `seed`/`index`.
+
+    Its input depends on these alone, not on the schedule, so a case key stays valid when
+    kinds are added.
+    """
+    made = _make(family, kind, random.Random(f"{seed}:{index}:{family}/{kind}"), pristine)
     return Case(
         seed=seed,
         index=index,
@@ -77,7 +97,7 @@ def generate(
         target=made.target,
         path=made.path,
         unprivileged=made.unprivileged,
-        expect=made.expect,
+        expect=(*made.expect, "resumes") if made.intact else made.expect,
         proc=proc,
     )
 
@@ -93,6 +113,7 @@ def _make(family: str, kind: str, rng: random.Random, pristine: Pristine) -> Inp
         for k in STEPS[:-1]:
             made.ops += INDEX_KINDS[kind](random.Random(f"{rng.random()}:{k}"), pristine, k).ops
         made.detail += "; the same kind of damage in every checkpoint"
+        made.intact = False
     return made
 
 

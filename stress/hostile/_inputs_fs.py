@@ -42,7 +42,10 @@ def temp_link_out(r: random.Random, p: Pristine) -> Input:
     name = r.choice([f"{NAME}-0_temp", f"{NAME}-1_temp", f"{NAME}-2_temp"])
     return _k(
         f"{name} is a symlink to a directory outside",
-        [Op("symlink", in_dir(name), dst=f"{OUT}/dir"), *([] if r.random() < 0.5 else _damage_newest())],
+        [
+            Op("symlink", in_dir(name), dst=f"{OUT}/dir"),
+            *([] if r.random() < 0.5 else _damage_newest()),
+        ],
     )
 
 
@@ -52,7 +55,11 @@ def temp_dir_link_out(r: random.Random, p: Pristine) -> Input:
         [
             Op("mkdir", in_dir(f"{NAME}-0_temp")),
             Op("symlink", in_dir(f"{NAME}-0_temp/escape"), dst=f"{OUT}/dir"),
-            Op("symlink", in_dir(f"{NAME}-0_temp/part-00000-of-00001.index"), dst=f"{OUT}/target.txt"),
+            Op(
+                "symlink",
+                in_dir(f"{NAME}-0_temp/part-00000-of-00001.index"),
+                dst=f"{OUT}/target.txt",
+            ),
             Op("utime", in_dir(f"{NAME}-0_temp")),
         ],
     )
@@ -77,7 +84,8 @@ def orphan_data_link(r: random.Random, p: Pristine) -> Input:
 def quarantine_link(r: random.Random, p: Pristine) -> Input:
     target = r.choice([f"{OUT}/dir", f"{ROOT}/canary", "../.."])
     return _k(
-        f"quarantine is a symlink to {target.replace(ROOT, '<root>')}; the newest checkpoint is damaged",
+        f"quarantine is a symlink to {target.replace(ROOT, '<root>')}; "
+        "the newest checkpoint is damaged",
         [Op("symlink", in_dir("quarantine"), dst=target), *_damage_newest()],
     )
 
@@ -159,25 +167,46 @@ def device_links(r: random.Random, p: Pristine) -> Input:
         ]
     )
     expect = ("not_healthy",) if where != STATE else ()
-    return _k(f"{where} is a symlink to {dev}", [Op("symlink", in_dir(where), dst=dev)], expect=expect)
+    return _k(
+        f"{where} is a symlink to {dev}", [Op("symlink", in_dir(where), dst=dev)], expect=expect
+    )
 
 
 def link_loops(r: random.Random, p: Pristine) -> Input:
     choice = r.choice(["index", "data", "state", "path", "two"])
     if choice == "index":
-        return _k("ckpt-3.index links to itself", [Op("symlink", in_dir(NEWEST + INDEX), dst=NEWEST + INDEX)], expect=("not_healthy",))
+        return _k(
+            "ckpt-3.index links to itself",
+            [Op("symlink", in_dir(NEWEST + INDEX), dst=NEWEST + INDEX)],
+            expect=("not_healthy",),
+        )
     if choice == "data":
-        return _k("the data shard links to itself", [Op("symlink", in_dir(NEWEST + DATA), dst=NEWEST + DATA)], expect=("not_healthy",))
+        return _k(
+            "the data shard links to itself",
+            [Op("symlink", in_dir(NEWEST + DATA), dst=NEWEST + DATA)],
+            expect=("not_healthy",),
+        )
     if choice == "state":
         return _k(
             "checkpoint -> checkpoint.b -> checkpoint",
-            [Op("symlink", in_dir(STATE), dst=f"{STATE}.b"), Op("symlink", in_dir(f"{STATE}.b"), dst=STATE)],
+            [
+                Op("symlink", in_dir(STATE), dst=f"{STATE}.b"),
+                Op("symlink", in_dir(f"{STATE}.b"), dst=STATE),
+            ],
         )
     if choice == "path":
-        return _k("the path passed is a link loop", [Op("symlink", in_dir("loop"), dst="loop")], target="loop", path=in_dir("loop"))
+        return _k(
+            "the path passed is a link loop",
+            [Op("symlink", in_dir("loop"), dst="loop")],
+            target="loop",
+            path=in_dir("loop"),
+        )
     return _k(
         "ckpt-4.index -> ckpt-5.index -> ckpt-4.index",
-        [Op("symlink", in_dir(f"{NAME}-4{INDEX}"), dst=f"{NAME}-5{INDEX}"), Op("symlink", in_dir(f"{NAME}-5{INDEX}"), dst=f"{NAME}-4{INDEX}")],
+        [
+            Op("symlink", in_dir(f"{NAME}-4{INDEX}"), dst=f"{NAME}-5{INDEX}"),
+            Op("symlink", in_dir(f"{NAME}-5{INDEX}"), dst=f"{NAME}-4{INDEX}"),
+        ],
     )
 
 
@@ -192,12 +221,18 @@ def non_utf8_names(r: random.Random, p: Pristine) -> Input:
             "sub\udcff",
         ]
     )
-    op = Op("mkdir", in_dir(name)) if name.endswith(("_temp", "sub\udcff")) else Op("write", in_dir(name), data=b"x")
+    op = (
+        Op("mkdir", in_dir(name))
+        if name.endswith(("_temp", "sub\udcff"))
+        else Op("write", in_dir(name), data=b"x")
+    )
     return _k(f"a file named {name!r} (not UTF-8)", [op])
 
 
 def newline_names(r: random.Random, p: Pristine) -> Input:
-    name = r.choice([f"{NAME}-7\n{INDEX}", f"bad\nname.txt", f"{NAME}-4{INDEX}\n", f"{NAME}-\n5{INDEX}", "\n"])
+    name = r.choice(
+        [f"{NAME}-7\n{INDEX}", "bad\nname.txt", f"{NAME}-4{INDEX}\n", f"{NAME}-\n5{INDEX}", "\n"]
+    )
     ops = [Op("copy", in_dir(f"{NAME}-1{INDEX}"), dst=in_dir(name))]
     return _k(f"a file named {name!r}", ops)
 
@@ -275,6 +310,7 @@ def untraversable(r: random.Random, p: Pristine) -> Input:
         [_own(), Op("chmod", DIRECTORY, num=mode)],
         unprivileged=True,
         expect=("permission_denied",),
+        intact=False,
     )
 
 
@@ -283,21 +319,33 @@ def unlistable(r: random.Random, p: Pristine) -> Input:
         "the directory has mode 311: traversable, not listable (as the unprivileged user)",
         [_own(), Op("chmod", DIRECTORY, num=0o311)],
         unprivileged=True,
+        intact=False,
     )
 
 
 def read_only_dir(r: random.Random, p: Pristine) -> Input:
     return _k(
         "the directory has mode 555 (as the unprivileged user)",
-        [_own(), *([] if r.random() < 0.5 else _damage_newest()), Op("chmod", DIRECTORY, num=0o555)],
+        [
+            _own(),
+            *([] if r.random() < 0.5 else _damage_newest()),
+            Op("chmod", DIRECTORY, num=0o555),
+        ],
         unprivileged=True,
+        intact=False,  # the write probe refuses the directory at construction (documented)
     )
 
 
 def quarantine_unwritable(r: random.Random, p: Pristine) -> Input:
     return _k(
         "quarantine/ has mode 000; the newest checkpoint is damaged (as the unprivileged user)",
-        [_own(), Op("mkdir", in_dir("quarantine")), Op("own", in_dir("quarantine")), *_damage_newest(), Op("chmod", in_dir("quarantine"), num=0)],
+        [
+            _own(),
+            Op("mkdir", in_dir("quarantine")),
+            Op("own", in_dir("quarantine")),
+            *_damage_newest(),
+            Op("chmod", in_dir("quarantine"), num=0),
+        ],
         unprivileged=True,
     )
 

@@ -37,6 +37,7 @@ class Input:
     path: str = ""
     expect: tuple[str, ...] = ()
     unprivileged: bool = False
+    intact: bool = True  # an intact checkpoint is left: a restore must resume from it
 
 
 @dataclass
@@ -88,7 +89,12 @@ def _pick_entry(rng: random.Random, p: Pristine, k: int, *, graph: bool = True) 
 def bitflip(rng: random.Random, p: Pristine, k: int) -> Input:
     raw = p.index(k)
     ops = [
-        Op("xor", in_dir(f"{NAME}-{k}{INDEX}"), num=rng.randrange(len(raw)), mask=1 << rng.randrange(8))
+        Op(
+            "xor",
+            in_dir(f"{NAME}-{k}{INDEX}"),
+            num=rng.randrange(len(raw)),
+            mask=1 << rng.randrange(8),
+        )
         for _ in range(rng.randint(1, 8))
     ]
     return Input(f"{len(ops)} bit flips in ckpt-{k}.index", ops)
@@ -174,7 +180,9 @@ def index_handles(rng: random.Random, p: Pristine, k: int) -> Input:
     t = p.tables[k]
     raw = p.index(k)
     blocks = [list(w.read_block(raw[o : o + s])) for o, s in t.blocks]
-    choice = rng.choice(["huge_offset", "huge_size", "past_end", "self", "footer", "empty", "overlap"])
+    choice = rng.choice(
+        ["huge_offset", "huge_size", "past_end", "self", "footer", "empty", "overlap"]
+    )
     off, size = t.blocks[0]
     if choice == "huge_offset":
         off = rng.choice(_HUGE)
@@ -194,7 +202,7 @@ def index_handles(rng: random.Random, p: Pristine, k: int) -> Input:
     table = w.build_table(blocks)
     separators = [w.successor(b[-1][0]) for b in blocks]
     entries = [(separators[0], w.handle(off, size))] + [
-        (sep, w.handle(*where)) for sep, where in zip(separators[1:], table.blocks[1:])
+        (sep, w.handle(*where)) for sep, where in zip(separators[1:], table.blocks[1:], strict=True)
     ]
     rebuilt = w.build_table(blocks, index_entries=entries).data
     return Input(
@@ -234,8 +242,13 @@ def block_varints(rng: random.Random, p: Pristine, k: int) -> Input:
 
 
 def _entry_edit(
-    rng: random.Random, p: Pristine, k: int, what: str, edit: Callable[[w.Entry], None],
-    expect: tuple[str, ...] = ("not_healthy",), graph: bool = True,
+    rng: random.Random,
+    p: Pristine,
+    k: int,
+    what: str,
+    edit: Callable[[w.Entry], None],
+    expect: tuple[str, ...] = ("not_healthy",),
+    graph: bool = True,
 ) -> Input:
     key = _pick_entry(rng, p, k, graph=graph)
     entry = dict(p.entries(k))[key]
@@ -276,7 +289,7 @@ def entry_overflow(rng: random.Random, p: Pristine, k: int) -> Input:
 
 
 def dtype(rng: random.Random, p: Pristine, k: int) -> Input:
-    value = rng.choice([999, 0, (1 << 31) - 1, -1, 30000, 121])
+    value = rng.choice([999, 0, (1 << 31) - 1, -1, 30000, 250])
 
     def edit(e: w.Entry) -> None:
         e.dtype = value
@@ -293,9 +306,7 @@ def dims(rng: random.Random, p: Pristine, k: int) -> Input:
         e.dims = list(value)
 
     shown = value if len(value) < 5 else f"{len(value)} dims"
-    return _entry_edit(
-        rng, p, k, f"shape {shown}", edit, expect=("deep_not_healthy",), graph=False
-    )
+    return _entry_edit(rng, p, k, f"shape {shown}", edit, expect=("deep_not_healthy",), graph=False)
 
 
 def shard_id(rng: random.Random, p: Pristine, k: int) -> Input:
@@ -350,7 +361,9 @@ def not_entry(rng: random.Random, p: Pristine, k: int) -> Input:
     }[choice]
     key = _pick_entry(rng, p, k)
     items = _replace(p, k, key, value)
-    expect = ("not_healthy",) if choice in ("truncated_varint", "wrong_wire_type", "empty_group") else ()
+    expect = (
+        ("not_healthy",) if choice in ("truncated_varint", "wrong_wire_type", "empty_group") else ()
+    )
     return Input(
         f"ckpt-{k}.index entry {key.decode(errors='replace')} holds {choice} bytes, CRC-valid",
         [_write_index(k, _with_items(items))],
@@ -399,7 +412,9 @@ def many_entries(rng: random.Random, p: Pristine, k: int) -> Input:
     real = list(p.tables[k].items)
     items = real + [(b"zz/%06d/.ATTRIBUTES/VARIABLE_VALUE" % i, value) for i in range(n)]
     table = _with_items(items, per_block=64)
-    return Input(f"ckpt-{k}.index with {n} extra entries ({len(table):,} bytes)", [_write_index(k, table)])
+    return Input(
+        f"ckpt-{k}.index with {n} extra entries ({len(table):,} bytes)", [_write_index(k, table)]
+    )
 
 
 # ------------------------------------------------------------------------------------------
@@ -444,7 +459,9 @@ def graph_not_proto(rng: random.Random, p: Pristine, k: int) -> Input:
 
 
 def _nodes(graph: bytes) -> list[list[w.Field]]:
-    return [w.decode_fields(v) for n, _t, v in w.decode_fields(graph) if n == 1 and isinstance(v, bytes)]
+    return [
+        w.decode_fields(v) for n, _t, v in w.decode_fields(graph) if n == 1 and isinstance(v, bytes)
+    ]
 
 
 def _encode_nodes(nodes: list[list[w.Field]]) -> bytes:
@@ -462,7 +479,9 @@ def graph_node_range(rng: random.Random, p: Pristine, k: int) -> Input:
     else:
         slot = w.encode_fields([(1, w.VARINT, 1), (2, w.BYTES, b"m"), (3, w.VARINT, bad)])
         nodes[0] = [*nodes[0], (3, w.BYTES, slot)]
-    return _new_graph(p, k, _encode_nodes(nodes), f"a {which} reference to node {bad} of {len(nodes)}")
+    return _new_graph(
+        p, k, _encode_nodes(nodes), f"a {which} reference to node {bad} of {len(nodes)}"
+    )
 
 
 def graph_shapes(rng: random.Random, p: Pristine, k: int) -> Input:
@@ -472,12 +491,18 @@ def graph_shapes(rng: random.Random, p: Pristine, k: int) -> Input:
     if choice == "empty":
         graph = b""
     elif choice == "self_cycle":
-        nodes[0] = [*nodes[0], (1, w.BYTES, w.encode_fields([(1, w.VARINT, 0), (2, w.BYTES, b"me")]))]
+        nodes[0] = [
+            *nodes[0],
+            (1, w.BYTES, w.encode_fields([(1, w.VARINT, 0), (2, w.BYTES, b"me")])),
+        ]
         graph = _encode_nodes(nodes)
     elif choice == "deep_chain":
         depth = rng.choice([2000, 50_000])
         base = len(nodes)
-        nodes[0] = [*nodes[0], (1, w.BYTES, w.encode_fields([(1, w.VARINT, base), (2, w.BYTES, b"c")]))]
+        nodes[0] = [
+            *nodes[0],
+            (1, w.BYTES, w.encode_fields([(1, w.VARINT, base), (2, w.BYTES, b"c")])),
+        ]
         for i in range(depth):
             child = w.encode_fields([(1, w.VARINT, base + i + 1), (2, w.BYTES, b"c")])
             nodes.append([(1, w.BYTES, child)] if i + 1 < depth else [])
@@ -504,7 +529,13 @@ def string_length(rng: random.Random, p: Pristine, k: int) -> Input:
     strings = [(key, e) for key, e in p.entries(k) if e.dtype == w.DT_STRING and e.size]
     key, entry = rng.choice(strings)
     rot = rng.choice(
-        [b"\xff" * 9 + b"\x01", b"\x80" * 9 + b"\x01", w.varint(entry.size + 1000), b"\xff\xff\xff\xff\x0f"]
+        [
+            b"\xff" * 9 + b"\x7f",  # 2^70 - 1: more than 64 bits
+            b"\x80" * 9 + b"\x02",  # 2^64
+            b"\xff" * 9 + b"\x01",  # 2^64 - 1
+            w.varint(entry.size + 1000),
+            b"\xff\xff\xff\xff\x0f",
+        ]
     )
     return Input(
         f"ckpt-{k} data: {len(rot)} bytes of rot at the length of {key.decode(errors='replace')}",
@@ -526,7 +557,12 @@ def data_truncate(rng: random.Random, p: Pristine, k: int) -> Input:
 def data_flip(rng: random.Random, p: Pristine, k: int) -> Input:
     key, entry = rng.choice([(kk, e) for kk, e in p.entries(k) if e.size])
     ops = [
-        Op("xor", in_dir(f"{NAME}-{k}{DATA}"), num=entry.offset + rng.randrange(entry.size), mask=1 << rng.randrange(8))
+        Op(
+            "xor",
+            in_dir(f"{NAME}-{k}{DATA}"),
+            num=entry.offset + rng.randrange(entry.size),
+            mask=1 << rng.randrange(8),
+        )
     ]
     return Input(
         f"ckpt-{k} data: a bit flipped inside {key.decode(errors='replace')}",

@@ -15,7 +15,9 @@ from stress.hostile._case import NAME, ROOT, STATE, STEPS, Op, ckpt_time, in_dir
 from stress.hostile._inputs_index import Input, Pristine
 
 
-def _state(latest: str, paths: list[str], stamps: list[str] | None = None, extra: str = "") -> bytes:
+def _state(
+    latest: str, paths: list[str], stamps: list[str] | None = None, extra: str = ""
+) -> bytes:
     lines = [f'model_checkpoint_path: "{latest}"']
     lines += [f'all_model_checkpoint_paths: "{p}"' for p in paths]
     if stamps is None:
@@ -39,13 +41,22 @@ StateGen = Callable[[random.Random], "tuple[str, bytes | list[Op]]"]
 def _kinds() -> dict[str, StateGen]:
     k: dict[str, StateGen] = {}
     k["empty"] = lambda r: ("0 bytes", b"")
-    k["binary"] = lambda r: ("random bytes", bytes(r.getrandbits(8) for _ in range(r.choice([1, 64, 4096]))))
+    k["binary"] = lambda r: (
+        "random bytes",
+        bytes(r.getrandbits(8) for _ in range(r.choice([1, 64, 4096]))),
+    )
     k["huge"] = lambda r: (
         "8 MB: one valid entry repeated",
         _state(_LATEST, _REAL) + b'all_model_checkpoint_paths: "ckpt-1"\n' * 220_000,
     )
-    k["non_utf8"] = lambda r: ("a path with \\xff\\xe9", b'model_checkpoint_path: "ckpt-\xff\xe9"\n')
-    k["non_utf8_tail"] = lambda r: ("valid, then Latin-1 bytes", _state(_LATEST, _REAL) + b"# caf\xe9\n")
+    k["non_utf8"] = lambda r: (
+        "a path with \\xff\\xe9",
+        b'model_checkpoint_path: "ckpt-\xff\xe9"\n',
+    )
+    k["non_utf8_tail"] = lambda r: (
+        "valid, then Latin-1 bytes",
+        _state(_LATEST, _REAL) + b"# caf\xe9\n",
+    )
     k["long_step"] = lambda r: (
         "a step of 5000 digits",
         _state(f"{NAME}-{_digits(r, 5000)}", _REAL),
@@ -56,9 +67,12 @@ def _kinds() -> dict[str, StateGen]:
     )
     k["odd_digits"] = lambda r: (
         "steps in other scripts (superscript two, Arabic-Indic three, full-width)",
-        _state(r.choice([f"{NAME}-²", f"{NAME}-٣", f"{NAME}-３", f"{NAME}-1_000"]), _REAL),
+        _state(r.choice([f"{NAME}-²", f"{NAME}-٣", f"{NAME}-\uff13", f"{NAME}-1_000"]), _REAL),
     )
-    k["negative_step"] = lambda r: ("ckpt--1 and ckpt-+2", _state(f"{NAME}--1", [f"{NAME}-+2", *_REAL]))
+    k["negative_step"] = lambda r: (
+        "ckpt--1 and ckpt-+2",
+        _state(f"{NAME}--1", [f"{NAME}-+2", *_REAL]),
+    )
     k["outside_absolute"] = lambda r: (
         "latest and entries: a real checkpoint outside the directory (absolute)",
         _state(f"{ROOT}/outside/{NAME}-7", [f"{ROOT}/outside/{NAME}-7", *_REAL]),
@@ -71,8 +85,14 @@ def _kinds() -> dict[str, StateGen]:
         "entries naming the thesis above the run",
         _state(f"{ROOT}/thesis.tex", [f"{ROOT}/thesis", f"{ROOT}/thesis.tex", *_REAL]),
     )
-    k["nul"] = lambda r: ("NUL bytes in paths", _state(f"{NAME}-3\\000x", [f"{NAME}-\\0002", *_REAL]))
-    k["nul_raw"] = lambda r: ("raw NUL bytes in the file", _state(_LATEST, _REAL).replace(b"ckpt-2", b"ckpt-\x002"))
+    k["nul"] = lambda r: (
+        "NUL bytes in paths",
+        _state(f"{NAME}-3\\000x", [f"{NAME}-\\0002", *_REAL]),
+    )
+    k["nul_raw"] = lambda r: (
+        "raw NUL bytes in the file",
+        _state(_LATEST, _REAL).replace(b"ckpt-2", b"ckpt-\x002"),
+    )
     k["long_line"] = lambda r: ("a 1 MB path", _state("a" * 1_000_000, _REAL))
     k["long_component"] = lambda r: ("a 300-byte name", _state("x" * 300, ["y" * 5000, *_REAL]))
     k["repeated_latest"] = lambda r: (
@@ -98,13 +118,19 @@ def _kinds() -> dict[str, StateGen]:
         "more timestamps than paths, then fewer",
         _state(_LATEST, _REAL[:1], [f"{ckpt_time(i):.1f}" for i in range(r.choice([0, 2, 50]))]),
     )
-    k["unknown_field"] = lambda r: ("an unknown field", _state(_LATEST, _REAL, extra='foo: "bar"\n'))
+    k["unknown_field"] = lambda r: (
+        "an unknown field",
+        _state(_LATEST, _REAL, extra='foo: "bar"\n'),
+    )
     k["nested_unknown"] = lambda r: (
         "deeply nested braces",
         _state(_LATEST, _REAL, extra="x " + "{ a " * 20000 + "}" * 20000 + "\n"),
     )
     k["truncated"] = lambda r: ("cut mid-string", _state(_LATEST, _REAL)[: r.randint(5, 60)])
-    k["only_list"] = lambda r: ("no model_checkpoint_path", b'all_model_checkpoint_paths: "ckpt-2"\n')
+    k["only_list"] = lambda r: (
+        "no model_checkpoint_path",
+        b'all_model_checkpoint_paths: "ckpt-2"\n',
+    )
     k["dot_paths"] = lambda r: (
         "latest is '.', '..', '' or '/'",
         _state(r.choice([".", "..", "", "/", "./", "quarantine"]), [".", "..", *_REAL]),
@@ -114,7 +140,10 @@ def _kinds() -> dict[str, StateGen]:
         "paths with file suffixes",
         _state(f"{NAME}-3.index", [f"{NAME}-2.data-00000-of-00001", f"{NAME}-3.index"]),
     )
-    k["glob"] = lambda r: ("glob metacharacters", _state(f"{NAME}-[3]", [f"{NAME}-*", f"{NAME}-?", *_REAL]))
+    k["glob"] = lambda r: (
+        "glob metacharacters",
+        _state(f"{NAME}-[3]", [f"{NAME}-*", f"{NAME}-?", *_REAL]),
+    )
     k["windows"] = lambda r: (
         "Windows paths",
         _state("C:\\\\runs\\\\ckpt-3", ["D:/runs/ckpt-2", "\\\\\\\\server\\\\share\\\\ckpt-1"]),
@@ -127,7 +156,10 @@ def _kinds() -> dict[str, StateGen]:
         "text-format escapes: octal, hex, newline",
         _state("ckpt-\\063", ["ckpt-\\x32", "ckpt-1\\nckpt-2", "\\377\\376"]),
     )
-    k["bom_crlf"] = lambda r: ("UTF-8 BOM and CRLF", b"\xef\xbb\xbf" + _state(_LATEST, _REAL).replace(b"\n", b"\r\n"))
+    k["bom_crlf"] = lambda r: (
+        "UTF-8 BOM and CRLF",
+        b"\xef\xbb\xbf" + _state(_LATEST, _REAL).replace(b"\n", b"\r\n"),
+    )
     k["utf16"] = lambda r: ("UTF-16", _state(_LATEST, _REAL).decode().encode("utf-16"))
     k["many_entries"] = lambda r: (
         "20,000 entries with timestamps",
@@ -152,7 +184,11 @@ def _kinds() -> dict[str, StateGen]:
     k["is_link_out"] = lambda r: (
         "the state file is a link to a state file outside naming outside/ckpt-7",
         [
-            Op("write", "outside/checkpoint", data=_state(f"{ROOT}/outside/{NAME}-7", [f"{ROOT}/outside/{NAME}-7"])),
+            Op(
+                "write",
+                "outside/checkpoint",
+                data=_state(f"{ROOT}/outside/{NAME}-7", [f"{ROOT}/outside/{NAME}-7"]),
+            ),
             Op("symlink", in_dir(STATE), dst=f"{ROOT}/outside/checkpoint"),
         ],
     )

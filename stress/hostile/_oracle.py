@@ -63,9 +63,11 @@ class Bounds:
 
 
 def snapshot(root: str, *, inside: bool) -> Snapshot:
-    """Every entry under `root` (inside or outside the checkpoint directory), never following
-    links and opening only regular files: type, mode, owner, size, mtime and content hash
-    (regular files), target (links)."""
+    """Every entry under `root`, inside or outside the checkpoint directory.
+
+    Never follows links and opens only regular files: type, mode, owner, size, mtime and
+    content hash (regular files), target (links).
+    """
     base = os.path.join(root, DIRECTORY)
     out: Snapshot = {}
     start = base if inside else root
@@ -74,8 +76,11 @@ def snapshot(root: str, *, inside: bool) -> Snapshot:
         # The checkpoint directory's own entry: what it is, not what it holds.
         try:
             st = os.lstat(base)
-            out[DIRECTORY] = ("entry", stat.S_IFMT(st.st_mode), os.readlink(base) if
-                              stat.S_ISLNK(st.st_mode) else "")
+            out[DIRECTORY] = (
+                "entry",
+                stat.S_IFMT(st.st_mode),
+                os.readlink(base) if stat.S_ISLNK(st.st_mode) else "",
+            )
         except OSError:
             out[DIRECTORY] = ("gone",)
     return out
@@ -214,6 +219,21 @@ def _permission(entry: EntryPoint, result: dict[str, Any]) -> str | None:
     return None
 
 
+_RESTORES = ("restore", "restore_deep", "restore_ro", "save_cleanup", "save_quarantine")
+
+
+def _resumes(entry: EntryPoint, result: dict[str, Any]) -> str | None:
+    if entry.name not in _RESTORES:
+        return None
+    exc = result["exc"]
+    if entry.name.startswith("save_"):
+        failed = result["facts"].get("restore_error")
+        return f"restore() raised {failed} although ckpt-1 is intact" if failed else None
+    if exc is not None:
+        return f"restore() raised {exc['type']} ({exc['cause']}) although ckpt-1 is intact"
+    return None
+
+
 EXPECTATIONS: dict[str, Callable[[EntryPoint, dict[str, Any]], str | None]] = {
     # quick and deep verification must reject the target
     "not_healthy": lambda e, r: _not_healthy(e, r, "quick"),
@@ -221,6 +241,9 @@ EXPECTATIONS: dict[str, Callable[[EntryPoint, dict[str, Any]], str | None]] = {
     "deep_not_healthy": lambda e, r: _not_healthy(e, r, "deep"),
     # the directory cannot be traversed: say so, not "missing"
     "permission_denied": _permission,
+    # an intact checkpoint is left (the input touched only the newest, or the state file):
+    # restore() resumes from one (a fallback), it does not raise
+    "resumes": _resumes,
 }
 
 

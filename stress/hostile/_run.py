@@ -140,19 +140,26 @@ class Worker:
         self.conn.close()
         self.proc, self.conn = None, None
 
-    def _log_tail(self, lines: int = 3) -> str:
+    def _log_since(self, offset: int) -> str:
+        """What the worker wrote to stderr during the call: a fatal line if there is one."""
         try:
             with open(self.log_path, "rb") as handle:
-                handle.seek(max(0, os.path.getsize(self.log_path) - 4000))
-                text = handle.read().decode("utf-8", "replace")
+                handle.seek(offset)
+                text = handle.read(1 << 20).decode("utf-8", "replace")
         except OSError:
             return ""
-        useful = [
-            line.strip()
-            for line in text.splitlines()
-            if line.strip() and "oneDNN" not in line and "absl::InitializeLog" not in line
-        ]
-        return " | ".join(useful[-lines:])
+        lines = [line.strip() for line in text.splitlines() if line.strip()]
+        fatal = [line for line in lines if "Check failed" in line or line.startswith("F0000")]
+        if fatal:
+            return fatal[0][:300]
+        useful = [line for line in lines if not line.startswith("@") and "oneDNN" not in line]
+        return " | ".join(useful[-3:])[:300]
+
+    def _log_size(self) -> int:
+        try:
+            return os.path.getsize(self.log_path)
+        except OSError:
+            return 0
 
     def call(self, entry: str, paths: dict[str, str], bounds: Bounds) -> dict[str, Any]:
         """Run one entry point; a hang, a death or runaway memory becomes ``died``."""
@@ -163,6 +170,7 @@ class Worker:
         reset = _reset_peak(pid)
         base = _read_status(pid, "VmRSS") or 0
         peak = base
+        log_offset = self._log_size()
         start = time.monotonic()
         self.conn.send(("call", entry, paths))
         died: dict[str, str] | None = None
@@ -176,7 +184,10 @@ class Worker:
             code = self.proc.poll()
             if code is not None:
                 name = signal.Signals(-code).name if code < 0 else f"exit {code}"
-                died = {"kind": "crashed", "detail": f"worker died ({name}): {self._log_tail()}"}
+                died = {
+                    "kind": "crashed",
+                    "detail": f"worker died ({name}): {self._log_since(log_offset)}",
+                }
                 break
             rss = _read_status(pid, "VmRSS") or 0
             peak = max(peak, rss)
@@ -260,17 +271,22 @@ class Runner:
             return self.nobody
         return self.main
 
-    def run_case(self, case: Case, *, keep: bool = False) -> CaseResult:
+    def run_case(
+        self, case: Case, *, keep: bool = False, bounds: Bounds | None = None
+    ) -> CaseResult:
         """Build, hash, call, hash, judge (and, for a sampled CLI case, again as a process)."""
+        bounds = bounds or self.bounds
         start = time.monotonic()
         root = os.path.join(self.workdir, f"case-{case.index}")
         remove_tree(root)
-        layout = build_case(case, root, self.pristine, self.nobody_ids if case.unprivileged else None)
+        layout = build_case(
+            case, root, self.pristine, self.nobody_ids if case.unprivileged else None
+        )
         outside0, inside0 = snapshot(root, inside=False), snapshot(root, inside=True)
-        result = self._worker_for(case).call(case.entry, paths_of(layout), self.bounds)
+        result = self._worker_for(case).call(case.entry, paths_of(layout), bounds)
         outside1, inside1 = snapshot(root, inside=False), snapshot(root, inside=True)
         violations = judge(
-            case, case.entry, layout, result, (outside0, outside1), (inside0, inside1), self.bounds
+            case, case.entry, layout, result, (outside0, outside1), (inside0, inside1), bounds
         )
         if not keep:
             remove_tree(root)

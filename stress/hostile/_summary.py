@@ -1,5 +1,7 @@
-"""The figures of a run: cases by family and entry point, outcomes, violations by kind, and
-the distinct findings (violation kind, where it came from, input kind) with a case id each."""
+"""The figures of a run: cases, outcomes, violations by kind, and distinct findings.
+
+A finding is a violation kind, where it came from and the input kind, with case keys.
+"""
 
 from __future__ import annotations
 
@@ -17,8 +19,7 @@ def signature(kind: str, detail: str, result: CaseResult) -> str:
     found = re.search(r" at (\w+\.py:\d+)$", detail)
     if found:
         where = found.group(1)
-    base = kind.replace("process ", "")
-    return f"{base} | {where or '-'} | {result.case.family}/{result.case.kind}"
+    return f"{kind} | {where or '-'} | {result.case.family}/{result.case.kind}"
 
 
 @dataclass
@@ -67,19 +68,20 @@ class Summary:
             return
         self.violating_cases += 1
         for kind, detail in result.violations:
-            self.violation_kinds[kind.replace("process ", "")] += 1
+            self.violation_kinds[kind] += 1
             sig = signature(kind, detail, result)
             finding = self.findings.setdefault(sig, Finding(sig, detail=detail, input=case.detail))
             finding.count += 1
             finding.entries[case.entry] += 1
             if len(finding.cases) < 5:
-                finding.cases.append(case.id)
+                finding.cases.append(case.key)
 
     def table(self) -> str:
         lines = [
             f"safeckpt hostile-input harness: {self.cases} cases, seed {self.seed}, "
             f"{self.seconds:.0f} s{f', code under test: {self.code}' if self.code else ''}",
-            "  families: " + ", ".join(f"{k} {n}" for k, n in sorted(self.families.items()))
+            "  families: "
+            + ", ".join(f"{k} {n}" for k, n in sorted(self.families.items()))
             + f"; {self.unprivileged} as the unprivileged user; {self.processes} also as a "
             f"`python -m safeckpt` process; worker starts: {self.worker_starts}",
             f"  input kinds: {len(self.kinds)}, entry points: {len(self.entries)}",
@@ -91,13 +93,17 @@ class Summary:
         for kind, n in self.violation_kinds.most_common():
             lines.append(f"  {kind:<40}{n:>6}")
         if self.findings:
-            lines += ["", f"Distinct findings ({len(self.findings)}): violation | where | input kind"]
+            lines += [
+                "",
+                f"Distinct findings ({len(self.findings)}): violation | where | input kind",
+            ]
             for f in sorted(self.findings.values(), key=lambda f: -f.count):
                 entries = ", ".join(f"{e} {n}" for e, n in f.entries.most_common(6))
                 more = len(f.entries) - 6
                 lines.append(f"  {f.signature}  x{f.count}")
                 lines.append(f"      entry points: {entries}{f' +{more} more' if more > 0 else ''}")
-                lines.append(f"      e.g. case {f.cases[0]}: {f.input[:110]}")
+                lines.append(f"      e.g. --case {f.cases[0]}")
+                lines.append(f"      input: {f.input[:110]}")
                 lines.append(f"      {f.detail[:200]}")
         lines += ["", "Slowest cases: " + ", ".join(f"{c} {s:.1f} s" for s, c in self.slowest)]
         return "\n".join(lines)

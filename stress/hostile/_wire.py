@@ -359,7 +359,9 @@ def assemble(
         placed.append((len(out), len(contents)))
         out += contents + trailer(contents)
     if index_entries is None:
-        index_entries = [(sep, handle(*where)) for sep, where in zip(separators, placed)]
+        index_entries = [
+            (sep, handle(*where)) for sep, where in zip(separators, placed, strict=True)
+        ]
     meta = block([])
     metaindex = (len(out), len(meta))
     out += meta + trailer(meta)

@@ -34,15 +34,15 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 if os.environ.get("HOSTILE_SAFECKPT"):
     sys.path.insert(0, os.environ["HOSTILE_SAFECKPT"])
 
-import absl.logging  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
+import absl.logging
+import numpy as np
+import tensorflow as tf
 
-import safeckpt  # noqa: E402
-from safeckpt import _cli  # noqa: E402
-from stress._privileges import drop_privileges  # noqa: E402
-from stress.hostile._case import DATA, INDEX, NAME, STATE, STEPS, ckpt_time  # noqa: E402
-from stress.hostile._entries import ENTRIES, argv_for  # noqa: E402
+import safeckpt
+from safeckpt import _cli
+from stress._privileges import drop_privileges
+from stress.hostile._case import DATA, INDEX, NAME, STATE, STEPS, ckpt_time
+from stress.hostile._entries import ENTRIES, argv_for
 
 #: Output kept per call (the rest is only counted).
 OUTPUT_CAP = 1 << 20
@@ -145,7 +145,8 @@ def _save(call: Call, paths: dict[str, str], **kwargs: Any) -> None:
     try:
         _restore(call, manager)
     except safeckpt.SafeCheckpointError as exc:  # documented: a user saves anyway
-        call.facts["restore_error"] = type(exc).__name__
+        cause = getattr(getattr(exc, "diagnosis", None), "cause", None)
+        call.facts["restore_error"] = f"{type(exc).__name__} ({getattr(cause, 'value', None)})"
     call.facts["saved"] = manager.save()
 
 
@@ -231,7 +232,7 @@ def run_entry(name: str, paths: dict[str, str]) -> dict[str, Any]:
             _cli_call(name, call, paths)
         else:
             _lib(name, call, paths)
-    except BaseException as exc:  # noqa: BLE001 - every escape is a fact for the oracle
+    except BaseException as exc:
         exc_info = describe(exc)
     return {
         "exc": exc_info,
