@@ -40,11 +40,13 @@ unit: $(VENV)/.installed
 test: lint typecheck unit
 
 # Long harnesses (not part of make test, which runs a few cases of each): kill -9 during saves,
-# seeded corruption fuzzing, and the one-rule fuzzer (state files, names, spellings, copies). Each prints its figures and exits non-zero on any violation.
+# seeded corruption fuzzing, the one-rule fuzzer (state files, names, spellings, copies), and
+# hostile inputs against every entry point (canary tree, time and memory bounds). Each prints its figures and exits non-zero on any violation.
 stress: $(VENV)/.installed
 	$(PY) -m stress.crash --kills 200
 	$(PY) -m stress.fuzz --cases 2000
 	$(PY) -m stress.ranking --cases 2000
+	$(PY) -m stress.hostile --cases 2000
 
 # Side-by-side timings against plain tf.train.CheckpointManager; rewrites docs/benchmarks.md.
 bench: $(VENV)/.installed
