@@ -154,6 +154,31 @@ def special_path(r: random.Random, p: Pristine) -> Input:
     )
 
 
+def link_to_special(r: random.Random, p: Pristine) -> Input:
+    where = r.choice([NEWEST + INDEX, NEWEST + DATA, STATE])
+    kind, op = _special(r, "outside/special")
+    expect = ("not_healthy",) if where != STATE else ()
+    return _k(
+        f"{where} is a symlink to a {kind} outside the directory",
+        [op, Op("symlink", in_dir(where), dst=f"{OUT}/special")],
+        expect=expect,
+    )
+
+
+def quarantine_holds_links(r: random.Random, p: Pristine) -> Input:
+    return _k(
+        "quarantine/ holds ckpt-3.index and its data as links out; the newest checkpoint is "
+        "damaged",
+        [
+            Op("mkdir", in_dir("quarantine")),
+            Op("symlink", in_dir(f"quarantine/{NEWEST}{INDEX}"), dst=f"{OUT}/target.txt"),
+            Op("symlink", in_dir(f"quarantine/{NEWEST}{DATA}"), dst=f"{OUT}/big.bin"),
+            Op("symlink", in_dir(f"quarantine/{NEWEST}"), dst=f"{OUT}/dir"),
+            *_damage_newest(),
+        ],
+    )
+
+
 def device_links(r: random.Random, p: Pristine) -> Input:
     where, dev = r.choice(
         [
@@ -378,6 +403,8 @@ FS_KINDS: dict[str, FsGen] = {
     "special_state": special_state,
     "special_path": special_path,
     "device_links": device_links,
+    "link_to_special": link_to_special,
+    "quarantine_holds_links": quarantine_holds_links,
     "link_loops": link_loops,
     "non_utf8_names": non_utf8_names,
     "newline_names": newline_names,

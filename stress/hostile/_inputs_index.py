@@ -309,6 +309,51 @@ def dims(rng: random.Random, p: Pristine, k: int) -> Input:
     return _entry_edit(rng, p, k, f"shape {shown}", edit, expect=("deep_not_healthy",), graph=False)
 
 
+def string_count(rng: random.Random, p: Pristine, k: int) -> Input:
+    """A string tensor declaring far more elements than its bytes can hold."""
+    value = rng.choice([[1_000_000], [1 << 40], [1 << 62], [3, 1 << 30]])
+    key = b"model/names/.ATTRIBUTES/VARIABLE_VALUE"
+    entry = dict(p.entries(k))[key]
+    entry.dims = list(value)
+    items = _replace(p, k, key, entry.encode())
+    return Input(
+        f"ckpt-{k}.index: the 3-element string tensor `names` declares shape {value}, CRC-valid",
+        [_write_index(k, _with_items(items))],
+        expect=("deep_not_healthy",),
+    )
+
+
+def _slice(extents: list[tuple[int, int | None]]) -> bytes:
+    fields: list[w.Field] = []
+    for start, length in extents:
+        extent: list[w.Field] = [(1, w.VARINT, start)]
+        if length is not None:
+            extent.append((2, w.VARINT, length))
+        fields.append((1, w.BYTES, w.encode_fields(extent)))
+    return w.encode_fields(fields)
+
+
+def slices(rng: random.Random, p: Pristine, k: int) -> Input:
+    """A variable recorded as sliced (TensorSliceProto extents) whose slices are not there."""
+    choice = rng.choice(["missing_slices", "negative_start", "huge_length", "garbage", "many"])
+    key = b"model/inner/kernel/.ATTRIBUTES/VARIABLE_VALUE"
+    entry = dict(p.entries(k))[key]
+    entry.offset = entry.size = entry.crc = 0
+    entry.slices = {
+        "missing_slices": [_slice([(0, 3), (0, 2)])],
+        "negative_start": [_slice([(-5, 3), (0, None)])],
+        "huge_length": [_slice([(0, 1 << 62), (0, 2)])],
+        "garbage": [b"\xff\xff\xff"],
+        "many": [_slice([(i, 1), (0, 2)]) for i in range(3)] * 2000,
+    }[choice]
+    items = _replace(p, k, key, entry.encode())
+    return Input(
+        f"ckpt-{k}.index: kernel recorded as sliced ({choice}), no slice entries, CRC-valid",
+        [_write_index(k, _with_items(items))],
+        expect=("not_healthy",),  # TensorFlow cannot restore a slice that is not there
+    )
+
+
 def shard_id(rng: random.Random, p: Pristine, k: int) -> Input:
     value = rng.choice([1, 5, -1, (1 << 31) - 1])
 
@@ -594,6 +639,8 @@ INDEX_KINDS: dict[str, Generator] = {
     "dtype": dtype,
     "dims": dims,
     "shard_id": shard_id,
+    "string_count": string_count,
+    "slices": slices,
     "num_shards": num_shards,
     "header_bad": header_bad,
     "not_entry": not_entry,
