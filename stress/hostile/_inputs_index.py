@@ -516,7 +516,8 @@ def _encode_nodes(nodes: list[list[w.Field]]) -> bytes:
 def graph_node_range(rng: random.Random, p: Pristine, k: int) -> Input:
     _, real = _graph(p, k)
     nodes = _nodes(real)
-    bad = rng.choice([len(nodes), 99, -1, (1 << 31) - 1, 1 << 40])
+    # node_id is an int32: a larger varint is truncated to its low 32 bits (2^32 + 99 -> 99)
+    bad = rng.choice([len(nodes), 99, -1, (1 << 31) - 1, (1 << 32) + 99])
     which = rng.choice(["child", "slot"])
     if which == "child":
         reference = w.encode_fields([(1, w.VARINT, bad), (2, w.BYTES, b"ghost")])
