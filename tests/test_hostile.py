@@ -24,7 +24,7 @@ from stress.hostile._run import pristine_files
 pytestmark = pytest.mark.slow
 
 SEED = hostile.DEFAULT_SEED
-CASES = 200
+CASES = 300
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,7 @@ import os
 import shutil
 import socket
 import stat
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 #: The checkpoint directory, relative to the case root.
 DIRECTORY = "run/ckpts"
@@ -134,7 +134,6 @@ class Layout:
     path: str
     other: str  # an intact checkpoint for `diff`
     input_bytes: int = 0  # regular-file bytes inside the directory (bounds scale with it)
-    extra: dict[str, str] = field(default_factory=dict)
 
 
 CANARY = {

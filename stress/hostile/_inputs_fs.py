@@ -34,8 +34,7 @@ def _own() -> Op:
 FsGen = Callable[[random.Random, Pristine], Input]
 
 
-def _k(detail: str, ops: list[Op], **kw: object) -> Input:
-    return Input(detail, ops, **kw)  # type: ignore[arg-type]
+_k = Input
 
 
 def temp_link_out(r: random.Random, p: Pristine) -> Input:

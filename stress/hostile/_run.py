@@ -16,18 +16,17 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import os
-import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from stress._privileges import REPO, is_root, nobody_exists
-from stress.hostile._case import NAME, STEPS, Case, Layout, build_case, remove_tree
+from stress.hostile._case import Case, Layout, build_case, remove_tree
 from stress.hostile._entries import ENTRIES, argv_for
 from stress.hostile._oracle import Bounds, judge, snapshot
 
@@ -365,30 +364,3 @@ def pristine_files(pristine: str) -> dict[str, bytes]:
         with open(os.path.join(pristine, name), "rb") as handle:
             out[name] = handle.read()
     return out
-
-
-def check_pristine(files: dict[str, bytes]) -> None:
-    expected = {f"{NAME}-{k}{s}" for k in STEPS for s in (".index", ".data-00000-of-00001")}
-    missing = expected - set(files)
-    if missing:
-        raise RuntimeError(f"pristine directory lacks {sorted(missing)}")
-
-
-def run_cases(
-    active: Runner,
-    cases: list[Case],
-    progress: Callable[[CaseResult], None] | None = None,
-) -> list[CaseResult]:
-    results = []
-    for case in cases:
-        if case.unprivileged and not active.can_run_unprivileged:
-            continue
-        result = active.run_case(case)
-        results.append(result)
-        if progress is not None:
-            progress(result)
-    return results
-
-
-def scratch_clean(path: str) -> None:
-    shutil.rmtree(path, ignore_errors=True)
