@@ -171,8 +171,9 @@ class Worker:
         peak = base
         log_offset = self._log_size()
         start = time.monotonic()
-        self.conn.send(("call", entry, paths))
         died: dict[str, str] | None = None
+        with contextlib.suppress(OSError):  # it died after its last answer: the poll says how
+            self.conn.send(("call", entry, paths))
         while True:
             try:
                 if self.conn.poll(0.05):
