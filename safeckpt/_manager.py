@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from safeckpt import _distribute, _fs, _paths, _tf
-from safeckpt._agreement import Agreement, check_peer_timeout
+from safeckpt._agreement import Agreement
 from safeckpt._arguments import check_checkpoint, check_hours, check_max_to_keep
 from safeckpt._causes import Cause
 from safeckpt._diagnose import diagnose
@@ -82,11 +82,11 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
 
     Under `tf.distribute.MultiWorkerMirroredStrategy` (docs/fallback.md) only the chief
     writes the shared `directory`; the others save into a private, deleted
-    ``<directory>/workertemp_<task_id>/`` (TensorFlow's pattern) and restore from
-    `directory`. Every `restore` is agreed on by all workers that built this manager (same
-    `directory` and `checkpoint_name`): an error, a directory error at construction or a
-    disagreement raises on every worker. A manager on a ``workertemp_<id>`` directory is
-    that worker's alone. Construct it inside ``strategy.scope()`` or with ``TF_CONFIG`` set.
+    ``<directory>/workertemp_<task_id>/`` and restore from `directory`. A `restore` is
+    agreed on by the workers that built a manager on the same `directory` and
+    `checkpoint_name` (an error or a disagreement raises on each); a directory with this
+    worker's ``workertemp_<task_id>`` in it is its own. Construct it inside
+    ``strategy.scope()`` or with ``TF_CONFIG`` set.
 
     Raises:
         TypeError: An argument has the wrong type.
@@ -128,28 +128,22 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
         self._existing_steps: frozenset[int] = frozenset()
         self._state_is_directory = False
         self._listed_at_start: frozenset[str] = frozenset()
-        timeout = check_peer_timeout(peer_timeout)
-        directory = _paths.normalize_directory(directory)
+        self._path = _paths.normalize_directory(directory)  # what everything inside uses
+        self._spelled, directory = _paths.spelled_directory(directory), self._path
         checkpoint_name = _paths.normalize_checkpoint_name(checkpoint_name)
         self._worker = _distribute.manager_context(directory)
         self._options = options.for_worker(self._worker.is_chief)
-        self._agreement = Agreement(self._worker, directory, checkpoint_name, timeout)
+        self._agreement = Agreement(self._worker, directory, checkpoint_name, peer_timeout)
         self.created_directory = self._agreement.validate(
             create=options.create_directory, read_only=options.read_only
         )
         _tf.init_manager(
-            self,
-            super().__init__,
-            checkpoint,
-            directory,
-            max_to_keep,
+            self, super().__init__, checkpoint, directory, max_to_keep,
             keep_checkpoint_every_n_hours=keep_checkpoint_every_n_hours,
-            checkpoint_name=checkpoint_name,
-            step_counter=step_counter,
-            checkpoint_interval=checkpoint_interval,
-            init_fn=init_fn,
+            checkpoint_name=checkpoint_name, step_counter=step_counter,
+            checkpoint_interval=checkpoint_interval, init_fn=init_fn,
             last_checkpoint_step=last_checkpoint_step,
-        )
+        )  # fmt: skip
         self._reconciled = False
         self._inherited: frozenset[str] = frozenset()
 
@@ -161,7 +155,7 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
         if self._reconciled:
             return None
         try:
-            inventory = scan(self.directory)
+            inventory = scan(self._path)
         except (tf.errors.OpError, OSError):  # the storage failed: try again at the next use
             self._inherited = frozenset(_tf.rotation(self))
             return None
@@ -191,7 +185,7 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
             rotation.pop(info.prefix, None)
             if _tf.latest(self) == info.prefix:
                 _tf.set_latest(self, None)
-        moved = [] if self._options.read_only else quarantine_all(plan.quarantine, self.directory)
+        moved = [] if self._options.read_only else quarantine_all(plan.quarantine, self._path)
         for prefix in plan.keep_newer:
             if rotation.pop(prefix, None) is not None:
                 logger.info(
@@ -215,7 +209,8 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
         if plan.restored:
             _tf.note_restored_step(self)
         if plan.fresh_above is not None:
-            raise_counter(_tf.checkpoint_of(self).save_counter, plan.fresh_above)
+            if plan.fresh_above:  # not on a first run: TF creates save_counter at its 1st save
+                raise_counter(_tf.checkpoint_of(self).save_counter, plan.fresh_above)
             if plan.keep_existing:
                 for prefix in self._inherited:
                     rotation.pop(prefix, None)
@@ -225,6 +220,11 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
             note = f"Moved into quarantine: {', '.join(moved)}."
             return dataclasses.replace(plan.report, notes=(*plan.report.notes, note))
         return plan.report
+
+    @property
+    def directory(self) -> str:
+        """The directory as given (TF's string), with ``~``, ``$VAR`` and cwd resolved."""
+        return self._spelled
 
     @property
     def latest_checkpoint(self) -> str | None:
@@ -278,7 +278,7 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
 
     def diagnose(self, *, deep: bool = False) -> Diagnosis:
         """Diagnose this manager's directory for its `checkpoint_name` (see `safeckpt.diagnose`)."""
-        return diagnose(self.directory, checkpoint_name=self.checkpoint_name, deep=deep)
+        return diagnose(self._path, checkpoint_name=self.checkpoint_name, deep=deep)
 
     def restore(
         self, save_path: Any = None, *, options: Any = None, match: str | None = None
@@ -319,7 +319,7 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
                 or did not report within ``peer_timeout``.
         """
         settings = self._options.restore_settings(
-            _tf.checkpoint_of(self), self.directory, self.checkpoint_name, _tf.init_fn(self),
+            _tf.checkpoint_of(self), self._path, self.checkpoint_name, _tf.init_fn(self),
             options, match,
         )  # fmt: skip
 
@@ -343,7 +343,7 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
             self._sync_checkpoint()  # the chief opens the agreement once its writes are done
         return self._agreement.decide(
             run,
-            lambda report: _basename_or_none(report.save_path),
+            lambda report: report.save_path and str(_fs.basename(report.save_path)),
             lambda report: f"{report.outcome.value} {report.save_path or report.directory}",
         )
 
@@ -380,7 +380,7 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
         """
         if self._options.read_only:
             raise ReadOnlyError(
-                f"This SafeCheckpointManager for {self.directory} was created with "
+                f"This SafeCheckpointManager for {self._path} was created with "
                 "read_only=True, so save() writes nothing. Create it with read_only=False "
                 "to save checkpoints."
             )
@@ -388,7 +388,7 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
         def run() -> str | None:
             self._reconcile()
             if self._state_is_directory:
-                self._state_is_directory = refuse_if_state_is_directory(self.directory)
+                self._state_is_directory = refuse_if_state_is_directory(self._path)
             if self._existing_steps:
                 avoid_overwrite(
                     _tf.checkpoint_of(self),
@@ -399,6 +399,7 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
             if not self._worker.is_chief:
                 result = _distribute.save_as_worker(
                     self,
+                    self._path,
                     self._worker,
                     lambda: super(SafeCheckpointManager, self).save(
                         checkpoint_number=checkpoint_number,
@@ -419,7 +420,7 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
             if result is not None and self._options.cleanup_temp and self._worker.is_chief:
                 asynchronous = getattr(options, "experimental_enable_async_checkpoint", False)
                 cleanup_after_save(
-                    self.directory,
+                    self._path,
                     self.checkpoint_name,
                     None if asynchronous else result,
                     self._listed_at_start,
@@ -433,7 +434,3 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
         sync = getattr(_tf.checkpoint_of(self), "sync", None)
         if callable(sync):
             sync()
-
-
-def _basename_or_none(path: str | None) -> str | None:
-    return None if path is None else str(_fs.basename(path))

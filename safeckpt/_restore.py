@@ -298,6 +298,7 @@ class Restore:
         except RESTORE_ERRORS:
             return None
         match = compare(self._s.checkpoint, graph)
+        self._notes.extend(n for n in match.notes if n not in self._notes)
         found = diagnose_match(match, prefix, self._s.match)
         if found is not None:
             raise restore_error(
@@ -371,7 +372,8 @@ class Restore:
     def _initialized(self, reason: Diagnosis | None, *, sweep_existing: bool) -> RestorePlan:
         if self._s.init_fn is not None:
             self._s.init_fn()
-        status = self._s.checkpoint.restore(None)
+        # Not restore(None): it creates save_counter (a collective TF's initialization skips).
+        status = getattr(self._s.checkpoint, "read", self._s.checkpoint.restore)(None)
         family = self._inventory.family(self._s.checkpoint_name) if self._inventory else []
         highest = max((c.step for c in family if c.step is not None), default=0)
         report = RestoreReport(

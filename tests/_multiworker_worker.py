@@ -8,8 +8,8 @@ Not a test module. ``TF_CONFIG`` (set by the test) says which worker this is. Ph
   only), which must not shift the other worker's agreement.
 * ``resume``: restore (the test damaged the newest checkpoint in between), train one more
   step and save it. Then, with ``--probe-directory``, restore once more through a second
-  manager on that directory (the test gives each worker a different one, which must make
-  every worker raise) and report the error.
+  manager on that directory (the test gives each worker a different one: each decides
+  alone) and report the outcome.
 
 * ``fault``: restore an empty directory with ``--peer-timeout``; with ``--fault die`` this
   worker exits (status 9) inside the restore (in ``init_fn``), with ``--fault stall`` it sleeps

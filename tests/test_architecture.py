@@ -50,6 +50,7 @@ TF_PRIVATE_ATTRIBUTES = {
     "_collective_ops_server_def",
     "coordination_service",
     "_initial_epoch",
+    "_ITERATION_VARIABLE",
 }
 
 
