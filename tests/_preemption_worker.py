@@ -146,6 +146,7 @@ def train(args: argparse.Namespace) -> int:
 
 
 def adopt(args: argparse.Namespace) -> int:
+    os.environ.pop("TF_CONFIG", None)  # one process, no cluster
     strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
     with strategy.scope():
         v = tf.Variable(0.0)

@@ -99,11 +99,12 @@ def run_cluster(
     *,
     script: Path = WORKER,
     dies: tuple[int, ...] = (),
+    status: int = 0,
 ) -> list[dict[str, Any]]:
     """One worker per argument list; each worker's RESULT (worker 0 is the chief).
 
-    The workers in `dies` must exit with status 9 (killing themselves); their result is
-    ``{"exit": 9}``.
+    Every worker must exit with `status`, except those in `dies`, which must exit with
+    status 9 (killing themselves); their result is ``{"exit": 9}``.
     """
     for _attempt in range(3):
         outputs = _launch(worker_args, phase, script)
@@ -117,7 +118,7 @@ def run_cluster(
             results.append({"exit": rc})
             continue
         lines = [line for line in out.splitlines() if line.startswith("RESULT ")]
-        if rc != 0 or not lines:
+        if rc != status or not lines:
             pytest.fail(f"phase {phase!r} failed:\n{_show(outputs)}")
         results.append(json.loads(lines[-1][len("RESULT ") :]))
     return results
