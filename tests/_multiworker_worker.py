@@ -5,7 +5,9 @@ Not a test module. ``TF_CONFIG`` (set by the test) says which worker this is. Ph
 * ``train``: restore (nothing there yet), then train ``--steps`` steps, saving after each.
   With ``--extra-directory`` this worker alone first builds two more managers (on its
   private ``<directory>/workertemp_<id>``, saved and restored, and on that directory, saved
-  only), which must not shift the other worker's agreement.
+  only), which must not shift the other worker's agreement. With ``--alone-directory`` it
+  first restores (empty: initializes) a manager on that directory, which no other worker
+  builds: nobody may wait for it.
 * ``resume``: restore (the test damaged the newest checkpoint in between), train one more
   step and save it. Then, with ``--probe-directory``, restore once more through a second
   manager on that directory (the test gives each worker a different one: each decides
@@ -49,6 +51,7 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=4)
     parser.add_argument("--probe-directory")
     parser.add_argument("--extra-directory")
+    parser.add_argument("--alone-directory")
     parser.add_argument(
         "--fault", choices=("none", "die", "stall", "bad-directory"), default="none"
     )
@@ -98,6 +101,9 @@ def main() -> int:
         result["extra_restore"] = own.restore().save_path
         alone = safeckpt.SafeCheckpointManager(extra, args.extra_directory, max_to_keep=1)
         result["extra_saves"].append(alone.save())
+    if args.alone_directory:  # e.g. a "best model" manager only the chief keeps
+        alone_manager = safeckpt.SafeCheckpointManager(checkpoint, args.alone_directory, 1)
+        result["alone_restore"] = alone_manager.restore().to_dict()
     try:
         report = manager.restore()
     except safeckpt.RestoreError as exc:

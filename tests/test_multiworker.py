@@ -314,9 +314,18 @@ def test_both_workers_fall_back_to_the_same_checkpoint(tmp_path: Path) -> None:
     shared = ["--directory", str(directory)]
 
     # Worker 1 alone builds two more managers first (on its workertemp_1, saved and restored
-    # there, and on a directory of its own, saved): no agreement may wait for the chief.
+    # there, and on a directory of its own, saved): no agreement may wait for the chief. The
+    # chief alone restores a manager on a directory of its own first: nobody waits for it
+    # (regression: the chief waited peer_timeout for worker 1, then both raised).
     alone = tmp_path / "alone"
-    chief, other = run_cluster([shared, [*shared, "--extra-directory", str(alone)]], "train")
+    best = tmp_path / "best"
+    chief, other = run_cluster(
+        [[*shared, "--alone-directory", str(best)], [*shared, "--extra-directory", str(alone)]],
+        "train",
+    )
+    assert chief["alone_restore"]["outcome"] == "initialized"
+    assert chief["alone_restore"]["directory"] == str(best)
+    assert _names(best) == []
     private = directory / "workertemp_1"
     # One checkpoint object, so one save_counter: TensorFlow numbers the second save 2.
     assert other["extra_saves"] == [str(private / "ckpt-1"), str(alone / "ckpt-2")]
