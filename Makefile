@@ -41,10 +41,12 @@ test: lint typecheck unit
 
 # Long harnesses (not part of make test, which runs a few cases of each): kill -9 during saves,
 # seeded corruption fuzzing, and the one-rule fuzzer (state files, names, spellings, copies). Each prints its figures and exits non-zero on any violation.
+# Then every layout of TensorFlow's PreemptionCheckpointHandler with safeckpt, next to plain TF.
 stress: $(VENV)/.installed
 	$(PY) -m stress.crash --kills 200
 	$(PY) -m stress.fuzz --cases 2000
 	$(PY) -m stress.ranking --cases 2000
+	$(PY) -m pytest -q -m stress tests/test_preemption.py
 
 # Side-by-side timings against plain tf.train.CheckpointManager; rewrites docs/benchmarks.md.
 bench: $(VENV)/.installed
