@@ -20,6 +20,7 @@ Not a test module. ``TF_CONFIG`` (set by the test) says which worker this is. Ph
   With ``--fault bad-directory`` this worker constructs the manager with
   ``create_directory=False`` before the directory exists (so it alone fails to validate it),
   and ``--after-peer`` makes the other worker construct it (creating it) only after that.
+  ``--delay`` makes this worker construct the manager that many seconds late.
 
 A `safeckpt.RestoreError` from the first restore is reported in the result and makes the
 exit status 3.
@@ -59,6 +60,7 @@ def main() -> int:
     parser.add_argument("--stall", type=float, default=8.0)
     parser.add_argument("--peer-timeout", type=float)
     parser.add_argument("--linger", type=float, default=0.0)
+    parser.add_argument("--delay", type=float, default=0.0)
     args = parser.parse_args()
 
     strategy = tf.distribute.MultiWorkerMirroredStrategy()
@@ -157,6 +159,7 @@ def fault(args: argparse.Namespace, strategy: Any) -> int:
         os._exit(0)
     if args.after_peer:
         service.get_config_key_value("test/constructed", 60_000)
+    time.sleep(args.delay)
     with strategy.scope():
         manager = safeckpt.SafeCheckpointManager(
             tf.train.Checkpoint(step=step),

@@ -506,3 +506,18 @@ def test_a_directory_error_on_one_worker_is_raised_by_every_worker(tmp_path: Pat
     assert error["cause"] == "directory_missing"
     assert "worker 1 failed to use the checkpoint directory" in error["message"]
     assert chief["seconds"] < 10
+
+
+@pytest.mark.slow
+def test_a_worker_that_builds_the_manager_late_still_restores_alike(tmp_path: Path) -> None:
+    """Worker 1 builds the manager 7 s after the chief restored it (past the 5 s grace).
+
+    The chief need not wait for it; worker 1 still waits for the chief's round to be open
+    and compares its outcome with the chief's report: both initialize, nobody raises.
+    """
+    args = ["--directory", str(tmp_path / "ckpts")]
+    chief, late = run_cluster([[*args, "--linger", "15"], [*args, "--delay", "7"]], "fault")
+    for result in (chief, late):
+        assert "error" not in result, result["error"]
+        assert result["restore"]["outcome"] == "initialized"
+        assert result["restore"]["directory"] == str(tmp_path / "ckpts")
