@@ -40,21 +40,17 @@ unit: $(VENV)/.installed
 test: lint typecheck unit
 
 # Long harnesses (not part of make test, which runs a few cases of each): kill -9 during saves,
-# seeded corruption fuzzing, the one-rule fuzzer (state files, names, spellings, copies), and
-<<<<<<< HEAD
-# several processes on one directory. Each prints its figures and exits non-zero on any violation.
-=======
-# hostile inputs against every entry point (canary tree, time and memory bounds). Each prints its figures and exits non-zero on any violation.
->>>>>>> issue19-harness
+# seeded corruption fuzzing, the one-rule fuzzer (state files, names, spellings, copies), hostile
+# inputs against every entry point (canary tree, time and memory bounds), several processes on one
+# directory, and every layout of TensorFlow's PreemptionCheckpointHandler with safeckpt next to
+# plain TF. Each prints its figures and exits non-zero on any violation.
 stress: $(VENV)/.installed
 	$(PY) -m stress.crash --kills 200
 	$(PY) -m stress.fuzz --cases 2000
 	$(PY) -m stress.ranking --cases 2000
-<<<<<<< HEAD
-	$(PY) -m stress.concurrency --seconds 60 --rounds 500
-=======
 	$(PY) -m stress.hostile --cases 2000
->>>>>>> issue19-harness
+	$(PY) -m stress.concurrency --seconds 60 --rounds 500
+	$(PY) -m pytest -q -m stress tests/test_preemption.py
 
 # Side-by-side timings against plain tf.train.CheckpointManager; rewrites docs/benchmarks.md.
 bench: $(VENV)/.installed

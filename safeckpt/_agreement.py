@@ -13,9 +13,11 @@ to validate the directory. The rule (docs/fallback.md, "Multi-worker training"):
   <n-th manager this process built on them>/restore/<k-th restore of that manager>/<worker>``.
   A manager another worker does not build, or a restore of another directory, can therefore
   not shift anyone's keys.
+* A round waits only for the workers that built the same manager (`safeckpt._roster`): a
+  manager only some workers build is decided by those.
 * A manager decides alone outside collective multi-worker training, when TensorFlow's
-  coordination service is not running, and on a worker's private ``workertemp_<id>``
-  directory (see `safeckpt._distribute.manager_context`).
+  coordination service is not running, and on a directory with the worker's own
+  ``workertemp_<task_id>`` in it (see `safeckpt._distribute.manager_context`).
 * The chief (worker 0, the only writer) opens each round once everything it wrote before is
   complete; the others decide after that, then all exchange outcomes and compare.
 * Waiting is bounded: a peer that TensorFlow's coordination service reports unhealthy (its
@@ -31,14 +33,13 @@ import contextlib
 import hashlib
 import json
 import logging
-import math
-import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any, NoReturn, TypeVar
 
-from safeckpt import _tf
+from safeckpt import _roster, _tf
+from safeckpt._arguments import PEER_TIMEOUT_ENV, check_peer_timeout
 from safeckpt._causes import Cause
 from safeckpt._diagnosis import Diagnosis, describe_exception
 from safeckpt._directory import validate_directory
@@ -50,10 +51,6 @@ logger = logging.getLogger("safeckpt")
 
 T = TypeVar("T")
 
-#: Seconds a worker waits for another worker's report by default.
-DEFAULT_PEER_TIMEOUT = 60.0
-#: Environment variable that sets the default (for managers a library builds, e.g. tf_keras).
-PEER_TIMEOUT_ENV = "SAFECKPT_PEER_TIMEOUT"
 #: Seconds between two looks at the other workers' health while waiting.
 POLL_INTERVAL = 1.0
 _ABORT_CHECK_MS = 50
@@ -66,35 +63,8 @@ _instances: collections.Counter[str] = collections.Counter()
 _reached: set[str] = set()
 
 
-def check_peer_timeout(value: Any) -> float:
-    """`value` in seconds, or the ``SAFECKPT_PEER_TIMEOUT`` environment variable, or 60.
-
-    Raises:
-        TypeError: `value` is not a number (or None).
-        ValueError: The number (or the environment variable) is not positive and finite.
-    """
-    if value is None:
-        text = os.environ.get(PEER_TIMEOUT_ENV, "").strip()
-        if not text:
-            return DEFAULT_PEER_TIMEOUT
-        source = f"{PEER_TIMEOUT_ENV}={text!r}"
-        try:
-            value = float(text)
-        except ValueError:
-            value = math.nan
-    else:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise TypeError(
-                "peer_timeout must be a number of seconds (int or float) or None, got "
-                f"{type(value).__name__}: {value!r}"
-            )
-        source = f"peer_timeout={value!r}"
-    if not math.isfinite(value) or value <= 0:
-        raise ValueError(
-            f"{source} is not a valid time: expected a positive, finite number of seconds to "
-            f"wait for another worker, such as {DEFAULT_PEER_TIMEOUT:g}."
-        )
-    return float(value)
+def _digest(directory: str, checkpoint_name: str) -> str:
+    return hashlib.sha256(json.dumps([directory, checkpoint_name]).encode()).hexdigest()[:16]
 
 
 def _failure_report(exc: BaseException, kind: str) -> dict[str, Any]:
@@ -135,21 +105,35 @@ class Agreement:
         context: This worker's context for the manager's directory.
         directory: The manager's (normalized) directory.
         checkpoint_name: The manager's (normalized) checkpoint name.
-        timeout: Seconds to wait for another worker (`check_peer_timeout`).
+        timeout: Seconds to wait for another worker, or None (`check_peer_timeout`).
     """
 
     def __init__(
-        self, context: WorkerContext, directory: str, checkpoint_name: str, timeout: float
+        self, context: WorkerContext, directory: str, checkpoint_name: str, timeout: Any
     ) -> None:
         self.context = context
         self.directory = directory
-        self.timeout = timeout
-        digest = hashlib.sha256(json.dumps([directory, checkpoint_name]).encode()).hexdigest()
+        self.timeout = check_peer_timeout(timeout)
+        digest = _digest(directory, checkpoint_name)
         _instances[digest] += 1  # counted alike on every worker, even before the service runs
-        self.prefix = f"safeckpt/{digest[:16]}/{_instances[digest]}/restore"
+        self.key = f"safeckpt/{digest}/{_instances[digest]}"
+        self.prefix = f"{self.key}/restore"
         self._rounds = 0
         self._detail: str | None = None  # this worker's outcome in the current round
         self._published: list[str] = []
+        self._announced = False
+        self._announce(self._service())
+        stands_for = context.stands_for
+        service = _tf.coordination_context() if context.multi_worker else None
+        if stands_for is not None and service is not None:
+            me, name = context.id_in_cluster, checkpoint_name
+            _roster.announce_instead(service, _digest(stands_for, name), me, directory)
+
+    def _announce(self, service: Any) -> None:
+        """Announce this manager (once the coordination service runs)."""
+        if service is not None and not self._announced:
+            _roster.announce(service, self.key, self.context.id_in_cluster, self.directory)
+            self._announced = True
 
     def _service(self) -> Any:
         """The coordination service client when this manager agrees with others, else None."""
@@ -229,11 +213,12 @@ class Agreement:
         detail: Callable[[T], str],
     ) -> T:
         me = self.context.id_in_cluster
-        deadline = time.monotonic() + self.timeout
+        self._announce(service)
+        grace = time.monotonic() + min(_roster.JOIN_GRACE, self.timeout)
         if me == 0:
             self._post(service, f"{base}/start", json.dumps({"ok": True}))
-        else:  # the chief's earlier writes are complete once it opens the round
-            start = self._wait(service, base, f"{base}/start", 0, deadline)
+        elif self._takes_part(service, base, 0, grace):  # its writes are done once it opens
+            start = self._wait(service, base, f"{base}/start", 0, time.monotonic() + self.timeout)
             if not start.get("ok"):
                 self._raise_failure(0, start)
         try:
@@ -249,7 +234,7 @@ class Agreement:
         reports: dict[int, dict[str, Any]] = {me: mine}
         deadline = time.monotonic() + self.timeout
         for worker in range(self.context.num_workers):
-            if worker != me:
+            if worker != me and self._takes_part(service, base, worker, grace):
                 reports[worker] = self._wait(service, base, f"{base}/{worker}", worker, deadline)
         abort = self._get(service, f"{base}/abort", _ABORT_CHECK_MS)
         if abort is not None:
@@ -325,8 +310,8 @@ class Agreement:
                     worker,
                     f"TensorFlow's coordination service reports it unhealthy: {health}",
                 )
-            elsewhere = self._get(service, f"safeckpt/in_round/{worker}", _ABORT_CHECK_MS)
-            if elsewhere is not None and elsewhere.get("round") not in _reached:
+            elsewhere = self._elsewhere(service, worker)
+            if elsewhere is not None:
                 self._raise_elsewhere(service, base, worker, elsewhere)
             if time.monotonic() >= deadline:
                 self._give_up(
@@ -335,6 +320,29 @@ class Agreement:
                     worker,
                     f"it did not report within peer_timeout={self.timeout:g} s",
                 )
+
+    def _elsewhere(self, service: Any, worker: int) -> dict[str, Any] | None:
+        """The status of `worker` when it waits for this worker in a round not reached yet."""
+        status = self._get(service, f"safeckpt/in_round/{worker}", _ABORT_CHECK_MS)
+        name = str(status.get("round")) if status is not None else ""
+        return status if name and name not in _reached and _roster.built_here(name) else None
+
+    def _takes_part(self, service: Any, base: str, worker: int, grace: float) -> bool:
+        """Whether `worker` built this manager (waiting for it until `grace` at most)."""
+
+        def gone() -> bool:
+            if self._elsewhere(service, worker) is not None:
+                return True
+            return _tf.task_health(service, self._jobs(), worker) is not None
+
+        try:
+            found = _roster.takes_part(service, self.key, worker, grace, gone)
+        except tf.errors.OpError as exc:  # the coordination service itself is gone
+            why = "TensorFlow's coordination service (run by worker 0) could not be asked"
+            self._give_up(service, base, worker, f"{why}: {describe_exception(exc)}")
+        if not found:
+            logger.info("Worker %d does not restore %s with us.", worker, self.directory)
+        return found
 
     def _raise_elsewhere(
         self, service: Any, base: str, worker: int, status: Mapping[str, Any]
@@ -427,9 +435,4 @@ class Agreement:
         raise error
 
 
-__all__ = [
-    "DEFAULT_PEER_TIMEOUT",
-    "PEER_TIMEOUT_ENV",
-    "Agreement",
-    "check_peer_timeout",
-]
+__all__ = ["Agreement"]

@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import math
 import numbers
+import os
 from typing import Any
+
+#: Seconds a worker waits for another worker's report by default.
+DEFAULT_PEER_TIMEOUT = 60.0
+#: Environment variable that sets the default (for managers a library builds, e.g. tf_keras).
+PEER_TIMEOUT_ENV = "SAFECKPT_PEER_TIMEOUT"
 
 
 def check_bool(name: str, value: object) -> bool:
@@ -60,3 +67,34 @@ def check_writes(read_only: bool, **options: bool) -> None:
                 f"{option}=True writes to the directory, but read_only=True was given; "
                 "drop one of them."
             )
+
+
+def check_peer_timeout(value: Any) -> float:
+    """`value` in seconds, or the ``SAFECKPT_PEER_TIMEOUT`` environment variable, or 60.
+
+    Raises:
+        TypeError: `value` is not a number (or None).
+        ValueError: The number (or the environment variable) is not positive and finite.
+    """
+    if value is None:
+        text = os.environ.get(PEER_TIMEOUT_ENV, "").strip()
+        if not text:
+            return DEFAULT_PEER_TIMEOUT
+        source = f"{PEER_TIMEOUT_ENV}={text!r}"
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+    else:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise TypeError(
+                "peer_timeout must be a number of seconds (int or float) or None, got "
+                f"{type(value).__name__}: {value!r}"
+            )
+        source = f"peer_timeout={value!r}"
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(
+            f"{source} is not a valid time: expected a positive, finite number of seconds to "
+            f"wait for another worker, such as {DEFAULT_PEER_TIMEOUT:g}."
+        )
+    return float(value)

@@ -45,6 +45,8 @@ class WorkerContext:
         id_in_cluster: This worker's index among them: the chief is 0, ``worker:i`` follows.
         collective: Whether every worker runs the same program and calls ``save`` and
             ``restore`` (`MultiWorkerMirroredStrategy`), so that they can agree on outcomes.
+        stands_for: For a manager on a non-chief's private directory, the shared directory
+            it stands for (`shared_counterpart`); None otherwise.
     """
 
     is_chief: bool = True
@@ -53,6 +55,7 @@ class WorkerContext:
     num_workers: int = 1
     id_in_cluster: int = 0
     collective: bool = False
+    stands_for: str | None = None
 
     @property
     def multi_worker(self) -> bool:
@@ -165,21 +168,57 @@ def worker_context(strategy: Any = None) -> WorkerContext:
     return _from_tf_config(os.environ.get("TF_CONFIG"))
 
 
-def is_private_directory(directory: str) -> bool:
-    """Whether `directory` is a worker's private ``workertemp_<id>`` (by its base name)."""
-    return str(_fs.basename(directory.rstrip("/"))).startswith(WORKER_TEMP_PREFIX)
+def _components(directory: str) -> tuple[str, list[str]]:
+    """``(the scheme and "://", the "/"-separated rest)`` of a normalized directory."""
+    scheme = _fs.scheme_of(directory)
+    head = "" if scheme is None else directory[: len(scheme) + 3]
+    return head, directory[len(head) :].split("/")
+
+
+def _private_component(directory: str, context: WorkerContext) -> int | None:
+    """Where this non-chief worker's ``workertemp_<task_id>`` is among `directory`'s parts."""
+    if context.is_chief or context.task_id is None:
+        return None
+    name = f"{WORKER_TEMP_PREFIX}{context.task_id}"
+    found = [i for i, part in enumerate(_components(directory)[1]) if part == name]
+    return found[-1] if found else None
+
+
+def is_private_directory(directory: str, context: WorkerContext) -> bool:
+    """Whether `directory` is this non-chief worker's own: a ``workertemp_<task_id>`` in it.
+
+    Any component counts: TensorFlow's Keras writes into ``<dir>/workertemp_<id>``, its
+    ``PreemptionCheckpointHandler`` (``failure_handling._non_chief_checkpoint_dir``) into
+    ``<parent>/workertemp_<id>/<base>``.
+    """
+    return _private_component(directory, context) is not None
+
+
+def shared_counterpart(directory: str, context: WorkerContext) -> str | None:
+    """The shared directory that a worker's private `directory` stands for, or None.
+
+    ``<parent>/workertemp_<id>/<base>`` stands for ``<parent>/<base>`` (TensorFlow's
+    ``PreemptionCheckpointHandler``), ``<dir>/workertemp_<id>`` for ``<dir>`` (Keras).
+    """
+    index = _private_component(directory, context)
+    if index is None:
+        return None
+    head, parts = _components(directory)
+    rest = "/".join(parts[:index] + parts[index + 1 :])
+    return head + (rest or "/")
 
 
 def manager_context(directory: str, strategy: Any = None) -> WorkerContext:
     """The `worker_context` of a manager on `directory`.
 
-    On a worker's private ``workertemp_<id>`` directory (TensorFlow's Keras builds its
-    non-chief write manager there) the worker is alone: it writes the directory itself (no
-    second redirection into ``workertemp_<id>/workertemp_<id>``) and agrees with nobody.
+    On a worker's private directory (`is_private_directory`: TensorFlow builds a non-chief's
+    write manager there) the worker is alone: it writes the directory itself (no second
+    redirection into ``workertemp_<id>/workertemp_<id>``) and agrees with nobody.
     """
     context = worker_context(strategy)
-    if context.multi_worker and is_private_directory(directory):
-        return replace(context, is_chief=True, collective=False)
+    if context.multi_worker and is_private_directory(directory, context):
+        shared = shared_counterpart(directory, context)
+        return replace(context, is_chief=True, collective=False, stands_for=shared)
     return context
 
 
@@ -221,16 +260,20 @@ def remove_write_directory(directory: str, context: WorkerContext) -> None:
 
 
 def save_as_worker(
-    manager: Any, context: WorkerContext, save: Callable[[], str | None], sync: Callable[[], None]
+    manager: Any,
+    directory: str,
+    context: WorkerContext,
+    save: Callable[[], str | None],
+    sync: Callable[[], None],
 ) -> str | None:
     """Save as a non-chief worker: into its workertemp directory, then delete that.
 
     TensorFlow's save (`save`) runs unchanged, with its collectives, on the manager's own
     state moved into the temporary directory: its sweep can only delete files there. The
     state is moved back afterwards, so `checkpoints` and `latest_checkpoint` name the chief's
-    files, as on the chief. `sync` waits for an asynchronous save to finish in there.
+    files, as on the chief. `directory` is the manager's (normalized) one; `sync` waits for
+    an asynchronous save to finish in there.
     """
-    directory: str = manager.directory
     prefix = _tf.checkpoint_prefix(manager)
     temp = make_write_directory(directory, context)
 

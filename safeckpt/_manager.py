@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from safeckpt import _distribute, _fs, _paths, _tf
-from safeckpt._agreement import Agreement, check_peer_timeout
+from safeckpt._agreement import Agreement
 from safeckpt._arguments import check_checkpoint, check_hours, check_max_to_keep
 from safeckpt._diagnose import diagnose
 from safeckpt._diagnosis import Diagnosis
@@ -90,11 +90,11 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
 
     Under `tf.distribute.MultiWorkerMirroredStrategy` (docs/fallback.md) only the chief
     writes the shared `directory`; the others save into a private, deleted
-    ``<directory>/workertemp_<task_id>/`` (TensorFlow's pattern) and restore from
-    `directory`. Every `restore` is agreed on by all workers that built this manager (same
-    `directory` and `checkpoint_name`): an error, a directory error at construction or a
-    disagreement raises on every worker. A manager on a ``workertemp_<id>`` directory is
-    that worker's alone. Construct it inside ``strategy.scope()`` or with ``TF_CONFIG`` set.
+    ``<directory>/workertemp_<task_id>/`` and restore from `directory`. A `restore` is
+    agreed on by the workers that built a manager on the same `directory` and
+    `checkpoint_name` (an error or a disagreement raises on each); a directory with this
+    worker's ``workertemp_<task_id>`` in it is its own. Construct it inside
+    ``strategy.scope()`` or with ``TF_CONFIG`` set.
 
     Raises:
         TypeError: An argument has the wrong type.
@@ -137,12 +137,12 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
         self._existing_steps: frozenset[int] = frozenset()
         self._state_unwritable = False
         self._listed_at_start: frozenset[str] = frozenset()
-        timeout = check_peer_timeout(peer_timeout)
-        directory = _paths.normalize_directory(directory)
+        self._path = _paths.normalize_directory(directory)  # what everything inside uses
+        self._spelled, directory = _paths.spelled_directory(directory), self._path
         checkpoint_name = _paths.normalize_checkpoint_name(checkpoint_name)
         self._worker = _distribute.manager_context(directory)
         self._options = options.for_worker(self._worker.is_chief)
-        self._agreement = Agreement(self._worker, directory, checkpoint_name, timeout)
+        self._agreement = Agreement(self._worker, directory, checkpoint_name, peer_timeout)
         self.created_directory = self._agreement.validate(
             create=options.create_directory, read_only=options.read_only
         )
@@ -158,7 +158,7 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
         self._inherited: frozenset[str] = frozenset()
         self._floor: str | None = None  # last returned, restored or saved: never go back
         holds = options.writer_lease and not options.read_only and self._worker.is_chief
-        holds = holds and not _distribute.is_private_directory(directory)  # one worker's own
+        holds = holds and self._worker.stands_for is None  # not a worker's private directory
         self._lease = WriterLease(directory, checkpoint_name) if holds else None
 
     def _reconcile(self) -> Inventory | None:
@@ -169,7 +169,7 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
         if self._reconciled:
             return None
         try:
-            inventory = scan(self.directory)
+            inventory = scan(self._path)
         except (tf.errors.OpError, OSError):  # the storage failed: try again at the next use
             self._inherited = frozenset(_tf.rotation(self))
             return None
@@ -206,7 +206,7 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
                 self._floor = None
         if plan.restored:
             self._floor = plan.adopt  # an explicit request outside the directory: no floor
-        moved = [] if self._options.read_only else quarantine_all(plan.quarantine, self.directory)
+        moved = [] if self._options.read_only else quarantine_all(plan.quarantine, self._path)
         for prefix in plan.keep_newer:
             if rotation.pop(prefix, None) is not None:
                 logger.info(
@@ -230,7 +230,8 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
         if plan.restored:
             _tf.note_restored_step(self)
         if plan.fresh_above is not None:
-            raise_counter(_tf.checkpoint_of(self).save_counter, plan.fresh_above)
+            if plan.fresh_above:  # not on a first run: TF creates save_counter at its 1st save
+                raise_counter(_tf.checkpoint_of(self).save_counter, plan.fresh_above)
             if plan.keep_existing:
                 for prefix in self._inherited:
                     rotation.pop(prefix, None)
@@ -240,6 +241,11 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
             note = f"Moved into quarantine: {', '.join(moved)}."
             return dataclasses.replace(plan.report, notes=(*plan.report.notes, note))
         return plan.report
+
+    @property
+    def directory(self) -> str:
+        """The directory as given (TF's string), with ``~``, ``$VAR`` and cwd resolved."""
+        return self._spelled
 
     @property
     def latest_checkpoint(self) -> str | None:
@@ -293,7 +299,7 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
 
     def diagnose(self, *, deep: bool = False) -> Diagnosis:
         """Diagnose this manager's directory for its `checkpoint_name` (see `safeckpt.diagnose`)."""
-        return diagnose(self.directory, checkpoint_name=self.checkpoint_name, deep=deep)
+        return diagnose(self._path, checkpoint_name=self.checkpoint_name, deep=deep)
 
     def restore(
         self, save_path: Any = None, *, options: Any = None, match: str | None = None
@@ -334,7 +340,7 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
                 or did not report within ``peer_timeout``.
         """
         settings = self._options.restore_settings(
-            _tf.checkpoint_of(self), self.directory, self.checkpoint_name, _tf.init_fn(self),
+            _tf.checkpoint_of(self), self._path, self.checkpoint_name, _tf.init_fn(self),
             options, match,
         )  # fmt: skip
 
@@ -358,7 +364,7 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
             self._sync_checkpoint()  # the chief opens the agreement once its writes are done
         return self._agreement.decide(
             run,
-            lambda report: report.save_path and _fs.basename(report.save_path),
+            lambda report: report.save_path and str(_fs.basename(report.save_path)),
             lambda report: f"{report.outcome.value} {report.save_path or report.directory}",
         )
 
@@ -402,10 +408,10 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
                 are not UTF-8 (TensorFlow's save fails on them); nothing is written.
         """
         if self._options.read_only:
-            raise read_only_error(self.directory)
+            raise read_only_error(self._path)
         self._reconcile()
         if self._state_unwritable:
-            self._state_unwritable = refuse_if_state_unwritable(self.directory)
+            self._state_unwritable = refuse_if_state_unwritable(self._path)
         if _tf.interval_skips(self, check_interval):
             return None  # TensorFlow's checkpoint_interval: nothing is written
         self._existing_steps = prepare_save(
@@ -421,7 +427,9 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
         if self._worker.is_chief:
             result = tf_save()
         else:  # no agreement: a save's collectives are TensorFlow's
-            result = _distribute.save_as_worker(self, self._worker, tf_save, self._sync_checkpoint)
+            result = _distribute.save_as_worker(
+                self, self._path, self._worker, tf_save, self._sync_checkpoint
+            )
         if result is None:
             return None
         step = split_step(_fs.basename(result))[1]
@@ -430,7 +438,7 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
         if self._options.cleanup_temp and self._worker.is_chief:
             asynchronous = getattr(options, "experimental_enable_async_checkpoint", False)
             done = None if asynchronous else result
-            cleanup_after_save(self.directory, self.checkpoint_name, done, self._listed_at_start)
+            cleanup_after_save(self._path, self.checkpoint_name, done, self._listed_at_start)
         return result
 
     def _sync_checkpoint(self) -> None:

@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 
-from safeckpt import _fs
+from safeckpt import _fs, _tf
 from safeckpt._causes import Cause
 from safeckpt._diagnosis import Diagnosis
 from safeckpt._graph import CheckpointGraph, Entry, ProgramObject, program_graph
@@ -58,6 +58,9 @@ class Match:
         checkpoint_roots: The names at the checkpoint's root.
         program_roots: The names at the program's root.
         name_based: A TF1 checkpoint without an object graph (matched by variable name).
+        bookkeeping: TensorFlow's own bookkeeping variables (`safeckpt._tf.bookkeeping_variables`)
+            that only one side has; they never make a match fail.
+        notes: One line per such variable, for the restore report.
     """
 
     matched: int
@@ -70,6 +73,8 @@ class Match:
     checkpoint_roots: tuple[str, ...] = ()
     program_roots: tuple[str, ...] = ()
     name_based: bool = False
+    bookkeeping: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
 
 
 def _shape_fits(stored: tuple[int, ...], program: tuple[int, ...]) -> bool:
@@ -84,25 +89,49 @@ def _mismatch(path: str, entry: Entry, obj: ProgramObject) -> Mismatch | None:
     return Mismatch(path, entry.shape, entry.dtype, obj.shape, obj.dtype)
 
 
+def _is_bookkeeping(path: str, shape: tuple[int, ...], dtype: str) -> bool:
+    """Whether `path` is a variable TensorFlow adds to a checkpoint itself (an int64 scalar)."""
+    return path in _tf.bookkeeping_variables() and shape == () and dtype == "int64"
+
+
+def _bookkeeping_notes(prefix: str, missing: list[str], extra: list[str]) -> tuple[str, ...]:
+    """What the report says about bookkeeping variables that only one side has."""
+    who = _tf.bookkeeping_variables()
+    base = _fs.basename(prefix)
+    return (
+        *(
+            f"{path} is not in {base}: it is bookkeeping of {who[path]}, which TensorFlow "
+            "starts from its initial value, as it does with its own manager."
+            for path in missing
+        ),
+        *(f"{base} holds {path}, bookkeeping of {who[path]}; not restored." for path in extra),
+    )
+
+
 def _compare_by_name(program: dict[int, ProgramObject], graph: CheckpointGraph) -> Match:
     stored = {e.key: e for e in graph.entries}
     variables = [o for o in program.values() if o.variable and o.path != _SAVE_COUNTER]
-    unmatched, mismatched, used = [], [], set()
+    unmatched: list[str] = []
+    missing: list[str] = []
+    mismatched, used = [], set()
     for obj in variables:
         entry = stored.get(obj.name)
         if entry is None:
-            unmatched.append(obj.path)
+            bookkeeping = _is_bookkeeping(obj.path, obj.shape, obj.dtype)
+            (missing if bookkeeping else unmatched).append(obj.path)
             continue
         used.add(entry.key)
         if (found := _mismatch(obj.path, entry, obj)) is not None:
             mismatched.append(found)
     return Match(
-        len(variables) - len(unmatched),
+        len(variables) - len(unmatched) - len(missing),
         len(variables),
         tuple(unmatched),
         tuple(k for k in stored if k not in used),
         mismatched=tuple(mismatched),
         name_based=True,
+        bookkeeping=tuple(missing),
+        notes=_bookkeeping_notes(graph.prefix, missing, []),
     )
 
 
@@ -191,11 +220,14 @@ def compare(root: object, graph: CheckpointGraph) -> Match:
     # save_counter is bookkeeping safeckpt creates before restoring; Checkpoint.write()
     # does not store it, so it is never required.
     variables = [o for o in program.values() if o.variable and o.path != _SAVE_COUNTER]
-    unmatched, mismatched = [], []
+    unmatched: list[str] = []
+    missing: list[str] = []
+    mismatched, extra = [], []
     for obj in variables:
         entry = entry_of.get(pairs.get(id(obj.obj), -1))
         if entry is None:
-            unmatched.append(obj.path)
+            bookkeeping = _is_bookkeeping(obj.path, obj.shape, obj.dtype)
+            (missing if bookkeeping else unmatched).append(obj.path)
         elif (found := _mismatch(obj.path, entry, obj)) is not None:
             mismatched.append(found)
     by_node = {nid: program[pid] for pid, nid in pairs.items()}
@@ -206,9 +238,12 @@ def compare(root: object, graph: CheckpointGraph) -> Match:
             continue
         ancestors = [by_node.get(n) for n in _ancestor_nodes(graph, entry.path)]
         waiting = entry.slot_of is not None or any(o is not None and o.unbuilt for o in ancestors)
-        (pending if waiting else unused).append(entry.path)
+        if _is_bookkeeping(entry.path, entry.shape, entry.dtype):
+            extra.append(entry.path)
+        else:
+            (pending if waiting else unused).append(entry.path)
     return Match(
-        len(variables) - len(unmatched),
+        len(variables) - len(unmatched) - len(missing),
         len(variables),
         tuple(unmatched),
         tuple(unused),
@@ -217,6 +252,8 @@ def compare(root: object, graph: CheckpointGraph) -> Match:
         _renames(program, graph, pairs, entry_of) if unmatched else (),
         tuple(graph.children.get(0, {})),
         tuple(program[id(root)].children),
+        bookkeeping=(*missing, *extra),
+        notes=_bookkeeping_notes(graph.prefix, missing, extra),
     )
 
 

@@ -177,6 +177,21 @@ def normalize_directory(value: object, argument: str = "directory") -> str:
     return _normalize_uri(text, scheme, value, argument)
 
 
+def spelled_directory(value: object) -> str:
+    """What `SafeCheckpointManager.directory` returns for a `value` `normalize_directory` accepted.
+
+    TensorFlow's manager returns the string it was given. safeckpt returns that spelling too
+    (a trailing separator, ``.`` and ``..`` kept), resolved the way safeckpt resolves it once:
+    ``$VAR`` and ``~`` expanded, a relative path joined to the working directory. So
+    ``os.path.dirname(manager.directory)`` names the directory TensorFlow's would name (TF's
+    ``PreemptionCheckpointHandler`` deletes it), wherever the process's cwd goes later.
+    """
+    text = coerce_path(value, "directory")
+    if _fs.scheme_of(text) is not None:
+        return text
+    return os.path.join(os.getcwd(), os.path.expanduser(os.path.expandvars(text)))
+
+
 def _plugin_hint(scheme: str) -> str:
     """How to get a filesystem for `scheme` (``tensorflow-io``, which stopped at TF 2.16)."""
     text = f"TensorFlow has no filesystem for '{scheme}://' until a plugin registers one"

@@ -151,6 +151,7 @@ class Restore:
         match = match_or_raise(self._s.checkpoint, checkpoint.prefix, self._s.match, self.attempts)
         if isinstance(match, Diagnosis):
             return match
+        self._note_match(match)
         try:
             status = tf_restore(
                 self._s.checkpoint, checkpoint.prefix, self._s.options, self._s.match, match
@@ -295,6 +296,7 @@ class Restore:
         if isinstance(match, Diagnosis):
             found = with_alternatives(match, prefix)
             raise restore_error(found, (found,), f"Cannot restore {prefix}.\n{found}")
+        self._note_match(match)
         try:
             status = tf_restore(self._s.checkpoint, prefix, self._s.options, self._s.match, match)
         except RESTORE_ERRORS as exc:
@@ -331,6 +333,10 @@ class Restore:
         )
 
     # Internals -------------------------------------------------------------------------
+
+    def _note_match(self, match: Match | None) -> None:
+        if match is not None:
+            self._notes.extend(n for n in match.notes if n not in self._notes)
 
     def _reject(self, info: CheckpointInfo, diagnosis: Diagnosis) -> None:
         self._attempts.append(diagnosis)
@@ -375,7 +381,8 @@ class Restore:
     def _initialized(self, reason: Diagnosis | None, *, sweep_existing: bool) -> RestorePlan:
         if self._s.init_fn is not None:
             self._s.init_fn()
-        status = self._s.checkpoint.restore(None)
+        # Not restore(None): it creates save_counter (a collective TF's initialization skips).
+        status = getattr(self._s.checkpoint, "read", self._s.checkpoint.restore)(None)
         family = self._inventory.family(self._s.checkpoint_name) if self._inventory else []
         highest = max((c.step for c in family if c.step is not None), default=0)
         report = RestoreReport(

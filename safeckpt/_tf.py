@@ -41,6 +41,11 @@ Distribution strategy internals (``strategy.extended``): ``_in_multi_worker_mode
 Trackables: ``_self_unconditional_deferred_dependencies``, the restorations a restore queued
 for objects not created yet, dropped after a failed restore (`drop_pending_restorations`).
 
+``_ITERATION_VARIABLE`` of ``tensorflow.python.distribute.failure_handling.failure_handling``
+(``"checkpointed_runs"``): the attribute ``PreemptionCheckpointHandler`` adds to the user's
+`tf.train.Checkpoint` (an int64 scalar counting ``run`` calls) before it restores, and leaves
+at 0 when the checkpoint lacks it (`bookkeeping_variables`).
+
 Keras 3 models: ``_initial_epoch``, where Keras's own ``BackupAndRestore`` tells ``fit`` to
 resume (``fit`` starts at ``model._initial_epoch or initial_epoch``; Keras 3.12.4 and 3.15.1,
 read by the TF, JAX and torch trainers alike). There is no public way to resume ``fit``; used
@@ -281,6 +286,21 @@ def task_health(service: Any, jobs: list[tuple[str, int]], index: int) -> str | 
     return text or "unhealthy"
 
 
+def bookkeeping_variables() -> dict[str, str]:
+    """Root attributes TensorFlow adds to a user's checkpoint itself: name -> who adds it.
+
+    Each is an int64 scalar that TensorFlow initializes when a checkpoint lacks it, so a
+    checkpoint written before it was added restores as well as with TensorFlow's manager.
+    """
+    try:
+        from tensorflow.python.distribute.failure_handling import failure_handling
+
+        handler = str(failure_handling._ITERATION_VARIABLE)
+    except (ImportError, AttributeError):  # pragma: no cover - TensorFlow internals moved
+        handler = "checkpointed_runs"
+    return {handler: "TensorFlow's PreemptionCheckpointHandler (its count of run() calls)"}
+
+
 def drop_pending_restorations(root: Any) -> int:
     """Drop the restorations queued for objects not created yet; returns how many.
 
@@ -306,6 +326,7 @@ __all__ = [
     "BundleEntryProto",
     "BundleHeaderProto",
     "TrackableObjectGraph",
+    "bookkeeping_variables",
     "CheckpointState",
     "checkpoint_of",
     "checkpoint_prefix",

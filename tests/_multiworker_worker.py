@@ -5,11 +5,13 @@ Not a test module. ``TF_CONFIG`` (set by the test) says which worker this is. Ph
 * ``train``: restore (nothing there yet), then train ``--steps`` steps, saving after each.
   With ``--extra-directory`` this worker alone first builds two more managers (on its
   private ``<directory>/workertemp_<id>``, saved and restored, and on that directory, saved
-  only), which must not shift the other worker's agreement.
+  only), which must not shift the other worker's agreement. With ``--alone-directory`` it
+  first restores (empty: initializes) a manager on that directory, which no other worker
+  builds: nobody may wait for it.
 * ``resume``: restore (the test damaged the newest checkpoint in between), train one more
   step and save it. Then, with ``--probe-directory``, restore once more through a second
-  manager on that directory (the test gives each worker a different one, which must make
-  every worker raise) and report the error.
+  manager on that directory (the test gives each worker a different one: each decides
+  alone) and report the outcome.
 
 * ``fault``: restore an empty directory with ``--peer-timeout``; with ``--fault die`` this
   worker exits (status 9) inside the restore (in ``init_fn``), with ``--fault stall`` it sleeps
@@ -18,6 +20,7 @@ Not a test module. ``TF_CONFIG`` (set by the test) says which worker this is. Ph
   With ``--fault bad-directory`` this worker constructs the manager with
   ``create_directory=False`` before the directory exists (so it alone fails to validate it),
   and ``--after-peer`` makes the other worker construct it (creating it) only after that.
+  ``--delay`` makes this worker construct the manager that many seconds late.
 
 A `safeckpt.RestoreError` from the first restore is reported in the result and makes the
 exit status 3.
@@ -49,6 +52,7 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=4)
     parser.add_argument("--probe-directory")
     parser.add_argument("--extra-directory")
+    parser.add_argument("--alone-directory")
     parser.add_argument(
         "--fault", choices=("none", "die", "stall", "bad-directory"), default="none"
     )
@@ -56,6 +60,7 @@ def main() -> int:
     parser.add_argument("--stall", type=float, default=8.0)
     parser.add_argument("--peer-timeout", type=float)
     parser.add_argument("--linger", type=float, default=0.0)
+    parser.add_argument("--delay", type=float, default=0.0)
     args = parser.parse_args()
 
     strategy = tf.distribute.MultiWorkerMirroredStrategy()
@@ -98,6 +103,9 @@ def main() -> int:
         result["extra_restore"] = own.restore().save_path
         alone = safeckpt.SafeCheckpointManager(extra, args.extra_directory, max_to_keep=1)
         result["extra_saves"].append(alone.save())
+    if args.alone_directory:  # e.g. a "best model" manager only the chief keeps
+        alone_manager = safeckpt.SafeCheckpointManager(checkpoint, args.alone_directory, 1)
+        result["alone_restore"] = alone_manager.restore().to_dict()
     try:
         report = manager.restore()
     except safeckpt.RestoreError as exc:
@@ -151,6 +159,7 @@ def fault(args: argparse.Namespace, strategy: Any) -> int:
         os._exit(0)
     if args.after_peer:
         service.get_config_key_value("test/constructed", 60_000)
+    time.sleep(args.delay)
     with strategy.scope():
         manager = safeckpt.SafeCheckpointManager(
             tf.train.Checkpoint(step=step),

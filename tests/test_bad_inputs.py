@@ -286,13 +286,24 @@ DIRECTORY_ROWS = [
 ]
 
 
+def spelled(value: object) -> str:
+    """`manager.directory` by the documented rule (docs/paths.md): the string TensorFlow's
+    manager returns, with ``$VAR`` and ``~`` expanded and a relative path joined to the cwd."""
+    text = os.fspath(value)
+    if "://" in text:
+        return str(text)
+    return os.path.join(os.getcwd(), os.path.expanduser(os.path.expandvars(text)))
+
+
 def _roundtrip(value: object, directory: str, checkpoint_name: str = "ckpt") -> None:
     """Save twice with max_to_keep=1; a new manager must restore the second save."""
     trainee = Trainee()
     manager = SafeCheckpointManager(
         trainee.checkpoint, value, max_to_keep=1, checkpoint_name=checkpoint_name
     )
-    assert manager.directory == directory
+    assert manager.directory == spelled(value)
+    if "://" not in directory:  # the same directory, spelled as given
+        assert os.path.normpath(manager.directory) == directory
     trainee.set(1)
     manager.save()
     trainee.set(2)

@@ -114,7 +114,7 @@ def run_cli(*argv: str) -> tuple[int, str, str]:
 def test_save_inventory_verify_diagnose(ram_dir: str, chdir_tmp: Path) -> None:
     trainee = Trainee()
     manager = SafeCheckpointManager(trainee.checkpoint, ram_dir + "/", max_to_keep=None)
-    assert manager.directory == ram_dir
+    assert manager.directory == ram_dir + "/"  # the string given, as TensorFlow's manager
     assert manager.created_directory
     saved = []
     for k in (1, 2, 3):
