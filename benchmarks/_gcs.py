@@ -232,7 +232,7 @@ def _child(spec: dict[str, Any]) -> list[dict[str, Any]]:
     import tensorflow as tf
 
     import safeckpt
-    from safeckpt import _cli
+    from safeckpt._cli import main as cli
     from stress import _gcs
 
     tf.get_logger().setLevel("ERROR")
@@ -251,7 +251,7 @@ def _child(spec: dict[str, Any]) -> list[dict[str, Any]]:
         return manager
 
     def ls() -> int:
-        return _cli.main(["ls", directory], stdout=io.StringIO(), stderr=io.StringIO())
+        return cli.main(["ls", directory], stdout=io.StringIO(), stderr=io.StringIO())
 
     actions: dict[str, Callable[[], Any]] = {
         "construct": construct,

@@ -28,7 +28,7 @@ import tensorflow as tf
 import safeckpt
 from benchmarks._data import BigResult, Measurements, MiB, Profile, Series, log
 from benchmarks._machine import LoadMeter, drop_caches, machine_info
-from safeckpt import _crc32c
+from safeckpt._format import crc32c
 
 # --- timing ----------------------------------------------------------------------------------
 
@@ -241,9 +241,9 @@ def bench_big(root: Path, total: int, count: int, repeats: int, cold_repeats: in
     fallback_deep = None
     fallback_backend = None
     fallback_error = None
-    default = _crc32c.BACKEND
+    default = crc32c.BACKEND
     try:
-        fallback_backend = _crc32c.set_backend("tensorflow-tfrecord")
+        fallback_backend = crc32c.set_backend("tensorflow-tfrecord")
         log(f"deep verify once with the {fallback_backend} backend")
         fallback_deep = Series("deep_fallback")
         start = time.perf_counter()
@@ -252,7 +252,7 @@ def bench_big(root: Path, total: int, count: int, repeats: int, cold_repeats: in
     except ValueError as exc:
         fallback_error = str(exc)
     finally:
-        _crc32c.set_backend(default)
+        crc32c.set_backend(default)
 
     cold: dict[str, Series] | None = None
     cold_error: str | None = None
@@ -280,7 +280,7 @@ def bench_big(root: Path, total: int, count: int, repeats: int, cold_repeats: in
         fallback_deep,
         fallback_backend,
         fallback_error,
-        _crc32c.BACKEND,
+        crc32c.BACKEND,
     )
 
 

@@ -383,7 +383,8 @@ def report(m: Measurements, gcs: _gcs.GcsResult | None = None) -> str:
         t = big.fallback_deep.samples[0]
         lines.append(
             f"- `{big.fallback_backend}` (the built-in fallback when `google-crc32c` is not "
-            f"installed; `safeckpt._crc32c.set_backend('{big.fallback_backend}')`): deep verify "
+            "installed; "
+            f"`safeckpt._format.crc32c.set_backend('{big.fallback_backend}')`): deep verify "
             f"{fmt_time(t)}, {throughput(big.nbytes, t)} (one warm run)."
         )
     else:

@@ -1,7 +1,8 @@
 """safeckpt: a drop-in `tf.train.CheckpointManager` that never silently starts from scratch."""
 
+from safeckpt._catalog.inventory import list_checkpoints
 from safeckpt._causes import Cause
-from safeckpt._diagnose import diagnose, verify
+from safeckpt._diagnose.path import diagnose, verify
 from safeckpt._diagnosis import Diagnosis
 from safeckpt._errors import (
     CheckpointCorruptedError,
@@ -19,9 +20,9 @@ from safeckpt._errors import (
     WorkerUnavailableError,
 )
 from safeckpt._info import CheckpointInfo
-from safeckpt._inventory import list_checkpoints
-from safeckpt._manager import SafeCheckpointManager
-from safeckpt._policies import (
+from safeckpt._manager.manager import SafeCheckpointManager
+from safeckpt._report import Outcome, RestoreReport
+from safeckpt._restore.policies import (
     FallbackPolicy,
     FreshInit,
     MatchMode,
@@ -32,7 +33,6 @@ from safeckpt._policies import (
     StorageRetry,
     VerifyLevel,
 )
-from safeckpt._report import Outcome, RestoreReport
 
 __version__ = "0.1.0"
 

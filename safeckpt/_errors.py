@@ -37,8 +37,8 @@ from typing import Any
 
 from safeckpt._causes import CHECKPOINT_DAMAGE, MISMATCH, NOT_FOUND, Cause
 from safeckpt._diagnosis import Diagnosis
+from safeckpt._io.tf import tf
 from safeckpt._public import public
-from safeckpt._tf import tf
 
 _OpError = tf.errors.OpError
 _UNKNOWN: int = tf.errors.UNKNOWN

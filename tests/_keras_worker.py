@@ -110,7 +110,7 @@ def run_safeckpt_keras(args: argparse.Namespace, strategy: Any, result: dict[str
         {"type": "SafeCheckpointManager", "directory": callback.manager.directory}
     ]
     result["restored_weights"] = [float(v) for v in model.get_weights()[0].ravel()]
-    start = safeckpt._tf.initial_epoch(model) or 0
+    start = safeckpt._io.tf.initial_epoch(model) or 0
     for epoch in range(start, args.epochs):
         callback.on_epoch_begin(epoch)
         for _ in range(4):

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from safeckpt import Diagnosis
-from safeckpt._cli import main
+from safeckpt._cli.main import main
 
 
 def run(*argv: str) -> tuple[int, str, str]:

@@ -19,9 +19,9 @@ import tensorflow as tf
 from conftest import RotatedWhileRead, rotating_trainer
 
 from safeckpt import Cause, CheckpointNotFoundError, Outcome, SafeCheckpointManager
-from safeckpt._cli import main
-from safeckpt._inventory import scan
-from safeckpt._statefile import read_state
+from safeckpt._catalog.inventory import scan
+from safeckpt._cli.main import main
+from safeckpt._format.statefile import read_state
 from stress import crash
 from stress.concurrency import _scenarios
 

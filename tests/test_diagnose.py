@@ -28,7 +28,7 @@ from safeckpt import (
     Diagnosis,
     SafeCheckpointManager,
 )
-from safeckpt._diagnose import diagnose
+from safeckpt._diagnose.path import diagnose
 
 
 def flip_byte(path: Path, offset: int) -> None:
@@ -82,7 +82,7 @@ def case_not_a_directory(d: Path, tmp: Path) -> Case:
     # TensorFlow's own manager only fails at the first save; diagnose the manager's view.
     f = tmp / "file"
     f.write_text("x")
-    from safeckpt._directory import validate_directory
+    from safeckpt._catalog.directory import validate_directory
 
     try:
         validate_directory(str(f), create=True, read_only=False)
@@ -360,7 +360,7 @@ ckpt = tf.train.Checkpoint(v=tf.Variable(1.0))
 m = tf.train.CheckpointManager(ckpt, str(d), None)
 m.save(); m.save()
 (d / "ckpt-2.data-00000-of-00001").chmod(0)
-from safeckpt._diagnose import diagnose
+from safeckpt._diagnose.path import diagnose
 r = diagnose(d)
 print(r.cause.value)
 print(json.dumps(r.to_dict()))

@@ -12,7 +12,7 @@ import tensorflow as tf
 from conftest import Trainee, run_unprivileged, write_checkpoints
 
 from safeckpt import Cause, CheckpointDirectoryError, SafeCheckpointManager
-from safeckpt._directory import validate_directory
+from safeckpt._catalog.directory import validate_directory
 
 
 def test_missing_directory_is_created_and_logged(

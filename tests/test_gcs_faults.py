@@ -27,7 +27,7 @@ from safeckpt import (
     StorageRetry,
     StorageUnavailableError,
 )
-from safeckpt._inventory import scan
+from safeckpt._catalog.inventory import scan
 from stress import _gcs
 
 NO_WAIT = StorageRetry(attempts=2, initial_delay=0.01)
@@ -194,7 +194,7 @@ def test_list_verify_diagnose_and_ls(gcs: _gcs.GcsEmulator, gcs_dir: str, capsys
         )
     assert all(safeckpt.verify(i.prefix, deep=True).ok for i in infos)
     assert safeckpt.diagnose(gcs_dir).cause is Cause.HEALTHY
-    from safeckpt._cli import main
+    from safeckpt._cli.main import main
 
     assert main(["ls", gcs_dir]) == 0
     out = capsys.readouterr().out

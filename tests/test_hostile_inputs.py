@@ -41,7 +41,7 @@ from safeckpt import (
     list_checkpoints,
     verify,
 )
-from safeckpt._cli import main
+from safeckpt._cli.main import main
 
 DATA3 = "ckpt-3.data-00000-of-00001"
 GRAPH = b"_CHECKPOINTABLE_OBJECT_GRAPH"
@@ -514,7 +514,7 @@ DAMAGES: dict[str, tuple[Callable[[World], None], Cause]] = {
 
 _CHILD = """
 import io, json, sys
-from safeckpt._cli import main
+from safeckpt._cli.main import main
 results = {}
 for argv in json.loads(sys.argv[1]):
     out, err = io.StringIO(), io.StringIO()
@@ -556,12 +556,12 @@ def _python(code: str, *args: str) -> Any:
 
 
 def test_the_graph_reader_never_falls_back_to_tensorflow(world: World) -> None:
-    from safeckpt import _graph
-    from safeckpt._index import IndexFormatError
+    from safeckpt._format.graph import read_checkpoint_graph
+    from safeckpt._format.index import IndexFormatError
 
     _negative_dim(world)
     with pytest.raises(IndexFormatError):
-        _graph.read_checkpoint_graph(world.prefix(3))
+        read_checkpoint_graph(world.prefix(3))
 
 
 @pytest.mark.parametrize("shape", [[-1], [2] * 300, [2**40, 2**40]])
@@ -997,7 +997,7 @@ def test_repair_never_writes_a_backup_through_a_dangling_link(world: World) -> N
 
 
 def test_workertemp_removal_unlinks_a_link(world: World) -> None:
-    from safeckpt._distribute import WorkerContext, remove_write_directory
+    from safeckpt._multiworker.context import WorkerContext, remove_write_directory
 
     link = world.ckpts / "workertemp_1"
     link.symlink_to(world.outside, target_is_directory=True)

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import pytest
 
+from safeckpt._catalog.housekeeping import choose_leftovers
+from safeckpt._catalog.inventory import Inventory
 from safeckpt._causes import Cause
-from safeckpt._housekeeping import choose_leftovers
+from safeckpt._format.statefile import StateFile
 from safeckpt._info import CheckpointInfo
-from safeckpt._inventory import Inventory
-from safeckpt._statefile import StateFile
 
 D = "/run"
 T = 1000.0  # the newest complete checkpoint's time

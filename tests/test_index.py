@@ -19,11 +19,13 @@ import numpy as np
 import pytest
 from _bundle import read_varint
 
-from safeckpt import Cause, _crc32c, _shards, verify
-from safeckpt._crc32c import crc32c, mask, unmask
-from safeckpt._index import BundleIndex, IndexFormatError, read_index
-from safeckpt._shards import verify_data
-from safeckpt._tf import tf
+from safeckpt import Cause, verify
+from safeckpt._format import crc32c as crc32c_module
+from safeckpt._format import shards
+from safeckpt._format.crc32c import crc32c, mask, unmask
+from safeckpt._format.index import BundleIndex, IndexFormatError, read_index
+from safeckpt._format.shards import verify_data
+from safeckpt._io.tf import tf
 
 BACKENDS = ["google_crc32c", "tensorflow-tfrecord", "numpy", "python"]
 
@@ -80,11 +82,11 @@ def ckpts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 
 @pytest.fixture(params=BACKENDS)
 def backend(request: pytest.FixtureRequest) -> Iterator[str]:
-    if request.param == "google_crc32c" and request.param not in _crc32c.available_backends():
+    if request.param == "google_crc32c" and request.param not in crc32c_module.available_backends():
         pytest.skip("the optional google-crc32c extra is not installed")  # others must work
-    _crc32c.set_backend(request.param)
+    crc32c_module.set_backend(request.param)
     yield request.param
-    _crc32c.set_backend()
+    crc32c_module.set_backend()
 
 
 def _is_slice(key: bytes) -> bool:
@@ -366,7 +368,7 @@ def test_intact_checkpoint_verifies(ckpts: dict[str, str], kind: str, backend: s
 def test_progress_is_reported_in_bounded_chunks(
     ckpts: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(_shards, "_CHUNK", 4096)
+    monkeypatch.setattr(shards, "_CHUNK", 4096)
     index = read_index(ckpts["plain"] + ".index")
     calls: list[int] = []
     assert verify_data(ckpts["plain"], index, progress=lambda d, t: calls.append(d)) == []
@@ -478,7 +480,7 @@ def test_a_string_length_of_64_bits_or_more_is_a_mismatch(
 
 
 def test_crc32c_known_values(backend: str) -> None:
-    assert backend == _crc32c.BACKEND
+    assert backend == crc32c_module.BACKEND
     assert crc32c(b"123456789") == 0xE3069283
     assert crc32c(bytes(32)) == 0x8A9136AA  # RFC 3720 B.4
     assert crc32c(b"\xff" * 32) == 0x62A8AB43
@@ -489,7 +491,7 @@ def test_crc32c_known_values(backend: str) -> None:
 def test_crc32c_streams_and_agrees_across_backends(backend: str) -> None:
     rng = random.Random(5)
     data = rng.randbytes(3 * 1024 * 1024 + 12345)
-    reference = _crc32c._extend_python(0, data)
+    reference = crc32c_module._extend_python(0, data)
     assert crc32c(data) == reference
     assert crc32c(memoryview(data)) == reference
     assert crc32c(bytearray(data)) == reference
@@ -507,20 +509,20 @@ def test_mask_round_trip() -> None:
 
 
 def test_all_fallbacks_work_here() -> None:
-    assert {"tensorflow-tfrecord", "numpy", "python"} <= set(_crc32c.available_backends())
+    assert {"tensorflow-tfrecord", "numpy", "python"} <= set(crc32c_module.available_backends())
 
 
 def test_fallback_is_chosen_without_google_crc32c(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "google_crc32c", None)  # makes the import fail
     try:
-        assert "google_crc32c" not in _crc32c.available_backends()
-        assert _crc32c.set_backend() == "tensorflow-tfrecord"
+        assert "google_crc32c" not in crc32c_module.available_backends()
+        assert crc32c_module.set_backend() == "tensorflow-tfrecord"
         assert crc32c(b"123456789") == 0xE3069283
         with pytest.raises(ValueError, match="not available"):
-            _crc32c.set_backend("google_crc32c")
+            crc32c_module.set_backend("google_crc32c")
     finally:
         monkeypatch.undo()
-        _crc32c.set_backend()
+        crc32c_module.set_backend()
 
 
 @pytest.mark.parametrize("kind", ["plain", "saved", "sharded", "variant"])
@@ -531,14 +533,14 @@ def test_the_object_graph_read_from_the_index_equals_tensorflows_reader(
     # remote storage); TensorFlow's CheckpointReader is the reference it must agree with.
     from tensorflow.core.protobuf import trackable_object_graph_pb2
 
-    from safeckpt import _graph
+    from safeckpt._format.graph import OBJECT_GRAPH_KEY, read_checkpoint_graph
 
-    own = _graph.read_checkpoint_graph(ckpts[kind])
+    own = read_checkpoint_graph(ckpts[kind])
     reader = tf.train.load_checkpoint(ckpts[kind])
     shapes = reader.get_variable_to_shape_map()
     dtypes = reader.get_variable_to_dtype_map()
     graph = trackable_object_graph_pb2.TrackableObjectGraph.FromString(
-        reader.get_tensor(_graph.OBJECT_GRAPH_KEY)
+        reader.get_tensor(OBJECT_GRAPH_KEY)
     )
     assert own.children == {
         i: {c.local_name: c.node_id for c in node.children} for i, node in enumerate(graph.nodes)
@@ -558,20 +560,20 @@ def test_the_object_graph_read_from_the_index_equals_tensorflows_reader(
 def test_a_damaged_object_graph_is_diagnosed_never_read_by_tensorflow(
     ckpts: dict[str, str], tmp_path: Path
 ) -> None:
-    from safeckpt import _graph
+    from safeckpt._format.graph import OBJECT_GRAPH_KEY, read_checkpoint_graph
 
     prefix = _copy_checkpoint(ckpts["saved"], tmp_path / "copy")
     index = read_index(prefix + ".index")
-    entry = next(e for e in index.entries if e.name == _graph.OBJECT_GRAPH_KEY)
+    entry = next(e for e in index.entries if e.name == OBJECT_GRAPH_KEY)
     shard = _shard(prefix, index, entry.shard_id)
     data = bytearray(Path(shard).read_bytes())
     data[entry.offset + entry.size - 1] ^= 0xFF
     Path(shard).write_bytes(bytes(data))
     with pytest.raises(ValueError, match="checksum"):  # the CRC32C caught it
-        _graph.read_checkpoint_graph(prefix)
+        read_checkpoint_graph(prefix)
     found = verify(prefix)  # the quick check reads the object graph too
     assert found.cause is Cause.CORRUPT_DATA
-    assert _graph.OBJECT_GRAPH_KEY in "".join(found.evidence)
+    assert OBJECT_GRAPH_KEY in "".join(found.evidence)
 
 
 # --- bounded work for hostile tables (issue 19) ---------------------------------------------
@@ -591,16 +593,16 @@ def _measured_parse(
     """The parse's outcome, the bytes it checksummed and its peak Python memory."""
     import tracemalloc
 
-    from safeckpt import _index
+    from safeckpt._format import index as index_module
 
     checksummed = [0]
-    real = _index.crc32c
+    real = index_module.crc32c
 
     def counting(view: object, *args: int) -> int:
         checksummed[0] += len(view)  # type: ignore[arg-type]
         return real(view, *args)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(_index, "crc32c", counting)
+    monkeypatch.setattr(index_module, "crc32c", counting)
     tracemalloc.start()
     try:
         reason = _reason(tmp_path, data)

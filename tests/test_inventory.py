@@ -10,8 +10,8 @@ import tensorflow as tf
 from conftest import Trainee, write_checkpoints
 
 from safeckpt import Cause, list_checkpoints, verify
-from safeckpt._inventory import scan
-from safeckpt._statefile import parse_state, read_state, resolve_recorded
+from safeckpt._catalog.inventory import scan
+from safeckpt._format.statefile import parse_state, read_state, resolve_recorded
 
 
 def test_lists_oldest_to_newest_with_state_flags(ckpt_dir: Path) -> None:

@@ -24,9 +24,9 @@ from safeckpt import (
     diagnose,
     list_checkpoints,
 )
-from safeckpt._housekeeping import cleanup_temp
-from safeckpt._inventory import scan
-from safeckpt._lease import STALE_SECONDS, Holder, Verdict, judge, new_holder
+from safeckpt._catalog.housekeeping import cleanup_temp
+from safeckpt._catalog.inventory import scan
+from safeckpt._catalog.lease import STALE_SECONDS, Holder, Verdict, judge, new_holder
 
 LEASE = ".safeckpt-writer-ckpt"
 

@@ -1,4 +1,4 @@
-"""Multi-worker training (safeckpt/_distribute.py and its use by SafeCheckpointManager).
+"""Multi-worker training (safeckpt/_multiworker/context.py and its use by SafeCheckpointManager).
 
 The fast tests run in-process: TF_CONFIG alone makes this process a worker of a cluster that
 is never started (no strategy, no coordination service), which exercises who writes where.
@@ -24,10 +24,16 @@ import tensorflow as tf
 from conftest import Trainee, write_checkpoints
 
 import safeckpt
-from safeckpt import _distribute
-from safeckpt._agreement import Agreement
-from safeckpt._arguments import PEER_TIMEOUT_ENV, check_peer_timeout
-from safeckpt._distribute import WorkerContext, worker_context
+from safeckpt._manager.arguments import PEER_TIMEOUT_ENV, check_peer_timeout
+from safeckpt._multiworker.agreement import Agreement
+from safeckpt._multiworker.context import (
+    WorkerContext,
+    make_write_directory,
+    manager_context,
+    remove_write_directory,
+    worker_context,
+    write_directory,
+)
 
 WORKER = Path(__file__).with_name("_multiworker_worker.py")
 KERAS_WORKER = Path(__file__).with_name("_keras_worker.py")
@@ -182,17 +188,17 @@ def test_write_directory_is_workertemp_for_non_chiefs(tmp_path: Path) -> None:
     chief = WorkerContext(True, "worker", 0, 2, 0, True)
     other = WorkerContext(False, "worker", 1, 2, 1, True)
     directory = str(tmp_path)
-    assert _distribute.write_directory(directory, chief) == directory
-    assert _distribute.write_directory(directory, other) == str(tmp_path / "workertemp_1")
+    assert write_directory(directory, chief) == directory
+    assert write_directory(directory, other) == str(tmp_path / "workertemp_1")
 
     (tmp_path / "workertemp_1").mkdir()
     (tmp_path / "workertemp_1" / "ckpt-7_temp").mkdir()  # left by a crashed save
-    assert _distribute.make_write_directory(directory, other) == str(tmp_path / "workertemp_1")
+    assert make_write_directory(directory, other) == str(tmp_path / "workertemp_1")
     assert _names(tmp_path / "workertemp_1") == []
-    _distribute.remove_write_directory(directory, other)
+    remove_write_directory(directory, other)
     assert _names(tmp_path) == []
-    assert _distribute.make_write_directory(directory, chief) == directory
-    _distribute.remove_write_directory(directory, chief)
+    assert make_write_directory(directory, chief) == directory
+    remove_write_directory(directory, chief)
     assert tmp_path.is_dir()
 
 
@@ -276,9 +282,9 @@ def test_a_workertemp_directory_is_the_workers_own(
     # TensorFlow's Keras builds the non-chief's write manager on <dir>/workertemp_<id>.
     monkeypatch.setenv("TF_CONFIG", _tf_config(TWO_WORKERS, "worker", 1))
     private = tmp_path / "workertemp_1"
-    context = _distribute.manager_context(str(private))
+    context = manager_context(str(private))
     assert context == WorkerContext(True, "worker", 1, 2, 1, False, stands_for=str(tmp_path))
-    assert _distribute.manager_context(str(tmp_path)) == worker_context()
+    assert manager_context(str(tmp_path)) == worker_context()
     manager = safeckpt.SafeCheckpointManager(Trainee().checkpoint, private, max_to_keep=1)
     assert manager.save() == str(private / "ckpt-1")  # not workertemp_1/workertemp_1
     assert _names(private) == ["checkpoint", "ckpt-1.data-00000-of-00001", "ckpt-1.index"]

@@ -10,8 +10,8 @@ import pytest
 import tensorflow as tf
 
 from safeckpt import Cause, CheckpointDirectoryError
-from safeckpt._fs import basename, dirname, join, scheme_of
-from safeckpt._paths import mark, normalize_checkpoint_name, normalize_directory
+from safeckpt._io.fs import basename, dirname, join, scheme_of
+from safeckpt._io.paths import mark, normalize_checkpoint_name, normalize_directory
 
 
 def test_relative_path_becomes_absolute(chdir_tmp: Path) -> None:

@@ -16,7 +16,7 @@ from safeckpt import (
     SafeCheckpointManager,
     VerifyLevel,
 )
-from safeckpt._policies import normalize_fallback, normalize_on_empty, normalize_verify
+from safeckpt._restore.policies import normalize_fallback, normalize_on_empty, normalize_verify
 
 
 def test_shorthands_normalize_once_to_frozen_policies() -> None:

@@ -27,10 +27,9 @@ from tensorflow.python.distribute.failure_handling import failure_handling
 from test_multiworker import _tf_config, run_cluster
 
 import safeckpt
-from safeckpt import _distribute
-from safeckpt._distribute import WorkerContext
-from safeckpt._graph import read_checkpoint_graph
-from safeckpt._match import compare
+from safeckpt._format.graph import read_checkpoint_graph
+from safeckpt._multiworker.context import WorkerContext, is_private_directory, shared_counterpart
+from safeckpt._restore.match import compare
 
 WORKER = Path(__file__).with_name("_preemption_worker.py")
 PREEMPTED = 42  # the worker's exit_fn status
@@ -107,14 +106,14 @@ def test_tf_layouts_are_the_non_chiefs_own(tmp_path: Path, tail: str) -> None:
     handler = os.path.normpath(failure_handling._non_chief_checkpoint_dir(shared + tail, 1))
     keras = str(tmp_path / "ckpt" / "workertemp_1")
     for private in (handler, keras):
-        assert _distribute.is_private_directory(private, other)
-        assert _distribute.shared_counterpart(private, other) == shared
-        assert not _distribute.is_private_directory(private, chief)  # the chief's never are
-    assert not _distribute.is_private_directory(shared, other)
+        assert is_private_directory(private, other)
+        assert shared_counterpart(private, other) == shared
+        assert not is_private_directory(private, chief)  # the chief's never are
+    assert not is_private_directory(shared, other)
     worker_two = str(tmp_path / "workertemp_2" / "ckpt")  # another worker's
-    assert not _distribute.is_private_directory(worker_two, other)
+    assert not is_private_directory(worker_two, other)
     gs = "gs://bucket/run/workertemp_1/ckpt"
-    assert _distribute.shared_counterpart(gs, other) == "gs://bucket/run/ckpt"
+    assert shared_counterpart(gs, other) == "gs://bucket/run/ckpt"
 
 
 def test_a_non_chief_writes_its_handler_directory_itself(

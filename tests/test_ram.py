@@ -35,7 +35,7 @@ from safeckpt import (
     Outcome,
     SafeCheckpointManager,
 )
-from safeckpt._cli import main
+from safeckpt._cli.main import main
 
 DATA = ".data-00000-of-00001"
 

@@ -26,7 +26,7 @@ from safeckpt import (
     RestoreReport,
     SafeCheckpointManager,
 )
-from safeckpt._index import read_index
+from safeckpt._format.index import read_index
 
 
 def data_file(d: Path, step: int, name: str = "ckpt") -> Path:

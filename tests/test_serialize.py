@@ -10,7 +10,7 @@ from conftest import Trainee, write_checkpoints
 
 import safeckpt
 from safeckpt import Cause, CheckpointInfo, Diagnosis, Outcome, RestoreReport
-from safeckpt._repair import RepairPlan, plan_repair
+from safeckpt._catalog.repair import RepairPlan, plan_repair
 
 
 def _round_trip(obj: object) -> object:

@@ -16,7 +16,7 @@ from conftest import Trainee, write_checkpoints
 
 import safeckpt
 from safeckpt import SafeCheckpointManager, StorageRetry, StorageUnavailableError
-from safeckpt._inventory import scan
+from safeckpt._catalog.inventory import scan
 
 
 def test_delays_grow_and_stop_after_the_last_attempt() -> None:

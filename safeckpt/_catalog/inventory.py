@@ -1,0 +1,282 @@
+"""The checkpoint inventory of one directory: state file and listing, reconciled."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from safeckpt._causes import Cause
+from safeckpt._format.index import FOOTER_SIZE, TABLE_MAGIC
+from safeckpt._format.layout import (
+    INDEX_SUFFIX,
+    STATE_FILE,
+    TEMP_SUFFIX,
+    Listing,
+    classify,
+    split_step,
+)
+from safeckpt._format.statefile import (
+    Recorded,
+    StateFile,
+    read_state,
+    resolve_recorded,
+    snapshot_mtime,
+)
+from safeckpt._info import CheckpointInfo
+from safeckpt._io import fs, paths, pool, safeio
+from safeckpt._io.tf import tf
+from safeckpt._public import public
+
+
+@dataclass(frozen=True)
+class Inventory:
+    r"""Everything one listing and the state file say about a directory.
+
+    Attributes:
+        directory: The directory (absolute path or URI).
+        state: The state file as read.
+        checkpoints: Every checkpoint found, of every name, oldest to newest.
+        recorded: Each path of the state file, resolved (see `resolve_recorded`).
+        temp_dirs: ``<prefix>_temp`` directories left by interrupted saves.
+        state_temps: ``checkpoint.tmp*`` files left by interrupted state writes.
+        worker_temps: ``workertemp_*`` directories of multi-worker training.
+        other: Names of entries that belong to no checkpoint.
+        own: safeckpt's own ``.safeckpt-*`` files (writer leases and their temporaries).
+        undecodable: Entry names that are not valid UTF-8, escaped (``caf\xe9.txt``): no
+            checkpoint file can have one (TensorFlow cannot open it); reported, never fatal.
+    """
+
+    directory: str
+    state: StateFile
+    checkpoints: tuple[CheckpointInfo, ...]
+    recorded: tuple[Recorded, ...]
+    temp_dirs: tuple[str, ...]
+    state_temps: tuple[str, ...]
+    worker_temps: tuple[str, ...]
+    other: tuple[str, ...]
+    own: tuple[str, ...] = ()
+    undecodable: tuple[str, ...] = ()
+    _mtimes: dict[str, float | None] = field(default_factory=dict, compare=False, repr=False)
+    _state_time: list[float | None] = field(default_factory=list, compare=False, repr=False)
+
+    def family(self, name: str | None) -> list[CheckpointInfo]:
+        """Checkpoints named `name` (all of them for None), oldest to newest."""
+        return [c for c in self.checkpoints if name is None or c.name == name]
+
+    def names(self) -> dict[str, int]:
+        """Checkpoint names with at least one complete checkpoint, and how many."""
+        counts: dict[str, int] = {}
+        for info in self.checkpoints:
+            if info.complete:
+                counts[info.name] = counts.get(info.name, 0) + 1
+        return counts
+
+    def state_latest(self) -> Recorded | None:
+        """The state file's ``model_checkpoint_path``, resolved, if it has one."""
+        if self.state.latest is None:
+            return None
+        for rec in self.recorded:
+            if rec.recorded == self.state.latest:
+                return rec
+        return None
+
+    def state_mtime(self) -> float | None:
+        """The modification time of the state file's text as read; None: unknown or absent.
+
+        Locally it comes with the read; on a URI it is stat'ed once, when first asked, and
+        kept only if the text has not changed meanwhile (`snapshot_mtime`).
+        """
+        if not self.state.exists:
+            return None
+        if not self._state_time:
+            self._state_time.append(snapshot_mtime(self.state))
+        return self._state_time[0]
+
+    def state_changed(self) -> bool:
+        """Whether the local state file was replaced or changed since it was read.
+
+        Always False on URIs (a stat costs a request; the restore does not need it there).
+        """
+        state = self.state
+        if fs.scheme_of(state.path) is not None or not state.exists or state.mtime is None:
+            return False
+        size, when = _stat(state.path)
+        return when != state.mtime or state.raw is None or size != len(state.raw)
+
+    def mtime_of(self, info: CheckpointInfo) -> float | None:
+        """The newest modification time of `info`'s files: its ``mtime``, else stat'ed once.
+
+        The inventory stats no file unless asked (see `scan`); the rule needs times only for
+        the few checkpoints it compares with the state file.
+        """
+        if info.mtime is not None or not info.files:
+            return info.mtime
+        if info.prefix not in self._mtimes:
+            self._mtimes[info.prefix] = _files_stat(self.directory, info.files)[1]
+        return self._mtimes[info.prefix]
+
+    def prefetch_mtimes(self, infos: list[CheckpointInfo]) -> None:
+        """Stat the files of `infos` for `mtime_of` at once (in parallel on remote storage)."""
+        todo = [c for c in infos if c.mtime is None and c.files and c.prefix not in self._mtimes]
+        found = pool.map_io(self.directory, lambda c: _files_stat(self.directory, c.files), todo)
+        for info, (_, when) in zip(todo, found, strict=True):
+            self._mtimes[info.prefix] = when
+
+    def stated(self, info: CheckpointInfo) -> CheckpointInfo:
+        """`info` with its ``size_bytes`` and ``mtime`` (a stat of each of its files)."""
+        size, when = _files_stat(self.directory, info.files)
+        return replace(info, size_bytes=size, mtime=when)
+
+    def with_stats(self) -> Inventory:
+        """This inventory with every ``size_bytes`` and ``mtime`` (stats in parallel on URIs)."""
+        infos = sorted(
+            pool.map_io(self.directory, self.stated, self.checkpoints),
+            key=lambda c: (-1 if c.step is None else c.step, c.mtime or 0.0, c.prefix),
+        )
+        return replace(self, checkpoints=tuple(infos), _mtimes={})
+
+    def leftovers(self) -> list[str]:
+        """Absolute paths of every leftover of interrupted saves and state writes."""
+        return [fs.join(self.directory, n) for n in (*self.temp_dirs, *self.state_temps)]
+
+
+def _stat(path: str) -> tuple[int, float | None]:
+    try:
+        return fs.stat(path)
+    except (tf.errors.OpError, OSError):
+        return 0, None
+
+
+def _index_finished(directory: str, base: str) -> bool:
+    """Whether ``<base>.index`` ends with the table footer's magic number (fully written)."""
+    path = fs.join(directory, base + INDEX_SUFFIX)
+    try:
+        size = safeio.regular_size(path)  # locally a regular file only (never a FIFO)
+        if size < FOOTER_SIZE:
+            return False
+        with safeio.open_read(path) as f:
+            f.seek(size - 8)
+            tail = f.read(8)
+    except (tf.errors.OpError, OSError):
+        return True  # unreadable: verification reports it
+    return len(tail) == 8 and int.from_bytes(tail, "little") == TABLE_MAGIC
+
+
+def _files_stat(directory: str, files: tuple[str, ...]) -> tuple[int, float | None]:
+    """Total size and newest modification time of `files` (unreadable ones count 0/None)."""
+    size, mtime = 0, None
+    for name in files:
+        length, when = _stat(fs.join(directory, name.rstrip("/")))
+        size += length
+        if when is not None and (mtime is None or when > mtime):
+            mtime = when
+    return size, mtime
+
+
+def _order(info: CheckpointInfo) -> tuple[int, str]:
+    return (-1 if info.step is None else info.step, info.prefix)
+
+
+def _info(
+    directory: str, base: str, files: list[str], problems: list[Cause], in_state: bool
+) -> CheckpointInfo:
+    name, step = split_step(base)
+    return CheckpointInfo(
+        prefix=fs.join(directory, base),
+        name=name,
+        step=step,
+        files=tuple(sorted(files)),
+        in_state_file=in_state,
+        problems=tuple(dict.fromkeys(problems)),
+    )
+
+
+def scan(directory: str, *, stats: bool = False) -> Inventory:
+    """Build the inventory of `directory` from one listing and the state file.
+
+    Completeness comes from the file names alone (an index and every data shard its name
+    declares). Only an unfinished index next to a ``<prefix>_temp/`` is read (its last 8
+    bytes). No file is stat'ed unless `stats` is true, so the cost is one listing and the
+    state file whatever the number of checkpoints; `Inventory.mtime_of` stats on demand.
+
+    Args:
+        directory: The directory (normalized).
+        stats: Fill every checkpoint's ``size_bytes`` and ``mtime`` (`Inventory.with_stats`).
+
+    Raises:
+        tf.errors.OpError: The directory could not be listed.
+    """
+    # The state file first: a save is recorded there after its files are written, so a
+    # listing taken afterwards holds every checkpoint this state file can name.
+    state = read_state(directory)
+    entries = fs.list_entries(directory)
+    listing: Listing = classify(entries.names)
+    local = set(listing.prefixes)
+    recorded = tuple(resolve_recorded(directory, r, local) for r in state.recorded())
+    in_state = {fs.basename(r.prefix) for r in recorded if r.prefix is not None}
+    temp_bases = {t[: -len(TEMP_SUFFIX)] for t in listing.temp_dirs}
+    infos: list[CheckpointInfo] = []
+    for base, files in listing.prefixes.items():
+        problems: list[Cause] = []
+        if files.shards and not files.index:
+            problems.append(Cause.INCOMPLETE_SAVE if base in temp_bases else Cause.MISSING_INDEX)
+        elif files.index and base in temp_bases and not _index_finished(directory, base):
+            # Killed while MergeV2Checkpoints wrote the index (in place, the last file).
+            problems.append(Cause.INCOMPLETE_SAVE)
+        elif files.index and (files.missing_shards or not files.shards):
+            # TensorFlow writes at least one data shard, even for a checkpoint of no tensors.
+            problems.append(Cause.MISSING_DATA_SHARD)
+        elif not files.index and not files.shards:
+            continue  # only a TF1 .meta graph file: not a checkpoint by itself
+        infos.append(_info(directory, base, files.files, problems, base in in_state))
+    for base in sorted(temp_bases - local):
+        temp = [base + "_temp/"]
+        infos.append(_info(directory, base, temp, [Cause.INCOMPLETE_SAVE], base in in_state))
+    for base in sorted(in_state - local - temp_bases):
+        if base in listing.other:  # a TF1 V1-format checkpoint: one file named like the prefix
+            infos.append(_info(directory, base, [base], [], True))
+        else:
+            infos.append(_info(directory, base, [], [Cause.STATE_FILE_STALE], True))
+    infos.sort(key=_order)
+    inventory = Inventory(
+        directory=directory,
+        state=state,
+        checkpoints=tuple(infos),
+        recorded=recorded,
+        temp_dirs=tuple(listing.temp_dirs),
+        state_temps=tuple(listing.state_temps),
+        worker_temps=tuple(listing.worker_temps),
+        other=tuple(n for n in listing.other if n not in in_state),
+        own=tuple(listing.own),
+        undecodable=tuple(entries.undecodable),
+    )
+    return inventory.with_stats() if stats else inventory
+
+
+@public
+def list_checkpoints(
+    directory: object, *, checkpoint_name: str | None = None
+) -> list[CheckpointInfo]:
+    """Every checkpoint in `directory`, oldest to newest.
+
+    The union of the ``checkpoint`` state file and one listing of the directory (no
+    recursion). Each `CheckpointInfo` says whether the state file lists it and which
+    problems the cheap checks found (an empty ``problems`` means it looks complete; run
+    `safeckpt.verify` to check its contents).
+
+    Args:
+        directory: A local path or URI (normalized like `SafeCheckpointManager` does).
+        checkpoint_name: Only checkpoints with this base name (e.g. ``"ckpt"``); all by default.
+
+    Raises:
+        CheckpointDirectoryError: The path is malformed.
+        tf.errors.PermissionDeniedError: The directory may not be listed or searched.
+        tf.errors.OpError: The directory does not exist or cannot be listed.
+    """
+    path = paths.normalize_directory(directory)
+    if checkpoint_name is not None:
+        paths.normalize_checkpoint_name(checkpoint_name)
+    inventory = scan(path, stats=True)
+    refused = fs.access_error(fs.join(path, STATE_FILE))  # listable, but not searchable
+    if refused is not None:
+        raise tf.errors.PermissionDeniedError(None, None, f"{path}: {refused.strerror}")
+    return inventory.family(checkpoint_name)

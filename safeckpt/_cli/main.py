@@ -1,0 +1,308 @@
+"""The ``safeckpt`` command line: doctor, ls, verify, repair, inspect, diff."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import Any, TextIO
+
+from safeckpt import __version__
+from safeckpt._catalog.inventory import Inventory, scan
+from safeckpt._catalog.repair import apply_repair, plan_repair
+from safeckpt._causes import Cause
+from safeckpt._cli import graph
+from safeckpt._diagnose.alternatives import with_alternatives
+from safeckpt._diagnose.path import diagnose, listed_problem, verify
+from safeckpt._diagnosis import Diagnosis, describe_exception
+from safeckpt._errors import CheckpointDirectoryError, RestoreError
+from safeckpt._format.layout import INDEX_SUFFIX
+from safeckpt._format.verify import check_prefix
+from safeckpt._format.verify import human_size as _human
+from safeckpt._info import CheckpointInfo
+from safeckpt._io import fs, paths
+from safeckpt._io.pool import map_io
+from safeckpt._io.tf import tf
+from safeckpt._io.translate import cause_of
+from safeckpt._serialize import dumps
+
+EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="safeckpt",
+        description="Diagnose, list, verify, repair and inspect TensorFlow checkpoints.",
+    )
+    parser.add_argument("--version", action="version", version=f"safeckpt {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    doctor = sub.add_parser("doctor", help="diagnose a directory, prefix or file")
+    doctor.add_argument("path")
+    doctor.add_argument("--name", help="the checkpoint_name to expect (default: detected)")
+    doctor.add_argument("--deep", action="store_true", help="also check tensor checksums")
+    doctor.add_argument("--json", action="store_true", help="print the diagnosis as JSON")
+    ls = sub.add_parser("ls", help="list the checkpoints of a directory")
+    ls.add_argument("directory")
+    ls.add_argument("--name", help="only checkpoints with this checkpoint_name")
+    ls.add_argument("--json", action="store_true")
+    verify_cmd = sub.add_parser("verify", help="verify one checkpoint or all in a directory")
+    verify_cmd.add_argument("path", metavar="PREFIX|DIR")
+    verify_cmd.add_argument("--deep", action="store_true", help="check every tensor's CRC32C")
+    verify_cmd.add_argument("--json", action="store_true")
+    repair = sub.add_parser("repair", help="rewrite the state file from verified checkpoints")
+    repair.add_argument("directory")
+    repair.add_argument("--name", help="the checkpoint_name to record (default: detected)")
+    repair.add_argument("--dry-run", action="store_true", help="show the change, write nothing")
+    repair.add_argument("--json", action="store_true")
+    inspect = sub.add_parser("inspect", help="show what a checkpoint holds, as its object tree")
+    inspect.add_argument("prefix", metavar="PREFIX")
+    inspect.add_argument("--json", action="store_true")
+    diff = sub.add_parser("diff", help="compare the structure of two checkpoints")
+    diff.add_argument("a", metavar="PREFIX_A")
+    diff.add_argument("b", metavar="PREFIX_B")
+    diff.add_argument("--json", action="store_true")
+    return parser
+
+
+def _print_json(data: Any, out: TextIO) -> None:
+    print(dumps(data), file=out)
+
+
+def _doctor(args: argparse.Namespace, out: TextIO) -> int:
+    diagnosis = diagnose(args.path, checkpoint_name=args.name, deep=args.deep)
+    if args.json:
+        _print_json(diagnosis.to_dict(), out)
+    else:
+        print(diagnosis, file=out)
+    return EXIT_OK if diagnosis.ok else EXIT_PROBLEMS
+
+
+def _status(info: CheckpointInfo) -> str:
+    """``ok``, or the problems found by the inventory, or by a quick verification."""
+    if not info.complete:
+        return ",".join(p.value for p in info.problems)
+    checked = check_prefix(info.prefix)  # quick: index, shard sizes, object graph
+    return "ok" if checked.ok else checked.cause.value
+
+
+def _ls(args: argparse.Namespace, out: TextIO) -> int:
+    directory = paths.normalize_directory(args.directory)
+    inventory = scan(directory)
+
+    def with_status(info: CheckpointInfo) -> tuple[CheckpointInfo, str]:
+        # One task per checkpoint: its stats, then its check, which the stat cache serves.
+        return inventory.stated(info), _status(info)
+
+    rows_found = map_io(directory, with_status, inventory.family(args.name))
+    infos = [info for info, _ in rows_found]
+    statuses = [status for _, status in rows_found]
+    if args.json:
+        _print_json(
+            {
+                "directory": directory,
+                "state_file": {
+                    "exists": inventory.state.exists,
+                    "latest": inventory.state.latest,
+                    "problem": inventory.state.problem.value if inventory.state.problem else None,
+                    "error": inventory.state.error,
+                },
+                "checkpoints": [
+                    {**i.to_dict(), "status": status}
+                    for i, status in zip(infos, statuses, strict=True)
+                ],
+                "leftovers": inventory.leftovers(),
+            },
+            out,
+        )
+        return EXIT_OK
+    print(f"{directory}: {len(infos)} checkpoint{'s' if len(infos) != 1 else ''}", file=out)
+    rows = [("STEP", "PREFIX", "SIZE", "WRITTEN", "STATE", "STATUS")]
+    for info, status in zip(infos, statuses, strict=True):
+        rows.append(
+            (
+                "-" if info.step is None else str(info.step),
+                info.basename,
+                _human(info.size_bytes),
+                info.mtime_text(),
+                "yes" if info.in_state_file else "no",
+                status,
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print(
+            "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip(), file=out
+        )
+    state = inventory.state
+    if not state.exists:
+        print("state file: missing", file=out)
+    elif state.problem:
+        print(f"state file: {state.problem.value}: {state.error}", file=out)
+    else:
+        print(f"state file: latest {state.latest}", file=out)
+    for leftover in inventory.leftovers():
+        print(f"leftover: {leftover}", file=out)
+    return EXIT_OK
+
+
+class _Progress:
+    """Deep-verification progress on stderr, only when it is a terminal."""
+
+    def __init__(self, label: str, stream: TextIO) -> None:
+        self.label, self.stream = label, stream
+        self.enabled = stream.isatty()
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.enabled and total:
+            pct = 100.0 * done / total
+            print(
+                f"\r  {self.label}: {pct:5.1f}% of {_human(total)}",
+                end="",
+                file=self.stream,
+                flush=True,
+            )
+
+    def finish(self) -> None:
+        if self.enabled:
+            print("\r" + " " * 70 + "\r", end="", file=self.stream, flush=True)
+
+
+def _verify(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    path = paths.normalize_directory(args.path, "path")
+    if fs.isdir(path) and not tf.io.gfile.exists(path + INDEX_SUFFIX):
+        inventory = scan(path)
+        results = _verify_all(inventory, args.deep, err) if inventory.checkpoints else []
+        results = results or [diagnose(path)]
+    else:
+        results = [_verify_one(path, args.deep, err)]
+    if args.json:
+        _print_json([d.to_dict() for d in results], out)
+    else:
+        for diagnosis in results:
+            mark = "OK  " if diagnosis.ok else "FAIL"
+            print(
+                f"{mark} {diagnosis.checkpoint or diagnosis.directory}: {diagnosis.summary}",
+                file=out,
+            )
+            if not diagnosis.ok:
+                for line in diagnosis.evidence:
+                    print(f"       - {line}", file=out)
+    return EXIT_OK if all(d.ok for d in results) else EXIT_PROBLEMS
+
+
+def _verify_all(inventory: Inventory, deep: bool, err: TextIO) -> list[Diagnosis]:
+    """Every checkpoint of a directory, from one listing.
+
+    Incomplete ones are described by their files' names (nothing read), the others verified;
+    what to restore instead is worked out once per name, from these results. The work
+    grows with the number of checkpoints, not with its square.
+    """
+    infos = list(inventory.checkpoints)
+
+    def one(info: CheckpointInfo) -> Diagnosis:
+        if info.problems:
+            return listed_problem(inventory, info)
+        if fs.scheme_of(inventory.directory) is not None:
+            return check_prefix(info.prefix, deep=deep)
+        progress = _Progress(info.basename, err)
+        try:
+            return check_prefix(info.prefix, deep=deep, progress=progress if deep else None)
+        finally:
+            progress.finish()
+
+    if fs.scheme_of(inventory.directory) is not None:  # latency-bound: in parallel
+        results = map_io(inventory.directory, one, infos)
+    else:
+        results = [one(info) for info in infos]
+    good: dict[str, list[str]] = {}  # checkpoint name -> prefixes that verified, newest first
+    for info, found in zip(infos, results, strict=True):
+        if found.ok:
+            good.setdefault(info.name, []).insert(0, info.prefix)
+    return [
+        found if found.ok else with_alternatives(found, info.prefix, good.get(info.name, [])[:3])
+        for info, found in zip(infos, results, strict=True)
+    ]
+
+
+def _verify_one(prefix: str, deep: bool, err: TextIO) -> Diagnosis:
+    progress = _Progress(fs.basename(prefix), err)
+    try:
+        return verify(prefix, deep=deep, progress=progress if deep else None)
+    finally:
+        progress.finish()
+
+
+def _repair(args: argparse.Namespace, out: TextIO) -> int:
+    directory = paths.normalize_directory(args.directory)
+    plan = plan_repair(directory, args.name)
+    if not args.dry_run:
+        plan = apply_repair(plan)
+    if args.json:
+        _print_json({**plan.to_dict(), "dry_run": args.dry_run}, out)
+        return EXIT_OK if plan.latest else EXIT_PROBLEMS
+    for item in plan.skipped:
+        print(f"left out {item.prefix}: {item.reason}", file=out)
+    if plan.latest is None:
+        print(
+            f"No checkpoint named {plan.name!r} in {directory} verifies; nothing written.", file=out
+        )
+        return EXIT_PROBLEMS
+    if not plan.changed:
+        print(f"{directory}/checkpoint already lists exactly the verified checkpoints.", file=out)
+        return EXIT_OK
+    verb = "would record" if args.dry_run else "recorded"
+    print(f"{verb} {len(plan.recorded)} checkpoints, latest {plan.latest}", file=out)
+    print("--- old state file" if plan.old_state is not None else "--- (no state file)", file=out)
+    if plan.old_state:
+        print(plan.old_state.rstrip(), file=out)
+    print("+++ new state file", file=out)
+    print((plan.new_state or "").rstrip(), file=out)
+    if plan.backup:
+        print(f"old state file kept as {plan.backup}", file=out)
+    if args.dry_run:
+        print("dry run: nothing was written", file=out)
+    return EXIT_OK
+
+
+def main(
+    argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, stderr: TextIO | None = None
+) -> int:
+    """Run the command line with `argv` (default: ``sys.argv[1:]``); return the exit code.
+
+    Exit codes: 0 healthy / done, 1 problems found, 2 usage error (bad arguments or a path
+    that cannot be used at all).
+    """
+    out = stdout or sys.stdout
+    err = stderr or sys.stderr
+    parser = _parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return int(exc.code or 0) if exc.code in (0, None) else EXIT_USAGE
+    try:
+        if args.command == "doctor":
+            return _doctor(args, out)
+        if args.command == "ls":
+            return _ls(args, out)
+        if args.command == "verify":
+            return _verify(args, out, err)
+        if args.command == "inspect":
+            return graph.inspect(args, out)
+        if args.command == "diff":
+            return graph.diff(args, out)
+        return _repair(args, out)
+    except CheckpointDirectoryError as exc:
+        print(f"safeckpt {args.command}: {exc}", file=err)
+        return EXIT_USAGE
+    except RestoreError as exc:  # inspect/diff of something that is not a checkpoint
+        print(f"safeckpt {args.command}: {exc}", file=err)
+        return EXIT_PROBLEMS
+    except (tf.errors.OpError, OSError) as exc:
+        cause = cause_of(exc, default=Cause.UNKNOWN)
+        print(f"safeckpt {args.command}: {describe_exception(exc)} [{cause.value}]", file=err)
+        return EXIT_PROBLEMS
+
+
+def console_main() -> None:
+    """Entry point of the ``safeckpt`` console script."""
+    sys.exit(main())
