@@ -25,16 +25,12 @@ from safeckpt._report import Outcome, RestoreReport
 from safeckpt._restore.policies import (
     FallbackPolicy,
     FreshInit,
-    MatchMode,
-    OnEmpty,
     PreviousValid,
     Raise,
     RecoveryContext,
-    StorageRetry,
-    VerifyLevel,
 )
-
-__version__ = "0.1.0"
+from safeckpt._settings import MatchMode, OnEmpty, StorageRetry, VerifyLevel
+from safeckpt._version import __version__
 
 __all__ = [
     "Cause",

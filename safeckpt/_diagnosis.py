@@ -102,3 +102,13 @@ def capped(lines: Iterable[str], count: int, limit: int = MAX_EVIDENCE) -> list[
     if count > len(head):
         head.append(f"… and {count - len(head):,} more.")
     return head
+
+
+def human_size(size: int) -> str:
+    """``1234567`` gives ``"1.2 MB"`` (decimal units)."""
+    value = float(size)
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if value < 1000 or unit == "TB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{size} B"  # pragma: no cover

@@ -27,12 +27,8 @@ from safeckpt._manager.arguments import check_max_to_keep
 from safeckpt._manager.manager import SafeCheckpointManager
 from safeckpt._multiworker import context
 from safeckpt._report import Outcome
-from safeckpt._restore.policies import (
-    FallbackPolicy,
-    normalize_fallback,
-    normalize_match,
-    normalize_verify,
-)
+from safeckpt._restore.policies import FallbackPolicy, normalize_fallback
+from safeckpt._settings import normalize_match, normalize_verify
 
 __all__ = ["BackupAndRestore"]
 

@@ -1,4 +1,4 @@
-"""The command line (safeckpt/_cli.py): exit codes, text and JSON round trips."""
+"""The command line (safeckpt/_cli/main.py): exit codes, text and JSON round trips."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""One real situation per Cause (safeckpt/_diagnose.py), built by damaging real checkpoints."""
+"""One real situation per Cause (safeckpt/_diagnose/path.py), built by damaging real checkpoints."""
 
 from __future__ import annotations
 

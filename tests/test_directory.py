@@ -1,4 +1,4 @@
-"""Directory validation at construction (safeckpt/_directory.py)."""
+"""Directory validation at construction (safeckpt/_catalog/directory.py)."""
 
 from __future__ import annotations
 

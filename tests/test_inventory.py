@@ -1,4 +1,4 @@
-"""Inventory and state-file reading (safeckpt/_inventory.py, safeckpt/_statefile.py)."""
+"""Inventory and state-file reading (safeckpt/_catalog/inventory.py, _format/statefile.py)."""
 
 from __future__ import annotations
 

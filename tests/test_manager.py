@@ -1,4 +1,4 @@
-"""SafeCheckpointManager construction, options and save (safeckpt/_manager.py)."""
+"""SafeCheckpointManager construction, options and save (safeckpt/_manager/manager.py)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Directory and checkpoint_name normalization rules (safeckpt/_paths.py)."""
+"""Directory and checkpoint_name normalization rules (safeckpt/_io/paths.py)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Policy normalization and the Protocol (safeckpt/_policies.py)."""
+"""Policy normalization and the Protocol (safeckpt/_restore/policies.py)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ from safeckpt import (
     SafeCheckpointManager,
     VerifyLevel,
 )
-from safeckpt._restore.policies import normalize_fallback, normalize_on_empty, normalize_verify
+from safeckpt._restore.policies import normalize_fallback
+from safeckpt._settings import normalize_on_empty, normalize_verify
 
 
 def test_shorthands_normalize_once_to_frozen_policies() -> None:

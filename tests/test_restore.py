@@ -1,4 +1,4 @@
-"""Restoring through the policies (safeckpt/_restore.py), on real damaged checkpoints."""
+"""Restoring through the policies (safeckpt/_restore/engine.py), on real damaged checkpoints."""
 
 from __future__ import annotations
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field, replace
 
 from safeckpt._causes import Cause
@@ -137,6 +138,72 @@ class Inventory:
     def leftovers(self) -> list[str]:
         """Absolute paths of every leftover of interrupted saves and state writes."""
         return [fs.join(self.directory, n) for n in (*self.temp_dirs, *self.state_temps)]
+
+    def default_name(self) -> str:
+        """The checkpoint name meant when none is given.
+
+        The name of the state file's latest checkpoint, else the most common name of complete
+        checkpoints, else TensorFlow's default ``ckpt``.
+        """
+        latest = self.state_latest()
+        if latest is not None and latest.prefix is not None:
+            return split_step(fs.basename(latest.prefix))[0]
+        counts = self.names()
+        if counts:
+            return Counter(counts).most_common(1)[0][0]
+        return "ckpt"
+
+    def existing_steps(self, name: str) -> frozenset[int]:
+        """Steps of `name` whose files a save must not write over.
+
+        Only the remains of a save that was interrupted before its index was complete (its
+        ``_temp/`` is still there) and that a readable state file does not list are not
+        protected: TensorFlow's next save of that number completes them.
+        """
+        garbled = self.state.exists and self.state.problem is not None
+        return frozenset(
+            c.step
+            for c in self.family(name)
+            if c.step is not None
+            and any(not f.endswith("_temp/") for f in c.files)
+            and (garbled or c.in_state_file or c.problems != (Cause.INCOMPLETE_SAVE,))
+        )
+
+    def has_checkpoints(self) -> bool:
+        """Whether anything here is (or was) a checkpoint: an index file, or a state entry.
+
+        What an interrupted first save leaves (data without an index, or an unfinished index
+        next to its ``_temp/``; TensorFlow writes the index last) does not count: such a
+        directory is still empty. An index without its data does count: that is damage.
+        """
+        return any(
+            c.in_state_file
+            or (
+                c.problems != (Cause.INCOMPLETE_SAVE,)
+                and any(f.endswith(INDEX_SUFFIX) for f in c.files)
+            )
+            for c in self.checkpoints
+        )
+
+    def state_notes(self, primary: CheckpointInfo) -> list[str]:
+        """What a report says about how the state file led (or did not lead) to `primary`."""
+        notes: list[str] = []
+        state = self.state
+        how = (
+            f"{primary.basename} was found by listing the directory (TensorFlow would have "
+            "started from scratch)"
+        )
+        if not state.exists:
+            notes.append(f"The state file {state.path} is missing; {how}.")
+        elif state.problem is not None:
+            notes.append(f"The state file is unreadable ({state.error}); {how}.")
+        latest = self.state_latest()
+        if latest is not None and latest.reanchored and latest.prefix == primary.prefix:
+            notes.append(
+                f"The state file records {latest.recorded!r}, outside {self.directory}; "
+                f"re-anchored to {primary.prefix}."
+            )
+        return notes
 
 
 def _stat(path: str) -> tuple[int, float | None]:

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from safeckpt._catalog.inventory import scan
-from safeckpt._diagnose.directory import default_name
 from safeckpt._format.layout import STATE_FILE
 from safeckpt._format.verify import check_prefix
 from safeckpt._io import fs, safeio
@@ -75,7 +74,7 @@ def plan_repair(directory: str, checkpoint_name: str | None = None) -> RepairPla
     when it had them, else taken from the files' modification times.
     """
     inventory = scan(directory, stats=True)
-    name = checkpoint_name or default_name(inventory, inventory.names())
+    name = checkpoint_name or inventory.default_name()
     old_times: dict[str, float] = {}
     state = inventory.state
     for recorded, stamp in zip(state.all_paths, state.timestamps, strict=False):

@@ -7,11 +7,11 @@ from typing import Any, TextIO
 
 from safeckpt._diagnose.alternatives import with_alternatives
 from safeckpt._diagnose.path import diagnose
-from safeckpt._diagnosis import Diagnosis
+from safeckpt._diagnosis import Diagnosis, human_size
 from safeckpt._errors import restore_error
 from safeckpt._format.graph import CheckpointGraph, Entry
 from safeckpt._format.layout import INDEX_SUFFIX
-from safeckpt._format.verify import check_prefix, graph_or_diagnosis, human_size
+from safeckpt._format.verify import check_prefix, graph_or_diagnosis
 from safeckpt._io import fs
 from safeckpt._restore.request import resolve_request
 from safeckpt._serialize import dumps, to_jsonable

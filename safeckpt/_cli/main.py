@@ -7,24 +7,23 @@ import sys
 from collections.abc import Sequence
 from typing import Any, TextIO
 
-from safeckpt import __version__
 from safeckpt._catalog.inventory import Inventory, scan
 from safeckpt._catalog.repair import apply_repair, plan_repair
 from safeckpt._causes import Cause
 from safeckpt._cli import graph
 from safeckpt._diagnose.alternatives import with_alternatives
 from safeckpt._diagnose.path import diagnose, listed_problem, verify
-from safeckpt._diagnosis import Diagnosis, describe_exception
+from safeckpt._diagnosis import Diagnosis, describe_exception, human_size
 from safeckpt._errors import CheckpointDirectoryError, RestoreError
 from safeckpt._format.layout import INDEX_SUFFIX
 from safeckpt._format.verify import check_prefix
-from safeckpt._format.verify import human_size as _human
 from safeckpt._info import CheckpointInfo
 from safeckpt._io import fs, paths
 from safeckpt._io.pool import map_io
 from safeckpt._io.tf import tf
 from safeckpt._io.translate import cause_of
 from safeckpt._serialize import dumps
+from safeckpt._version import __version__
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
 
@@ -122,7 +121,7 @@ def _ls(args: argparse.Namespace, out: TextIO) -> int:
             (
                 "-" if info.step is None else str(info.step),
                 info.basename,
-                _human(info.size_bytes),
+                human_size(info.size_bytes),
                 info.mtime_text(),
                 "yes" if info.in_state_file else "no",
                 status,
@@ -156,7 +155,7 @@ class _Progress:
         if self.enabled and total:
             pct = 100.0 * done / total
             print(
-                f"\r  {self.label}: {pct:5.1f}% of {_human(total)}",
+                f"\r  {self.label}: {pct:5.1f}% of {human_size(total)}",
                 end="",
                 file=self.stream,
                 flush=True,

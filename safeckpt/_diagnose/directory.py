@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import replace
 
 from safeckpt._catalog.inflight import InFlight, in_flight
@@ -13,7 +12,6 @@ from safeckpt._catalog.removed import relisted_if_gone
 from safeckpt._causes import Cause
 from safeckpt._diagnose.names import describe_files, name_mismatch
 from safeckpt._diagnosis import Diagnosis, capped, describe_exception
-from safeckpt._format.layout import split_step
 from safeckpt._format.verify import check_prefix
 from safeckpt._info import CheckpointInfo
 from safeckpt._io import fs
@@ -90,7 +88,7 @@ def _diagnose_inventory(inventory: Inventory, checkpoint_name: str | None, deep:
     nested = _nested_prefix(inventory)
     if nested is not None:
         return nested
-    name = checkpoint_name or default_name(inventory, counts)
+    name = checkpoint_name or inventory.default_name()
     flight = in_flight(inventory)
     family = [c for c in inventory.family(name) if c not in flight.checkpoints]
     complete = [c for c in family if c.complete]
@@ -165,15 +163,6 @@ def _saved_model(directory: str) -> Diagnosis:
             f"Or restore its weights: tf.train.Checkpoint(model=model).restore({variables!r}).",
         ),
     )
-
-
-def default_name(inventory: Inventory, counts: dict[str, int]) -> str:
-    latest = inventory.state_latest()
-    if latest is not None and latest.prefix is not None:
-        return split_step(fs.basename(latest.prefix))[0]
-    if counts:
-        return Counter(counts).most_common(1)[0][0]
-    return "ckpt"
 
 
 def _nothing_usable(

@@ -14,7 +14,8 @@ Backends, best first; `BACKEND` names the one in use and `set_backend` overrides
   same way.
 
 With the two fallbacks, inputs under 16 KiB use a pure-Python slicing-by-8 loop (no setup
-cost). `set_backend` rebinds `BACKEND`: read it as ``_crc32c.BACKEND``, not via ``from ... import``.
+cost). `set_backend` rebinds `BACKEND`: read it as ``crc32c.BACKEND`` (the module), not via
+``from ... import``.
 
 Measured on the 2-core dev machine, 64 MiB of os.urandom, best of 3, MiB/s, with
 ``python -m timeit -n1 -r3 -s "import os; from safeckpt._format import crc32c as c;

@@ -21,8 +21,7 @@ from google.protobuf.message import DecodeError
 from safeckpt._format.index import BundleEntry, BundleIndex, read_index
 from safeckpt._format.layout import INDEX_SUFFIX
 from safeckpt._format.shards import read_string_scalar
-from safeckpt._io import tf as adapter
-from safeckpt._io.tf import tf
+from safeckpt._io.tf import TrackableObjectGraph, tf
 
 OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
 _VALUE = "VARIABLE_VALUE"
@@ -102,7 +101,7 @@ def decode_object_graph(entry: BundleEntry, serialized: bytes) -> Any:
     """
     if entry.shape != () or entry.is_slice_container:
         raise ObjectGraphError(f"{entry.name} is not a scalar (shape {list(entry.shape)})")
-    graph = adapter.TrackableObjectGraph()
+    graph = TrackableObjectGraph()
     try:
         graph.ParseFromString(serialized)
     except (DecodeError, ValueError, RuntimeError) as exc:

@@ -29,8 +29,7 @@ from google.protobuf.message import DecodeError
 
 from safeckpt._format.crc32c import crc32c, unmask
 from safeckpt._io import safeio
-from safeckpt._io import tf as adapter
-from safeckpt._io.tf import tf
+from safeckpt._io.tf import BundleEntryProto, BundleHeaderProto, tf
 
 __all__ = [
     "FOOTER_SIZE",
@@ -237,7 +236,7 @@ def _parse(path: str, data: bytes) -> BundleIndex:
             raise _bad("malformed", f"{what}: last key is past its index separator")
     if not items or items[0][0] != b"":
         raise _bad("malformed", "no BundleHeaderProto under key ''")
-    header = _proto(adapter.BundleHeaderProto, b"", items[0][1])
+    header = _proto(BundleHeaderProto, b"", items[0][1])
     if not 1 <= header.num_shards <= _MAX_SHARDS:
         raise _bad("malformed", f"header says num_shards={header.num_shards}")
     version = header.version  # TensorFlow's CheckVersions for bundles (consumer 1, min producer 0)
@@ -255,7 +254,7 @@ def _parse(path: str, data: bytes) -> BundleIndex:
         num_shards=header.num_shards,
         entries=entries,
         size_bytes=len(data),
-        big_endian=header.endianness == adapter.BundleHeaderProto.BIG,
+        big_endian=header.endianness == BundleHeaderProto.BIG,
     )
 
 
@@ -267,7 +266,7 @@ def _proto(cls: Any, key: bytes, value: bytes) -> Any:
 
 
 def _entry(key: bytes, value: bytes, num_shards: int) -> BundleEntry:
-    proto = _proto(adapter.BundleEntryProto, key, value)
+    proto = _proto(BundleEntryProto, key, value)
     shape = tuple(d.size for d in proto.shape.dim)
     entry = BundleEntry(key, proto.dtype, shape, proto.shard_id, proto.offset, proto.size,
                         proto.crc32c, len(proto.slices) > 0, len(proto.slices))  # fmt: skip

@@ -55,6 +55,11 @@ def data_shard(name: str) -> tuple[str, int, int] | None:
     return match.group("prefix"), int(match.group("shard")), int(match.group("count"))
 
 
+def shard_path(prefix: str, shard: int, count: int) -> str:
+    """``<prefix>.data-0000k-of-0000n``."""
+    return f"{prefix}.data-{shard:05d}-of-{count:05d}"
+
+
 def strip_file_suffix(path: str) -> str | None:
     """The prefix of a checkpoint file path (``.index``, ``.data-…``, ``.meta``), else None."""
     for suffix in (INDEX_SUFFIX, META_SUFFIX):

@@ -18,8 +18,7 @@ from safeckpt._causes import Cause
 from safeckpt._diagnosis import describe_exception
 from safeckpt._format.layout import STATE_FILE
 from safeckpt._io import fs, safeio
-from safeckpt._io import tf as adapter
-from safeckpt._io.tf import tf
+from safeckpt._io.tf import CheckpointState, tf
 from safeckpt._io.translate import cause_of
 
 _WINDOWS_RE = re.compile(r"^[A-Za-z]:[\\/]|\\")
@@ -152,7 +151,7 @@ def parse_state(path: str, raw: bytes) -> StateFile:
     else:
         # TensorFlow reads the file with text_format.Merge: a repeated singular field is
         # not an error, the last value wins.
-        state = adapter.CheckpointState()
+        state = CheckpointState()
         try:
             text_format.Merge(text, state)
         except text_format.ParseError as exc:

@@ -6,7 +6,7 @@ import itertools
 from collections.abc import Callable
 
 from safeckpt._causes import Cause
-from safeckpt._diagnosis import MAX_EVIDENCE, Diagnosis, capped, describe_exception
+from safeckpt._diagnosis import MAX_EVIDENCE, Diagnosis, capped, describe_exception, human_size
 from safeckpt._format.graph import (
     CheckpointGraph,
     ObjectGraphError,
@@ -15,7 +15,7 @@ from safeckpt._format.graph import (
     read_checkpoint_graph,
 )
 from safeckpt._format.index import BundleIndex, IndexFormatError, read_index
-from safeckpt._format.layout import INDEX_SUFFIX, data_shard
+from safeckpt._format.layout import INDEX_SUFFIX, data_shard, shard_path
 from safeckpt._format.shards import DataProblemKind, read_string_scalar, verify_data
 from safeckpt._format.sniff import sniff
 from safeckpt._io import fs, safeio
@@ -48,21 +48,6 @@ _DATA_KINDS: dict[DataProblemKind, Cause] = {
 #: says which exist, so an index declaring a million shards costs one listing, not a million
 #: stats (`num_shards` is only a number in the index).
 _STAT_EACH = 64
-
-
-def shard_path(prefix: str, shard: int, count: int) -> str:
-    """``<prefix>.data-0000k-of-0000n``."""
-    return f"{prefix}.data-{shard:05d}-of-{count:05d}"
-
-
-def human_size(size: int) -> str:
-    """``1234567`` gives ``"1.2 MB"`` (decimal units)."""
-    value = float(size)
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if value < 1000 or unit == "TB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    return f"{size} B"  # pragma: no cover
 
 
 def _is_directory(path: str) -> bool:

@@ -7,10 +7,10 @@ import numbers
 import os
 from typing import Any
 
+from safeckpt._multiworker.agreement import PEER_TIMEOUT_ENV
+
 #: Seconds a worker waits for another worker's report by default.
 DEFAULT_PEER_TIMEOUT = 60.0
-#: Environment variable that sets the default (for managers a library builds, e.g. tf_keras).
-PEER_TIMEOUT_ENV = "SAFECKPT_PEER_TIMEOUT"
 
 
 def check_bool(name: str, value: object) -> bool:

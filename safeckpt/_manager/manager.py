@@ -22,7 +22,12 @@ from safeckpt._format.layout import split_step
 from safeckpt._io import fs, paths
 from safeckpt._io import tf as adapter
 from safeckpt._io.tf import tf
-from safeckpt._manager.arguments import check_checkpoint, check_hours, check_max_to_keep
+from safeckpt._manager.arguments import (
+    check_checkpoint,
+    check_hours,
+    check_max_to_keep,
+    check_peer_timeout,
+)
 from safeckpt._manager.options import manager_options
 from safeckpt._manager.reconcile import reconcile
 from safeckpt._manager.saving import (
@@ -30,6 +35,7 @@ from safeckpt._manager.saving import (
     raise_counter,
     read_only_error,
     refuse_if_state_unwritable,
+    save_as_worker,
     special_state,
 )
 from safeckpt._multiworker import context
@@ -37,9 +43,10 @@ from safeckpt._multiworker.agreement import Agreement
 from safeckpt._public import public
 from safeckpt._report import RestoreReport
 from safeckpt._restore.engine import Restore
-from safeckpt._restore.plan import RestorePlan, existing_steps
-from safeckpt._restore.policies import FallbackPolicy, OnEmpty, StorageRetry, VerifyLevel
+from safeckpt._restore.plan import RestorePlan
+from safeckpt._restore.policies import FallbackPolicy
 from safeckpt._restore.request import names_path
+from safeckpt._settings import OnEmpty, StorageRetry, VerifyLevel
 
 logger = logging.getLogger("safeckpt")
 
@@ -144,7 +151,9 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
         checkpoint_name = paths.normalize_checkpoint_name(checkpoint_name)
         self._worker = context.manager_context(directory)
         self._options = options.for_worker(self._worker.is_chief)
-        self._agreement = Agreement(self._worker, directory, checkpoint_name, peer_timeout)
+        self._agreement = Agreement(
+            self._worker, directory, checkpoint_name, check_peer_timeout(peer_timeout)
+        )
         self.created_directory = self._agreement.validate(
             create=options.create_directory, read_only=options.read_only
         )
@@ -181,7 +190,7 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
         state = reconcile(inventory, self.checkpoint_name, adapter.rotation(self))
         self._state_unwritable = inventory.state.not_a_file  # saves refused, never rewritten
         self._listed_at_start = state.listed
-        self._existing_steps = existing_steps(inventory, self.checkpoint_name)
+        self._existing_steps = inventory.existing_steps(self.checkpoint_name)
         if state.latest != adapter.latest(self):
             logger.warning(
                 "latest_checkpoint is %s (the state file says %s).",
@@ -431,9 +440,7 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
         if self._worker.is_chief:
             result = tf_save()
         else:  # no agreement: a save's collectives are TensorFlow's
-            result = context.save_as_worker(
-                self, self._path, self._worker, tf_save, self._sync_checkpoint
-            )
+            result = save_as_worker(self, self._path, self._worker, tf_save, self._sync_checkpoint)
         if result is None:
             return None
         step = split_step(fs.basename(result))[1]

@@ -8,13 +8,12 @@ from typing import Any
 
 from safeckpt._manager.arguments import check_bool, check_writes
 from safeckpt._restore.plan import RestoreSettings
-from safeckpt._restore.policies import (
-    FallbackPolicy,
+from safeckpt._restore.policies import FallbackPolicy, normalize_fallback
+from safeckpt._settings import (
     MatchMode,
     OnEmpty,
     StorageRetry,
     VerifyLevel,
-    normalize_fallback,
     normalize_match,
     normalize_on_empty,
     normalize_storage_retry,

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import collections
 import glob
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from safeckpt._catalog.inventory import scan
@@ -13,8 +15,13 @@ from safeckpt._diagnosis import Diagnosis
 from safeckpt._errors import ReadOnlyError, SaveError
 from safeckpt._format.layout import STATE_FILE, TEMP_SUFFIX
 from safeckpt._io import fs, safeio
+from safeckpt._io import tf as adapter
 from safeckpt._io.tf import tf
-from safeckpt._restore.plan import existing_steps
+from safeckpt._multiworker.context import (
+    WorkerContext,
+    make_write_directory,
+    remove_write_directory,
+)
 
 logger = logging.getLogger("safeckpt")
 
@@ -250,7 +257,7 @@ def prepare_save(
     decision = lease.check() if lease is not None else None
     if decision is not None and decision.verdict is Verdict.TAKE_OVER:
         name = fs.basename(prefix)
-        existing = existing | existing_steps(scan(fs.dirname(prefix)), name)
+        existing = existing | scan(fs.dirname(prefix)).existing_steps(name)
     if existing:
         avoid_overwrite(checkpoint, prefix, checkpoint_number, existing)
     if chief:
@@ -262,3 +269,47 @@ def prepare_save(
             number = requested_number(checkpoint.save_counter, checkpoint_number)
         lease.write(decision, number)
     return existing
+
+
+def save_as_worker(
+    manager: Any,
+    directory: str,
+    context: WorkerContext,
+    save: Callable[[], str | None],
+    sync: Callable[[], None],
+) -> str | None:
+    """Save as a non-chief worker: into its workertemp directory, then delete that.
+
+    TensorFlow's save (`save`) runs unchanged, with its collectives, on the manager's own
+    state moved into the temporary directory: its sweep can only delete files there. The
+    state is moved back afterwards, so `checkpoints` and `latest_checkpoint` name the chief's
+    files, as on the chief. `directory` is the manager's (normalized) one; `sync` waits for
+    an asynchronous save to finish in there.
+    """
+    prefix = adapter.checkpoint_prefix(manager)
+    temp = make_write_directory(directory, context)
+
+    def move(path: str, into: str) -> str:
+        return fs.join(into, fs.basename(path))
+
+    def relocate(into: str) -> None:
+        latest = adapter.latest(manager)
+        adapter.set_rotation(
+            manager,
+            collections.OrderedDict(
+                (move(p, into), t) for p, t in adapter.rotation(manager).items()
+            ),
+        )
+        adapter.set_latest(manager, None if latest is None else move(latest, into))
+        adapter.relocate(manager, into, move(prefix, into))
+
+    relocate(temp)
+    try:
+        result = save()
+    finally:
+        try:
+            sync()
+        finally:
+            relocate(directory)
+            remove_write_directory(directory, context)
+    return None if result is None else move(result, directory)

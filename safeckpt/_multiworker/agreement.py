@@ -44,7 +44,6 @@ from safeckpt._diagnosis import Diagnosis, describe_exception
 from safeckpt._errors import CheckpointDirectoryError, restore_error
 from safeckpt._io import tf as adapter
 from safeckpt._io.tf import tf
-from safeckpt._manager.arguments import PEER_TIMEOUT_ENV, check_peer_timeout
 from safeckpt._multiworker import roster
 from safeckpt._multiworker.context import WorkerContext
 
@@ -52,6 +51,9 @@ logger = logging.getLogger("safeckpt")
 
 T = TypeVar("T")
 
+#: Environment variable that sets ``peer_timeout``'s default (for managers a library builds,
+#: e.g. tf_keras); read by the manager's argument checks, named in the timeout's diagnosis.
+PEER_TIMEOUT_ENV = "SAFECKPT_PEER_TIMEOUT"
 #: Seconds between two looks at the other workers' health while waiting.
 POLL_INTERVAL = 1.0
 _ABORT_CHECK_MS = 50
@@ -106,15 +108,16 @@ class Agreement:
         context: This worker's context for the manager's directory.
         directory: The manager's (normalized) directory.
         checkpoint_name: The manager's (normalized) checkpoint name.
-        timeout: Seconds to wait for another worker, or None (`check_peer_timeout`).
+        timeout: Seconds to wait for another worker (validated by the manager's arguments:
+            ``peer_timeout``, else `PEER_TIMEOUT_ENV`, else 60).
     """
 
     def __init__(
-        self, context: WorkerContext, directory: str, checkpoint_name: str, timeout: Any
+        self, context: WorkerContext, directory: str, checkpoint_name: str, timeout: float
     ) -> None:
         self.context = context
         self.directory = directory
-        self.timeout = check_peer_timeout(timeout)
+        self.timeout = timeout
         digest = _digest(directory, checkpoint_name)
         _instances[digest] += 1  # counted alike on every worker, even before the service runs
         self.key = f"safeckpt/{digest}/{_instances[digest]}"

@@ -10,16 +10,16 @@ and delete it afterwards, while every worker restores from the chief's directory
 A manager built on such a private directory (TensorFlow's Keras builds one for each non-chief
 worker) belongs to that worker alone: it writes there itself and agrees with nobody
 (`manager_context`). How the workers agree on a restore is the business of
-`safeckpt._multiworker.agreement`.
+`safeckpt._multiworker.agreement`; a non-chief's save into its directory is the manager's
+(`safeckpt._manager.saving.save_as_worker`: only the manager package changes a manager's state).
 """
 
 from __future__ import annotations
 
-import collections
 import json
 import logging
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -259,47 +259,3 @@ def remove_write_directory(directory: str, context: WorkerContext) -> None:
             safeio.remove_entry(path)  # a link as a link: never what it points to
     except (tf.errors.OpError, OSError) as exc:
         logger.warning("Could not remove the worker's temporary directory %s: %s", path, exc)
-
-
-def save_as_worker(
-    manager: Any,
-    directory: str,
-    context: WorkerContext,
-    save: Callable[[], str | None],
-    sync: Callable[[], None],
-) -> str | None:
-    """Save as a non-chief worker: into its workertemp directory, then delete that.
-
-    TensorFlow's save (`save`) runs unchanged, with its collectives, on the manager's own
-    state moved into the temporary directory: its sweep can only delete files there. The
-    state is moved back afterwards, so `checkpoints` and `latest_checkpoint` name the chief's
-    files, as on the chief. `directory` is the manager's (normalized) one; `sync` waits for
-    an asynchronous save to finish in there.
-    """
-    prefix = adapter.checkpoint_prefix(manager)
-    temp = make_write_directory(directory, context)
-
-    def move(path: str, into: str) -> str:
-        return fs.join(into, fs.basename(path))
-
-    def relocate(into: str) -> None:
-        latest = adapter.latest(manager)
-        adapter.set_rotation(
-            manager,
-            collections.OrderedDict(
-                (move(p, into), t) for p, t in adapter.rotation(manager).items()
-            ),
-        )
-        adapter.set_latest(manager, None if latest is None else move(latest, into))
-        adapter.relocate(manager, into, move(prefix, into))
-
-    relocate(temp)
-    try:
-        result = save()
-    finally:
-        try:
-            sync()
-        finally:
-            relocate(directory)
-            remove_write_directory(directory, context)
-    return None if result is None else move(result, directory)

@@ -19,7 +19,7 @@ from safeckpt._info import CheckpointInfo
 from safeckpt._io import fs
 from safeckpt._io.tf import tf
 from safeckpt._io.translate import cause_of
-from safeckpt._restore.policies import VerifyLevel
+from safeckpt._settings import VerifyLevel
 
 #: What TensorFlow raises while restoring a checkpoint (see the notes on its irregular classes).
 RESTORE_ERRORS = (tf.errors.OpError, IndexError, ValueError, UnicodeDecodeError, OSError)

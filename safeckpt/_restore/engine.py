@@ -31,17 +31,11 @@ from safeckpt._io import tf as adapter
 from safeckpt._report import Outcome, RestoreReport
 from safeckpt._restore.candidates import RESTORE_ERRORS, inventory_diagnosis, stage_diagnosis
 from safeckpt._restore.match import Match
-from safeckpt._restore.plan import (
-    RestorePlan,
-    RestoreSettings,
-    existing_steps,
-    has_checkpoints,
-    state_notes,
-)
-from safeckpt._restore.policies import OnEmpty, VerifyLevel
+from safeckpt._restore.plan import RestorePlan, RestoreSettings
 from safeckpt._restore.reading import match_or_raise, tf_restore
 from safeckpt._restore.request import not_found_cause, resolve_request
 from safeckpt._restore.retrying import listed, retrying, unreadable_error
+from safeckpt._settings import OnEmpty, VerifyLevel
 
 logger = logging.getLogger("safeckpt")
 
@@ -135,7 +129,7 @@ class Restore:
         tried = {c.prefix for c in self._progress.rejected}
         tried.update(d.checkpoint for d in self._attempts if d.checkpoint is not None)
         self._inventory = fresh
-        self._progress.existing = existing_steps(fresh, name)
+        self._progress.existing = fresh.existing_steps(name)
         self._candidates = [c for c in rank(fresh, name).candidates if c.prefix not in tried]
         if len(self._removed) > RELISTS or not (self._candidates or self._attempts):
             found = removed_diagnosis(checkpoint, self._removed)
@@ -235,7 +229,7 @@ class Restore:
         inventory, ranking = consistent_rank(found, name)
         ranking = not_before(ranking, inventory, floor)
         self._inventory = inventory
-        self._progress.existing = existing_steps(inventory, name)
+        self._progress.existing = inventory.existing_steps(name)
         self._notes.extend(f"The state file: {odd}." for odd in inventory.state.oddities)
         self._notes.extend(ranking.notes)
         skipped = ranking.latest_unusable
@@ -254,7 +248,7 @@ class Restore:
         if not ranking.candidates:
             state = inventory.state
             unsure = state.problem in _TRANSIENT or state.not_a_file
-            if not has_checkpoints(inventory) and not unsure:
+            if not inventory.has_checkpoints() and not unsure:
                 if state.problem is not None:
                     self._notes.append(f"The state file is unreadable: {state.error}.")
                 return self._empty(None)
@@ -264,7 +258,7 @@ class Restore:
         primary, *rest = ranking.candidates
         self._candidates = rest
         self._requested = self._requested or primary.prefix
-        self._notes.extend(state_notes(inventory, primary))
+        self._notes.extend(inventory.state_notes(primary))
         while self.try_restore(primary) is None:
             if not self._was_removed or self._attempts:
                 return self._recover(self._attempts[0])
@@ -309,7 +303,7 @@ class Restore:
         existing = None
         if fs.dirname(prefix) == directory:
             inventory = scan(directory)
-            existing = existing_steps(inventory, name)
+            existing = inventory.existing_steps(name)
             ahead = [c.prefix for c in rank(inventory, name).candidates]
             newer = tuple(ahead[: ahead.index(prefix)]) if prefix in ahead else ()
         logger.info("Restored %s (explicit request).", prefix)

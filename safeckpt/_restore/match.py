@@ -17,7 +17,7 @@ from safeckpt._diagnosis import Diagnosis
 from safeckpt._format.graph import CheckpointGraph, Entry, ProgramObject, program_graph
 from safeckpt._io import fs
 from safeckpt._io import tf as adapter
-from safeckpt._restore.policies import MatchMode
+from safeckpt._settings import MatchMode
 
 _SHOWN = 20  # object paths listed per kind in a diagnosis
 _HALF = {"float16", "bfloat16"}

@@ -6,12 +6,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from safeckpt._catalog.inventory import Inventory
-from safeckpt._causes import Cause
-from safeckpt._format.layout import INDEX_SUFFIX
 from safeckpt._info import CheckpointInfo
 from safeckpt._report import RestoreReport
-from safeckpt._restore.policies import FallbackPolicy, MatchMode, OnEmpty, StorageRetry, VerifyLevel
+from safeckpt._restore.policies import FallbackPolicy
+from safeckpt._settings import MatchMode, OnEmpty, StorageRetry, VerifyLevel
 
 
 @dataclass(frozen=True)
@@ -64,58 +62,3 @@ class RestorePlan:
     clear_latest: bool = False
     existing_steps: frozenset[int] | None = None
     restored: bool = False
-
-
-def existing_steps(inventory: Inventory, name: str) -> frozenset[int]:
-    """Steps of `name` whose files a save must not write over.
-
-    Only the remains of a save that was interrupted before its index was complete (its
-    ``_temp/`` is still there) and that a readable state file does not list are not
-    protected: TensorFlow's next save of that number completes them.
-    """
-    garbled = inventory.state.exists and inventory.state.problem is not None
-    return frozenset(
-        c.step
-        for c in inventory.family(name)
-        if c.step is not None
-        and any(not f.endswith("_temp/") for f in c.files)
-        and (garbled or c.in_state_file or c.problems != (Cause.INCOMPLETE_SAVE,))
-    )
-
-
-def has_checkpoints(inventory: Inventory) -> bool:
-    """Whether anything here is (or was) a checkpoint: an index file, or a state entry.
-
-    What an interrupted first save leaves (data without an index, or an unfinished index
-    next to its ``_temp/``; TensorFlow writes the index last) does not count: such a
-    directory is still empty. An index without its data does count: that is damage.
-    """
-    return any(
-        c.in_state_file
-        or (
-            c.problems != (Cause.INCOMPLETE_SAVE,)
-            and any(f.endswith(INDEX_SUFFIX) for f in c.files)
-        )
-        for c in inventory.checkpoints
-    )
-
-
-def state_notes(inventory: Inventory, primary: CheckpointInfo) -> list[str]:
-    """What the report says about how the state file led (or did not lead) to `primary`."""
-    notes: list[str] = []
-    state = inventory.state
-    how = (
-        f"{primary.basename} was found by listing the directory (TensorFlow would have "
-        "started from scratch)"
-    )
-    if not state.exists:
-        notes.append(f"The state file {state.path} is missing; {how}.")
-    elif state.problem is not None:
-        notes.append(f"The state file is unreadable ({state.error}); {how}.")
-    latest = inventory.state_latest()
-    if latest is not None and latest.reanchored and latest.prefix == primary.prefix:
-        notes.append(
-            f"The state file records {latest.recorded!r}, outside {inventory.directory}; "
-            f"re-anchored to {primary.prefix}."
-        )
-    return notes

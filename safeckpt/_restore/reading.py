@@ -15,7 +15,7 @@ from safeckpt._errors import restore_error
 from safeckpt._format.verify import graph_or_diagnosis
 from safeckpt._restore.candidates import create_save_counter
 from safeckpt._restore.match import Match, compare, diagnose_match
-from safeckpt._restore.policies import MatchMode
+from safeckpt._settings import MatchMode
 
 logger = logging.getLogger("safeckpt")
 

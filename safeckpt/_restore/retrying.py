@@ -21,7 +21,7 @@ from safeckpt._diagnosis import Diagnosis
 from safeckpt._errors import RestoreError, restore_error
 from safeckpt._io.tf import tf
 from safeckpt._io.translate import stale_cache_wait
-from safeckpt._restore.policies import StorageRetry
+from safeckpt._settings import StorageRetry
 
 logger = logging.getLogger("safeckpt")
 
