@@ -77,6 +77,8 @@ dist: $(VENV)/.installed
 	$(PY) -m zipfile -l dist/safeckpt-*.whl | awk '{print $$1}' > dist/.wheel-files
 	grep -qx 'safeckpt/py.typed' dist/.wheel-files
 	grep -qx 'safeckpt/__main__.py' dist/.wheel-files
+	for f in $$(find safeckpt -name '*.py' -not -path '*/__pycache__/*'); do \
+		grep -qx "$$f" dist/.wheel-files || { echo "wheel lacks $$f"; exit 1; }; done
 	! grep -E '^(tests|stress|examples|benchmarks|docs)/' dist/.wheel-files
 	$(PY) -m tarfile -l dist/safeckpt-*.tar.gz | awk '{print $$1}' | sed 's|^[^/]*/||' > dist/.sdist-files
 	for f in tests/conftest.py stress/__init__.py examples/demo.py docs/index.md Makefile \
