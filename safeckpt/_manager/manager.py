@@ -1,9 +1,10 @@
 """`SafeCheckpointManager`: a drop-in `tf.train.CheckpointManager`.
 
 The manager owns its state (TensorFlow's rotation, latest checkpoint and counters, reached
-only through the `safeckpt._io.tf` adapter) and is the only code that changes it: the restore
-engine (`safeckpt._restore.engine`) returns a `RestorePlan`, which `SafeCheckpointManager._apply`
-carries out.
+only through the `safeckpt._io.tf` adapter) and its package is the only code that changes it:
+the restore engine (`safeckpt._restore.engine`) returns a `RestorePlan`, which
+`SafeCheckpointManager._apply` carries out; `safeckpt._manager.saving.save_as_worker` moves the
+state around a non-chief's save.
 """
 
 from __future__ import annotations
