@@ -80,6 +80,21 @@ def test_a_second_writer_is_refused_and_the_first_loses_nothing(tmp_path: Path) 
     assert plain["running: second writer's saves"] == 3  # plain TF lets both write
 
 
+def test_the_harness_counts_a_file_deleted_under_it_as_lost(tmp_path: Path) -> None:
+    # With plain TF the other writer's rotation deletes files between listing and hashing
+    # (a CI run caught the harness raising FileNotFoundError there): a loss, not a crash.
+    from stress.concurrency import _oracle
+
+    (tmp_path / "ckpt-1.index").write_bytes(b"written")
+    (tmp_path / "ckpt-2.index").write_bytes(b"written")
+    digest = _oracle.file_hash(str(tmp_path / "ckpt-1.index"))
+    assert _oracle.file_hash_or_gone(str(tmp_path / "missing")) == _oracle.GONE
+    hashes = {1: {"ckpt-1.index": digest}, 2: {"ckpt-2.index": _oracle.GONE}}
+    (tmp_path / "ckpt-1.index").unlink()
+    lost = _oracle.first_writer_losses(str(tmp_path), hashes, ["ckpt-1", "ckpt-2"])
+    assert lost == ["ckpt-1.index is gone", "ckpt-2.index is gone"]
+
+
 # --- A consistent snapshot per decision (finding 4) ---------------------------------------
 
 

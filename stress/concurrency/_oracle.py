@@ -69,10 +69,25 @@ def judge_sequence(records: Iterable[tuple[Any, ...]], written: set[int]) -> Jud
     return judged
 
 
+GONE = "gone"
+"""What `file_hash_or_gone` records for a file another process deleted meanwhile."""
+
+
 def file_hash(path: str) -> str:
     """The sha256 of a file."""
     with open(path, "rb") as handle:
         return hashlib.sha256(handle.read()).hexdigest()
+
+
+def file_hash_or_gone(path: str) -> str:
+    """The sha256 of a file, or `GONE` if it vanished (another writer may delete it at any time).
+
+    With plain TF the other writer's rotation can delete a file between listing and reading.
+    """
+    try:
+        return file_hash(path)
+    except FileNotFoundError:
+        return GONE
 
 
 def first_writer_losses(
@@ -87,10 +102,10 @@ def first_writer_losses(
     for base in kept:
         step = int(base.rsplit("-", 1)[1])
         for name, digest in sorted(hashes.get(step, {}).items()):
-            path = os.path.join(directory, name)
-            if not os.path.exists(path):
+            now = file_hash_or_gone(os.path.join(directory, name))
+            if now == GONE or digest == GONE:
                 lost.append(f"{name} is gone")
-            elif file_hash(path) != digest:
+            elif now != digest:
                 lost.append(f"{name} was overwritten")
     return lost
 

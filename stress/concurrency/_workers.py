@@ -19,7 +19,7 @@ import tensorflow as tf
 
 import safeckpt
 from safeckpt._cli import main as cli
-from stress.concurrency._oracle import file_hash, first_writer_losses
+from stress.concurrency._oracle import file_hash_or_gone, first_writer_losses
 
 LIBRARIES = ("safeckpt", "tf")
 #: A second writer's values: far above any step a trainer reaches, so they cannot hide.
@@ -262,7 +262,7 @@ def _saver(
             return None
         number = int(path.rsplit("-", 1)[1])
         hashes[number] = {
-            name: file_hash(os.path.join(directory, name))
+            name: file_hash_or_gone(os.path.join(directory, name))
             for name in os.listdir(directory)
             if name.startswith(os.path.basename(path) + ".")
         }
