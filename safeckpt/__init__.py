@@ -25,9 +25,12 @@ from safeckpt._report import Outcome, RestoreReport
 from safeckpt._restore.policies import (
     FallbackPolicy,
     FreshInit,
+    GiveUp,
     PreviousValid,
     Raise,
     RecoveryContext,
+    StartFresh,
+    TryCheckpoint,
 )
 from safeckpt._settings import MatchMode, OnEmpty, StorageRetry, VerifyLevel
 from safeckpt._version import __version__
@@ -44,6 +47,7 @@ __all__ = [
     "Diagnosis",
     "FallbackPolicy",
     "FreshInit",
+    "GiveUp",
     "MatchMode",
     "NoUsableCheckpointError",
     "OnEmpty",
@@ -57,8 +61,10 @@ __all__ = [
     "SafeCheckpointError",
     "SafeCheckpointManager",
     "SaveError",
+    "StartFresh",
     "StorageRetry",
     "StorageUnavailableError",
+    "TryCheckpoint",
     "VerifyLevel",
     "WorkerUnavailableError",
     "__version__",

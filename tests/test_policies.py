@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from conftest import Trainee
 
 from safeckpt import (
+    Cause,
+    CheckpointInfo,
+    Diagnosis,
     FallbackPolicy,
     FreshInit,
+    GiveUp,
     OnEmpty,
     PreviousValid,
     Raise,
+    RecoveryContext,
     SafeCheckpointManager,
+    StartFresh,
+    TryCheckpoint,
     VerifyLevel,
 )
 from safeckpt._restore.policies import normalize_fallback
@@ -30,6 +38,28 @@ def test_shorthands_normalize_once_to_frozen_policies() -> None:
     assert all(isinstance(p, FallbackPolicy) for p in (Raise(), PreviousValid(), FreshInit()))
 
 
+def test_builtin_policies_decide_from_the_context_alone(tmp_path: Path) -> None:
+    failure = Diagnosis(Cause.TRUNCATED_DATA, "ckpt-3 is truncated.", str(tmp_path))
+    older = tuple(CheckpointInfo(str(tmp_path / f"ckpt-{k}"), "ckpt", k) for k in (2, 1))
+    context = RecoveryContext(failure, older, (failure,))
+    assert Raise().decide(context) == GiveUp()
+    assert FreshInit().decide(context) == StartFresh()
+    assert FreshInit(sweep_existing=True).decide(context) == StartFresh(sweep_existing=True)
+    assert PreviousValid().decide(context) == TryCheckpoint(older[0])
+    assert PreviousValid(max_attempts=2).decide(replace(context, tried=1)) == TryCheckpoint(
+        older[0]
+    )
+    assert PreviousValid(max_attempts=2).decide(replace(context, tried=2)) is None
+    assert PreviousValid().decide(replace(context, candidates=())) is None
+
+
+class OldProtocol:
+    """A policy written for the former protocol: it called back into the restore."""
+
+    def recover(self, context: object) -> None:
+        return None
+
+
 @pytest.mark.parametrize(
     ("value", "error", "text"),
     [
@@ -38,6 +68,9 @@ def test_shorthands_normalize_once_to_frozen_policies() -> None:
         (42, TypeError, "fallback=42"),
         (("previous_valid", 3), TypeError, "got int"),
         (object(), TypeError, "recover(context)"),
+        (object(), TypeError, "decide(context)"),
+        (OldProtocol(), TypeError, "has recover(context), the former policy protocol"),
+        ((OldProtocol(),), TypeError, "docs/fallback.md, section 'Policies'"),
     ],
 )
 def test_bad_fallback(value: object, error: type[Exception], text: str) -> None:

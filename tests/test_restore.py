@@ -16,17 +16,21 @@ from conftest import Trainee, write_checkpoints
 from safeckpt import (
     Cause,
     CheckpointCorruptedError,
+    CheckpointInfo,
     CheckpointMismatchError,
     CheckpointNotFoundError,
     FreshInit,
+    GiveUp,
     Outcome,
     PreviousValid,
     Raise,
     RecoveryContext,
-    RestoreReport,
     SafeCheckpointManager,
+    StartFresh,
+    TryCheckpoint,
 )
 from safeckpt._format.index import read_index
+from safeckpt._restore.policies import Decision
 
 
 def data_file(d: Path, step: int, name: str = "ckpt") -> Path:
@@ -382,12 +386,8 @@ def test_raise_then_fresh_init_chain_stops_at_raise(ckpt_dir: Path) -> None:
 class OldestFirst:
     """A user-defined policy: restore the oldest earlier checkpoint that works."""
 
-    def recover(self, context: RecoveryContext) -> RestoreReport | None:
-        for candidate in reversed(context.candidates):
-            report = context.try_restore(candidate)
-            if report is not None:
-                return report
-        return None
+    def decide(self, context: RecoveryContext) -> Decision | None:
+        return TryCheckpoint(context.candidates[-1]) if context.candidates else None
 
 
 def test_user_defined_policy(ckpt_dir: Path) -> None:
@@ -396,6 +396,114 @@ def test_user_defined_policy(ckpt_dir: Path) -> None:
     report = manager(t, ckpt_dir, fallback=OldestFirst()).restore()
     assert report.save_path == str(ckpt_dir / "ckpt-1") and t.value == 1.0
     assert report.outcome is Outcome.FELL_BACK
+
+
+class EvenStepsThenFresh:
+    """A user-defined policy written the new way: try only the checkpoints of even steps,
+    newest first, then start fresh. It keeps every context it was shown."""
+
+    def __init__(self) -> None:
+        self.seen: list[RecoveryContext] = []
+
+    def decide(self, context: RecoveryContext) -> Decision | None:
+        self.seen.append(context)
+        even = [c for c in context.candidates if c.step is not None and c.step % 2 == 0]
+        return TryCheckpoint(even[0]) if even else StartFresh()
+
+
+def test_custom_policy_even_steps_falls_back_to_an_even_step(tmp_path: Path) -> None:
+    d = tmp_path / "run"
+    write_checkpoints(d, 5)  # ckpt-k holds k
+    truncate(data_file(d, 5))
+    truncate(data_file(d, 4))
+    policy = EvenStepsThenFresh()
+    t = Trainee()
+    m = manager(t, d, fallback=policy)
+    report = m.restore()
+    assert t.value == 2.0  # ckpt-3 was never tried: its step is odd
+    assert report.outcome is Outcome.FELL_BACK
+    assert report.save_path == str(d / "ckpt-2") and report.step == 2
+    assert report.requested == str(d / "ckpt-5")
+    assert [s.checkpoint for s in report.skipped] == [str(d / "ckpt-5"), str(d / "ckpt-4")]
+    assert {s.cause for s in report.skipped} == {Cause.TRUNCATED_DATA}
+    # What the policy was shown: frozen snapshots, the untried candidates newest first.
+    assert [[c.step for c in ctx.candidates] for ctx in policy.seen] == [[4, 3, 2, 1], [3, 2, 1]]
+    assert [ctx.tried for ctx in policy.seen] == [0, 1]
+    assert [len(ctx.attempts) for ctx in policy.seen] == [1, 2]
+    assert all(ctx.failure.checkpoint == str(d / "ckpt-5") for ctx in policy.seen)
+    with pytest.raises(AttributeError):
+        policy.seen[0].tried = 5  # type: ignore[misc]
+    assert m.latest_checkpoint == str(d / "ckpt-2")
+    assert m.save() == str(d / "ckpt-6")  # never over the damaged ckpt-4 or ckpt-5
+
+
+def test_custom_policy_even_steps_then_starts_fresh(tmp_path: Path) -> None:
+    d = tmp_path / "run"
+    write_checkpoints(d, 4)
+    for step in (4, 2):
+        truncate(data_file(d, step))
+    before = snapshot(d)
+    policy = EvenStepsThenFresh()
+    t = Trainee()
+    m = manager(t, d, fallback=policy)
+    report = m.restore()
+    assert report.outcome is Outcome.INITIALIZED and t.value == 0.0
+    assert report.save_path is None
+    assert report.reason is not None and report.reason.checkpoint == str(d / "ckpt-4")
+    assert [s.checkpoint for s in report.skipped] == [str(d / "ckpt-4"), str(d / "ckpt-2")]
+    assert [[c.step for c in ctx.candidates] for ctx in policy.seen] == [[3, 2, 1], [3, 1]]
+    assert snapshot(d) == before  # nothing moved, deleted or written
+    assert m.save() == str(d / "ckpt-5")  # numbered above every existing checkpoint
+    assert all((d / f"ckpt-{k}.index").exists() for k in (1, 2, 3, 4))
+
+
+def test_custom_policy_give_up_raises_with_attempts(ckpt_dir: Path) -> None:
+    truncate(data_file(ckpt_dir, 3))
+
+    class TryOneThenGiveUp:
+        def decide(self, context: RecoveryContext) -> Decision | None:
+            return GiveUp() if context.tried else TryCheckpoint(context.candidates[-1])
+
+    truncate(data_file(ckpt_dir, 1))
+    with pytest.raises(CheckpointCorruptedError) as info:
+        manager(Trainee(), ckpt_dir, fallback=(TryOneThenGiveUp(), "fresh_init")).restore()
+    tried = [a.checkpoint for a in info.value.attempts]
+    assert tried == [str(ckpt_dir / "ckpt-3"), str(ckpt_dir / "ckpt-1")]  # ckpt-2 untried
+
+
+class TryTheRejected:
+    """A policy that breaks the protocol: it tries a checkpoint already rejected."""
+
+    def decide(self, context: RecoveryContext) -> Decision | None:
+        assert context.failure.checkpoint is not None
+        return TryCheckpoint(CheckpointInfo(context.failure.checkpoint, "ckpt", 3))
+
+
+class ReturnsAReport:
+    """A policy that returns something other than a decision."""
+
+    def decide(self, context: RecoveryContext) -> object:
+        return "fresh_init"
+
+
+@pytest.mark.parametrize(
+    ("policy", "error", "text"),
+    [
+        (TryTheRejected(), ValueError, "not one of context.candidates"),
+        (ReturnsAReport(), TypeError, "returned 'fresh_init'"),
+    ],
+)
+def test_a_policy_breaking_the_protocol_fails_the_restore_clearly(
+    ckpt_dir: Path, policy: object, error: type[Exception], text: str
+) -> None:
+    truncate(data_file(ckpt_dir, 3))
+    t = Trainee()
+    m = manager(t, ckpt_dir, fallback=policy)
+    with pytest.raises(error, match=text) as info:
+        m.restore()
+    assert "docs/fallback.md" in str(info.value)
+    assert t.value == 0.0
+    assert str(ckpt_dir / "ckpt-3") not in m.checkpoints  # the rejection is still applied
 
 
 # --- empty directories ------------------------------------------------------------------

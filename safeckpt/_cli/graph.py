@@ -29,7 +29,7 @@ def _graph(path: str) -> CheckpointGraph:
     Raises:
         RestoreError: `path` is not a readable checkpoint (with its diagnosis).
     """
-    prefix = resolve_request(path, "ckpt", [])
+    prefix = resolve_request(path, "ckpt").prefix
     if not fs.exists(prefix + INDEX_SUFFIX):
         found = diagnose(prefix)
         raise restore_error(found, (), f"{prefix} is not a checkpoint.\n{found}")

@@ -9,6 +9,7 @@ state around a non-chief's save.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import logging
 from collections.abc import Callable, Sequence
@@ -46,7 +47,6 @@ from safeckpt._report import RestoreReport
 from safeckpt._restore.engine import Restore
 from safeckpt._restore.plan import RestorePlan
 from safeckpt._restore.policies import FallbackPolicy
-from safeckpt._restore.request import names_path
 from safeckpt._settings import OnEmpty, StorageRetry, VerifyLevel
 
 logger = logging.getLogger("safeckpt")
@@ -359,17 +359,11 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
         )  # fmt: skip
 
         def run() -> RestoreReport:
-            engine = Restore(settings)
             listed = self._reconcile()
-            try:
-                if save_path is None or names_path(save_path, adapter.latest(self)):
-                    plan = engine.newest(listed, self._floor)
-                else:
-                    plan = engine.exact(save_path)
-            except BaseException:
-                self._apply(engine.plan_so_far())
-                raise
-            report = self._apply(plan)
+            result = Restore(settings).run(save_path, adapter.latest(self), listed, self._floor)
+            report = self._apply(result.plan)  # also after a failure: rejections, quarantine
+            if result.error is not None:
+                raise result.error
             assert report is not None
             self.last_restore = report
             return report
@@ -441,7 +435,9 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
         if self._worker.is_chief:
             result = tf_save()
         else:  # no agreement: a save's collectives are TensorFlow's
-            result = save_as_worker(self, self._path, self._worker, tf_save, self._sync_checkpoint)
+            result = save_as_worker(
+                self._path, self._worker, tf_save, self._sync_checkpoint, self._relocate
+            )
         if result is None:
             return None
         step = split_step(fs.basename(result))[1]
@@ -452,6 +448,24 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
             done = None if asynchronous else result
             cleanup_after_save(self._path, self.checkpoint_name, done, self._listed_at_start)
         return result
+
+    def _relocate(self, into: str) -> None:
+        """Move the manager's state (rotation, latest, prefix) into the directory `into`.
+
+        For a non-chief's save (`save_as_worker`): TensorFlow's save then writes and sweeps
+        only there; moved back to the manager's directory afterwards.
+        """
+
+        def move(path: str) -> str:
+            return fs.join(into, fs.basename(path))
+
+        latest = adapter.latest(self)
+        rotation = adapter.rotation(self)
+        adapter.set_rotation(
+            self, collections.OrderedDict((move(p), t) for p, t in rotation.items())
+        )
+        adapter.set_latest(self, None if latest is None else move(latest))
+        adapter.relocate(self, into, move(adapter.checkpoint_prefix(self)))
 
     def _sync_checkpoint(self) -> None:
         """Wait for an asynchronous save (`sync`, also for checkpoints without one)."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import collections
 import glob
 import logging
 from collections.abc import Callable
@@ -15,7 +14,6 @@ from safeckpt._diagnosis import Diagnosis
 from safeckpt._errors import ReadOnlyError, SaveError
 from safeckpt._format.layout import STATE_FILE, TEMP_SUFFIX
 from safeckpt._io import fs, safeio
-from safeckpt._io import tf as adapter
 from safeckpt._io.tf import tf
 from safeckpt._multiworker.context import (
     WorkerContext,
@@ -272,37 +270,22 @@ def prepare_save(
 
 
 def save_as_worker(
-    manager: Any,
     directory: str,
     context: WorkerContext,
     save: Callable[[], str | None],
     sync: Callable[[], None],
+    relocate: Callable[[str], None],
 ) -> str | None:
     """Save as a non-chief worker: into its workertemp directory, then delete that.
 
     TensorFlow's save (`save`) runs unchanged, with its collectives, on the manager's own
-    state moved into the temporary directory: its sweep can only delete files there. The
+    state moved into the temporary directory (`relocate`, the manager's: only
+    `SafeCheckpointManager` changes its state): its sweep can only delete files there. The
     state is moved back afterwards, so `checkpoints` and `latest_checkpoint` name the chief's
     files, as on the chief. `directory` is the manager's (normalized) one; `sync` waits for
     an asynchronous save to finish in there.
     """
-    prefix = adapter.checkpoint_prefix(manager)
     temp = make_write_directory(directory, context)
-
-    def move(path: str, into: str) -> str:
-        return fs.join(into, fs.basename(path))
-
-    def relocate(into: str) -> None:
-        latest = adapter.latest(manager)
-        adapter.set_rotation(
-            manager,
-            collections.OrderedDict(
-                (move(p, into), t) for p, t in adapter.rotation(manager).items()
-            ),
-        )
-        adapter.set_latest(manager, None if latest is None else move(latest, into))
-        adapter.relocate(manager, into, move(prefix, into))
-
     relocate(temp)
     try:
         result = save()
@@ -312,4 +295,4 @@ def save_as_worker(
         finally:
             relocate(directory)
             remove_write_directory(directory, context)
-    return None if result is None else move(result, directory)
+    return None if result is None else fs.join(directory, fs.basename(result))

@@ -62,3 +62,17 @@ class RestorePlan:
     clear_latest: bool = False
     existing_steps: frozenset[int] | None = None
     restored: bool = False
+
+
+@dataclass(frozen=True)
+class RestoreResult:
+    """What the engine hands the manager: the plan to apply, then the error to raise, if any.
+
+    Attributes:
+        plan: What the manager changes, also when the restore failed (the checkpoints
+            rejected on the way leave the rotation, quarantine moves what it must).
+        error: What the restore raises once the plan is applied, or None.
+    """
+
+    plan: RestorePlan
+    error: BaseException | None = None

@@ -1,9 +1,16 @@
 """Fallback policies: what a restore does when the newest checkpoint cannot be used.
 
-A policy is any object with a ``recover(context)`` method (the `FallbackPolicy` protocol).
+A policy *decides*; the restore engine (`safeckpt._restore.engine`) *applies*. A policy is any
+object with a ``decide(context)`` method (the `FallbackPolicy` protocol): it is handed a
+frozen `RecoveryContext` (the failure, the untried candidates, the rejected attempts) and
+returns a decision — `TryCheckpoint`, `StartFresh`, `GiveUp` — or None to pass to the next
+policy. It never calls back into the engine. After a `TryCheckpoint` that fails, the engine asks
+the same policy again with a new context (the candidate has moved from `candidates` to
+`attempts`); a decision that restores or starts fresh ends the restore.
+
 `SafeCheckpointManager` normalizes its ``fallback`` argument once, at construction, into a
-tuple of policies and applies them in order until one returns a `RestoreReport`; when none
-does, the restore raises the diagnosed error. String shorthands:
+tuple of policies and asks them in order; when every policy has passed, the restore raises
+the diagnosed error. String shorthands:
 
 =================== ===================================
 ``"raise"``         `Raise()`
@@ -16,67 +23,93 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import NoReturn, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 from safeckpt._diagnosis import Diagnosis
 from safeckpt._info import CheckpointInfo
 from safeckpt._public import public
-from safeckpt._report import RestoreReport
+
+#: Where the policy protocol is documented (named in the errors about it).
+PROTOCOL_DOCS = "docs/fallback.md, section 'Policies'"
 
 
 @public
-class RecoveryContext(Protocol):
-    """What a policy can see and do while recovering from an unusable newest checkpoint."""
+@dataclass(frozen=True)
+class RecoveryContext:
+    """What a policy sees when the newest checkpoint cannot be used: a read-only snapshot.
 
-    @property
-    def failure(self) -> Diagnosis:
-        """Why the newest checkpoint (or the directory) could not be used."""
-        ...
+    Attributes:
+        failure: Why the newest checkpoint (or the directory) could not be used.
+        candidates: Earlier checkpoints of the same name not tried yet, newest first by the
+            rule (docs/fallback.md). A `TryCheckpoint` must name one of them.
+        attempts: The diagnosis of every checkpoint tried and rejected so far in this
+            restore, newest first (by any policy, and the newest checkpoint itself).
+        tried: How many checkpoints the policy being asked has decided to try in this
+            restore (each `TryCheckpoint` it returned, whatever came of it).
+    """
 
-    @property
-    def candidates(self) -> tuple[CheckpointInfo, ...]:
-        """Earlier checkpoints of the same name not tried yet, newest first."""
-        ...
+    failure: Diagnosis
+    candidates: tuple[CheckpointInfo, ...]
+    attempts: tuple[Diagnosis, ...]
+    tried: int = 0
 
-    @property
-    def attempts(self) -> tuple[Diagnosis, ...]:
-        """The diagnosis of every checkpoint tried and rejected so far, newest first."""
-        ...
 
-    def try_restore(self, checkpoint: CheckpointInfo) -> RestoreReport | None:
-        """Verify `checkpoint` at the manager's level, then restore it.
+@public
+@dataclass(frozen=True)
+class TryCheckpoint:
+    """Decision: verify `checkpoint` at the manager's level, then restore it.
 
-        Returns the report on success; None when it was rejected (its diagnosis is then
-        appended to `attempts` and it leaves `candidates`). A checkpoint the storage could
-        not serve is tried again (`StorageRetry`) and then raises `StorageUnavailableError`,
-        unless ``StorageRetry(fall_back=True)`` lets it be rejected like a damaged one. A
-        checkpoint another process removed meanwhile is not rejected: None is returned and
-        `candidates` become those of a new listing (newer checkpoints first); after five
-        such removals in one restore it raises `CheckpointNotFoundError`
-        (``removed_concurrently``).
-        """
-        ...
+    When it restores, the restore ends (outcome ``fell_back``). When it is rejected, its
+    diagnosis joins `RecoveryContext.attempts` and the same policy is asked again. A
+    checkpoint the storage could not serve is tried again (`StorageRetry`) and then raises
+    `StorageUnavailableError`, unless ``StorageRetry(fall_back=True)`` lets it be rejected
+    like a damaged one. One another process removed meanwhile is not rejected: the policy is
+    asked again with the candidates of a new listing (newer checkpoints first); after five
+    such removals in one restore the restore raises `CheckpointNotFoundError`
+    (``removed_concurrently``).
 
-    def initialize(self, *, sweep_existing: bool = False) -> RestoreReport:
-        """Start from initialization: run ``init_fn`` and protect the existing checkpoints.
+    Attributes:
+        checkpoint: One of `RecoveryContext.candidates`.
+    """
 
-        Args:
-            sweep_existing: Leave the existing checkpoints in the ``max_to_keep`` rotation.
-        """
-        ...
+    checkpoint: CheckpointInfo
 
-    def fail(self) -> NoReturn:
-        """Raise the diagnosed `RestoreError` for `failure`, with every attempt."""
-        ...
+
+@public
+@dataclass(frozen=True)
+class StartFresh:
+    """Decision: start from initialization, running ``init_fn``; the restore ends.
+
+    The existing checkpoints are kept (new saves are numbered above them). Raises
+    `StorageUnavailableError` instead when a checkpoint was skipped only because the storage
+    could not serve it (``StorageRetry(fall_back=True)``): it may be usable.
+
+    Attributes:
+        sweep_existing: Leave the existing checkpoints in the ``max_to_keep`` rotation, so
+            that later saves may delete them as TensorFlow would.
+    """
+
+    sweep_existing: bool = False
+
+
+@public
+@dataclass(frozen=True)
+class GiveUp:
+    """Decision: stop the chain and raise the diagnosed `RestoreError`, with every attempt."""
+
+
+#: What `FallbackPolicy.decide` returns, besides None (pass to the next policy).
+Decision = TryCheckpoint | StartFresh | GiveUp
+DECISIONS = (TryCheckpoint, StartFresh, GiveUp)
 
 
 @public
 @runtime_checkable
 class FallbackPolicy(Protocol):
-    """A step of the fallback chain."""
+    """A step of the fallback chain: looks at a `RecoveryContext`, returns a decision."""
 
-    def recover(self, context: RecoveryContext) -> RestoreReport | None:
-        """Resolve the failure (return a report), pass to the next policy (None), or raise."""
+    def decide(self, context: RecoveryContext) -> Decision | None:
+        """`TryCheckpoint`, `StartFresh` or `GiveUp`; None passes to the next policy."""
         ...
 
 
@@ -85,9 +118,9 @@ class FallbackPolicy(Protocol):
 class Raise:
     """Stop and raise the diagnosed error (``"raise"``)."""
 
-    def recover(self, context: RecoveryContext) -> RestoreReport | None:
-        """Raise `context.failure` as a `RestoreError`."""
-        context.fail()
+    def decide(self, context: RecoveryContext) -> Decision | None:
+        """Always `GiveUp`."""
+        return GiveUp()
 
 
 @public
@@ -116,17 +149,13 @@ class PreviousValid:
                 "earlier checkpoint."
             )
 
-    def recover(self, context: RecoveryContext) -> RestoreReport | None:
-        """Try the candidates newest first; None when none of them could be restored."""
-        tried = 0
-        while context.candidates:
-            if self.max_attempts is not None and tried >= self.max_attempts:
-                return None
-            tried += 1
-            report = context.try_restore(context.candidates[0])
-            if report is not None:
-                return report
-        return None
+    def decide(self, context: RecoveryContext) -> Decision | None:
+        """The newest untried candidate; None when none is left or `max_attempts` is spent."""
+        if self.max_attempts is not None and context.tried >= self.max_attempts:
+            return None
+        if not context.candidates:
+            return None
+        return TryCheckpoint(context.candidates[0])
 
 
 @public
@@ -145,9 +174,9 @@ class FreshInit:
 
     sweep_existing: bool = False
 
-    def recover(self, context: RecoveryContext) -> RestoreReport | None:
-        """Initialize (see `RecoveryContext.initialize`)."""
-        return context.initialize(sweep_existing=self.sweep_existing)
+    def decide(self, context: RecoveryContext) -> Decision | None:
+        """Always `StartFresh` (see there)."""
+        return StartFresh(sweep_existing=self.sweep_existing)
 
 
 _SHORTHANDS: dict[str, FallbackPolicy] = {
@@ -168,9 +197,18 @@ def _one_policy(value: object) -> FallbackPolicy:
             ) from None
     if isinstance(value, FallbackPolicy):
         return value
+    if callable(getattr(value, "recover", None)):
+        raise TypeError(
+            f"fallback={value!r}: {type(value).__name__} has recover(context), the former "
+            "policy protocol, in which a policy called back into the restore (try_restore, "
+            "initialize, fail). A policy now returns a decision from decide(context): "
+            "TryCheckpoint(candidate), StartFresh(), GiveUp(), or None to pass to the next "
+            f"policy. See {PROTOCOL_DOCS}."
+        )
     raise TypeError(
         f"fallback={value!r}: expected a policy name such as 'previous_valid', an object with a "
-        f"recover(context) method, or a sequence of them; got {type(value).__name__}."
+        "decide(context) method (not the former recover(context), see "
+        f"{PROTOCOL_DOCS}), or a sequence of them; got {type(value).__name__}."
     )
 
 

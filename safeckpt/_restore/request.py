@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from safeckpt._catalog.inventory import scan
 from safeckpt._catalog.ranking import rank
@@ -17,7 +17,43 @@ from safeckpt._io.tf import tf
 from safeckpt._restore.candidates import RESTORE_ERRORS
 
 
-def resolve_request(save_path: object, checkpoint_name: str, notes: list[str]) -> str:
+@dataclass(frozen=True)
+class ExplicitRequest:
+    """An explicit ``restore(save_path)``, normalized once.
+
+    Attributes:
+        prefix: The checkpoint prefix the path means.
+        notes: How the path was read, one note per rewrite (a file name taken as its
+            prefix, a directory as its newest checkpoint, ...).
+    """
+
+    prefix: str
+    notes: tuple[str, ...] = ()
+
+
+def read_request(
+    save_path: object, latest: str | None, checkpoint_name: str
+) -> ExplicitRequest | None:
+    """What ``restore(save_path)`` asks for: None for "the newest usable checkpoint".
+
+    That is ``save_path=None``, or a spelling of the manager's own `latest` checkpoint; any
+    other path is an explicit request (`resolve_request`). The path is normalized once.
+
+    Raises:
+        TypeError, CheckpointDirectoryError: `save_path` is malformed.
+        CheckpointNotFoundError: A directory or state file names no checkpoint.
+    """
+    if save_path is None:
+        return None
+    if isinstance(save_path, (str, os.PathLike)) and os.fspath(save_path) == latest:
+        return None
+    path = paths.normalize_directory(save_path, "save_path")
+    if path == latest:
+        return None
+    return _explicit(path, checkpoint_name)
+
+
+def resolve_request(save_path: object, checkpoint_name: str) -> ExplicitRequest:
     """Normalize an explicit `save_path` to a checkpoint prefix; each rewrite is noted.
 
     A ``.index``/``.data-…`` file name becomes its prefix, a directory its newest checkpoint,
@@ -27,27 +63,29 @@ def resolve_request(save_path: object, checkpoint_name: str, notes: list[str]) -
         TypeError, CheckpointDirectoryError: `save_path` is malformed.
         CheckpointNotFoundError: A directory or state file names no checkpoint.
     """
-    path = paths.normalize_directory(save_path, "save_path")
+    return _explicit(paths.normalize_directory(save_path, "save_path"), checkpoint_name)
+
+
+def _explicit(path: str, checkpoint_name: str) -> ExplicitRequest:
     try:
         if tf.io.gfile.exists(path + INDEX_SUFFIX):
-            return path
+            return ExplicitRequest(path)
         stripped = strip_file_suffix(path)
         if stripped is not None and tf.io.gfile.exists(stripped + INDEX_SUFFIX):
-            notes.append(f"{path} is a checkpoint file; restoring its prefix {stripped}.")
-            return stripped
+            note = f"{path} is a checkpoint file; restoring its prefix {stripped}."
+            return ExplicitRequest(stripped, (note,))
         is_dir = fs.isdir(path)
         if fs.basename(path) == STATE_FILE and not is_dir and tf.io.gfile.exists(path):
-            directory = fs.dirname(path)
-            chosen = newest_in(directory, checkpoint_name)
-            notes.append(f"{path} is the state file; restoring the checkpoint it names, {chosen}.")
-            return chosen
+            chosen = newest_in(fs.dirname(path), checkpoint_name)
+            note = f"{path} is the state file; restoring the checkpoint it names, {chosen}."
+            return ExplicitRequest(chosen, (note,))
         if is_dir:
             chosen = newest_in(path, checkpoint_name)
-            notes.append(f"{path} is a directory; restoring its newest checkpoint, {chosen}.")
-            return chosen
+            note = f"{path} is a directory; restoring its newest checkpoint, {chosen}."
+            return ExplicitRequest(chosen, (note,))
     except RESTORE_ERRORS:
         pass
-    return path
+    return ExplicitRequest(path)
 
 
 def newest_in(directory: str, checkpoint_name: str) -> str:
@@ -63,18 +101,6 @@ def newest_in(directory: str, checkpoint_name: str) -> str:
     raise restore_error(
         replace(found, cause=not_found_cause(found)), (), f"No checkpoint in {directory}.\n{found}"
     )
-
-
-def names_path(save_path: object, prefix: str | None) -> bool:
-    """Whether `save_path` is a spelling of `prefix` (the manager's own latest checkpoint)."""
-    if prefix is None or not isinstance(save_path, (str, os.PathLike)):
-        return False
-    if os.fspath(save_path) == prefix:
-        return True
-    try:
-        return bool(paths.normalize_directory(save_path, "save_path") == prefix)
-    except (TypeError, ValueError):
-        return False
 
 
 def not_found_cause(diagnosis: Diagnosis) -> Cause:
