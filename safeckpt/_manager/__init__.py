@@ -2,8 +2,10 @@
 
 The only package that changes a `tf.train.CheckpointManager`'s state through the adapter
 (`safeckpt._io.tf`: `init_manager`, `set_rotation`, `set_latest`, `record_state`, `relocate`,
-`note_restored_step`; tests/test_architecture.py enforces it): the restore engine returns a
-`RestorePlan` and the manager applies it.
+`note_restored_step`; tests/test_architecture.py enforces it), and within it only
+`SafeCheckpointManager` (`manager`) calls them: the restore engine returns a `RestorePlan`
+(with the error of a failed restore) and the manager applies it, `reconcile` returns the
+state to adopt, and `saving.save_as_worker` calls back the manager's `_relocate`.
 
 May import: every package below it (`safeckpt._multiworker`, `safeckpt._restore`,
 `safeckpt._diagnose`, `safeckpt._catalog`, `safeckpt._format`, `safeckpt._io`) and the public
@@ -15,5 +17,6 @@ Modules:
     arguments: Validation of the manager's arguments (errors name the argument and the fix).
     saving: What a save must do before TensorFlow writes (lease, number, doomed saves), and a
         non-chief worker's save into its own directory (`save_as_worker`).
-    reconcile: Reconciling TensorFlow's recorded state with the directory at construction.
+    reconcile: The state TensorFlow's recorded rotation should become, by the rule (a value
+        the manager applies at first use).
 """

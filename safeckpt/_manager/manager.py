@@ -1,10 +1,11 @@
 """`SafeCheckpointManager`: a drop-in `tf.train.CheckpointManager`.
 
 The manager owns its state (TensorFlow's rotation, latest checkpoint and counters, reached
-only through the `safeckpt._io.tf` adapter) and its package is the only code that changes it:
-the restore engine (`safeckpt._restore.engine`) returns a `RestorePlan`, which
-`SafeCheckpointManager._apply` carries out; `safeckpt._manager.saving.save_as_worker` moves the
-state around a non-chief's save.
+only through the `safeckpt._io.tf` adapter) and this class is the only code that changes it:
+the restore engine (`safeckpt._restore.engine`) returns a `RestoreResult`, whose plan
+`SafeCheckpointManager._apply` carries out before the error (if any) is raised; `_reconcile`
+applies what `safeckpt._manager.reconcile.reconcile` computed; `_relocate` moves the state
+around a non-chief's save (`safeckpt._manager.saving.save_as_worker` calls it).
 """
 
 from __future__ import annotations
