@@ -297,7 +297,7 @@ class CoordinationService:
         return text or "unhealthy"
 
 
-def coordination_service() -> CoordinationService | None:
+def coordination() -> CoordinationService | None:
     """TensorFlow's coordination service when it runs in this process, else None."""
     try:
         from tensorflow.python.eager import context as tf_context
@@ -355,7 +355,7 @@ __all__ = [
     "checkpoint_of",
     "checkpoint_prefix",
     "CoordinationService",
-    "coordination_service",
+    "coordination",
     "collective_server_def",
     "drop_pending_restorations",
     "finish_without_state",

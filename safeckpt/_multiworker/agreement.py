@@ -127,7 +127,7 @@ class Agreement:
         self._announced = False
         self._announce(self._service())
         stands_for = context.stands_for
-        service = adapter.coordination_service() if context.multi_worker else None
+        service = adapter.coordination() if context.multi_worker else None
         if stands_for is not None and service is not None:
             digest = manager_digest(stands_for, checkpoint_name)
             roster.announce_instead(service, digest, context.id_in_cluster, directory)
@@ -148,7 +148,7 @@ class Agreement:
         """The coordination service when this manager agrees with others, else None."""
         if not (self.context.collective and self.context.multi_worker):
             return None
-        return adapter.coordination_service()
+        return adapter.coordination()
 
     def validate(self, *, create: bool, read_only: bool) -> bool:
         """`validate_directory`; a failure is also posted into the first restore round."""
