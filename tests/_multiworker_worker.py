@@ -20,7 +20,9 @@ Not a test module. ``TF_CONFIG`` (set by the test) says which worker this is. Ph
   With ``--fault bad-directory`` this worker constructs the manager with
   ``create_directory=False`` before the directory exists (so it alone fails to validate it),
   and ``--after-peer`` makes the other worker construct it (creating it) only after that.
-  ``--delay`` makes this worker construct the manager that many seconds late.
+  ``--delay`` makes this worker construct the manager that many seconds late. With
+  ``--fault foreign`` this worker first posts, inside the restore, a report no safeckpt of
+  this version can read (as another version would), and waits until the others gave up.
 
 A `safeckpt.RestoreError` from the first restore is reported in the result and makes the
 exit status 3.
@@ -31,6 +33,7 @@ The last stdout line is ``RESULT <json>`` with what this worker saw.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import sys
@@ -54,7 +57,7 @@ def main() -> int:
     parser.add_argument("--extra-directory")
     parser.add_argument("--alone-directory")
     parser.add_argument(
-        "--fault", choices=("none", "die", "stall", "bad-directory"), default="none"
+        "--fault", choices=("none", "die", "stall", "bad-directory", "foreign"), default="none"
     )
     parser.add_argument("--after-peer", action="store_true")
     parser.add_argument("--stall", type=float, default=8.0)
@@ -142,6 +145,16 @@ def fault(args: argparse.Namespace, strategy: Any) -> int:
             os._exit(9)
         if args.fault == "stall":
             time.sleep(args.stall)
+        if args.fault == "foreign":
+            # Post this worker's report first, as a newer safeckpt would (message format 2),
+            # at the documented key <digest>/<n-th manager>/restore/<k-th restore>/<worker>,
+            # then wait until another worker gave up on it.
+            pair = json.dumps([args.directory, "ckpt"]).encode()
+            round_key = f"safeckpt/{hashlib.sha256(pair).hexdigest()[:16]}/1/restore/1"
+            me = json.loads(os.environ["TF_CONFIG"])["task"]["index"]
+            report = {"safeckpt_message": "success", "format": 2, "body": {"summary": None}}
+            service.set_config_key_value(f"{round_key}/{me}", json.dumps(report))
+            service.get_config_key_value(f"{round_key}/abort", 60_000)
 
     service = tf_context.context()
     with strategy.scope():

@@ -518,6 +518,26 @@ def test_a_directory_error_on_one_worker_is_raised_by_every_worker(tmp_path: Pat
 
 
 @pytest.mark.slow
+def test_a_report_from_another_safeckpt_version_is_diagnosed_on_every_worker(
+    tmp_path: Path,
+) -> None:
+    """Worker 1 posts its report in a message format this safeckpt does not read."""
+    fault = ["--directory", str(tmp_path / "ckpts"), "--peer-timeout", "60"]
+    chief, foreign = run_cluster(
+        [[*fault, "--linger", "3"], [*fault, "--fault", "foreign"]], "fault"
+    )
+    for result in (chief, foreign):
+        assert result["error"]["type"] == "WorkerUnavailableError"
+        assert result["error"]["cause"] == "worker_unavailable"
+    assert chief["error"]["summary"] == foreign["error"]["summary"]
+    summary = chief["error"]["summary"]
+    assert "Worker 1 did not take part in the restore" in summary
+    assert "its report is unreadable: message format 2, while this safeckpt reads format 1" in (
+        summary
+    )
+
+
+@pytest.mark.slow
 def test_a_worker_that_builds_the_manager_late_still_restores_alike(tmp_path: Path) -> None:
     """Worker 1 builds the manager 7 s after the chief restored it (past the 5 s grace).
 

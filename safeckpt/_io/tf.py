@@ -257,8 +257,48 @@ def collective_server_def() -> Any:
         return None
 
 
-def coordination_context() -> Any:
-    """TensorFlow's eager context when its coordination service runs, else None."""
+class CoordinationService:
+    """TensorFlow's coordination service, as one worker of a multi-worker job sees it.
+
+    Its key-value store (shared by every worker of the job, served by worker 0) and its view
+    of each task's heartbeat. Every method may raise `tf.errors.OpError` (the service gone,
+    a key set twice); `get` raises `tf.errors.DeadlineExceededError` when `key` is not set
+    within `timeout_ms`.
+    """
+
+    def __init__(self, ctx: Any) -> None:
+        self._ctx = ctx
+
+    def set(self, key: str, value: str) -> None:
+        """Set `key` to `value` (`tf.errors.AlreadyExistsError` when it is set already)."""
+        self._ctx.set_config_key_value(key, value)
+
+    def get(self, key: str, timeout_ms: int) -> str:
+        """The value of `key`, waiting at most `timeout_ms` (at least 1) for it to be set."""
+        return str(self._ctx.get_config_key_value(key, max(1, timeout_ms)))
+
+    def delete(self, key: str) -> None:
+        """Delete `key` (nothing happens when it is not set)."""
+        self._ctx.delete_config_key_value(key)
+
+    def task_health(self, jobs: list[tuple[str, int]], index: int) -> str | None:
+        """Why the service holds task `index` unhealthy, or None (healthy or unknown).
+
+        `jobs` lists the coordinated jobs and their task counts; `index` counts tasks across
+        them in that order (``id_in_cluster``).
+        """
+        try:
+            states = list(self._ctx.get_task_states(jobs))
+        except Exception:  # no answer says nothing about the task
+            return None
+        if not 0 <= index < len(states) or states[index] is None:
+            return None
+        text = " ".join(str(states[index]).split())
+        return text or "unhealthy"
+
+
+def coordination() -> CoordinationService | None:
+    """TensorFlow's coordination service when it runs in this process, else None."""
     try:
         from tensorflow.python.eager import context as tf_context
 
@@ -267,23 +307,7 @@ def coordination_context() -> Any:
             return None
     except (ImportError, AttributeError):  # pragma: no cover - TensorFlow internals moved
         return None
-    return ctx
-
-
-def task_health(service: Any, jobs: list[tuple[str, int]], index: int) -> str | None:
-    """Why the coordination service holds task `index` unhealthy, or None (healthy/unknown).
-
-    `jobs` lists the coordinated jobs and their task counts; `index` counts tasks across them
-    in that order (``id_in_cluster``).
-    """
-    try:
-        states = list(service.get_task_states(jobs))
-    except Exception:  # no answer says nothing about the task
-        return None
-    if not 0 <= index < len(states) or states[index] is None:
-        return None
-    text = " ".join(str(states[index]).split())
-    return text or "unhealthy"
+    return CoordinationService(ctx)
 
 
 def bookkeeping_variables() -> dict[str, str]:
@@ -330,7 +354,8 @@ __all__ = [
     "CheckpointState",
     "checkpoint_of",
     "checkpoint_prefix",
-    "coordination_context",
+    "CoordinationService",
+    "coordination",
     "collective_server_def",
     "drop_pending_restorations",
     "finish_without_state",
@@ -349,6 +374,5 @@ __all__ = [
     "set_latest",
     "set_rotation",
     "strategy_worker",
-    "task_health",
     "tf",
 ]

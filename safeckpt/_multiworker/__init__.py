@@ -5,6 +5,10 @@ never `safeckpt._manager` (the manager validates its arguments and hands over pl
 
 Modules:
     context: `WorkerContext`: which worker this is and which directory it writes to.
-    agreement: The one restore decision every worker must share.
-    roster: Which workers take part in a round: those that built the same manager.
+    agreement: The one restore decision every worker must share (`Agreement` per manager,
+        `Session` per round).
+    roster: Which workers take part in a round: those that built the same manager; the
+        process's `Registry` of its managers and rounds.
+    messages: The keys and typed messages workers exchange through TensorFlow's
+        coordination service.
 """

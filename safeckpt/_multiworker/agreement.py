@@ -20,36 +20,56 @@ to validate the directory. The rule (docs/fallback.md, "Multi-worker training"):
   ``workertemp_<task_id>`` in it (see `safeckpt._multiworker.context.manager_context`).
 * The chief (worker 0, the only writer) opens each round once everything it wrote before is
   complete; the others decide after that, then all exchange outcomes and compare.
+* Workers exchange typed messages (`safeckpt._multiworker.messages`); one that does not
+  parse (another safeckpt version, garbage) is diagnosed, never a `KeyError`.
 * Waiting is bounded: a peer that TensorFlow's coordination service reports unhealthy (its
   heartbeat stopped, about 10 s after a crash) or that has not reported within
   ``peer_timeout`` seconds makes this worker raise `WorkerUnavailableError` and post the
   diagnosis, so every live worker raises the same error.
+
+`Agreement` is one manager's side of it (its key, its rounds so far, the keys it posted);
+each round is a `Session` holding the coordination service and the round's key; the
+process's managers and rounds are counted by a `roster.Registry` (`roster.PROCESS` unless
+a test passes its own).
 """
 
 from __future__ import annotations
 
-import collections
 import contextlib
-import hashlib
-import json
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import replace
-from typing import Any, NoReturn, TypeVar
+from typing import NoReturn, TypeVar
 
 from safeckpt._catalog.directory import validate_directory
 from safeckpt._causes import Cause
 from safeckpt._diagnosis import Diagnosis, describe_exception
 from safeckpt._errors import CheckpointDirectoryError, restore_error
 from safeckpt._io import tf as adapter
-from safeckpt._io.tf import tf
+from safeckpt._io.tf import CoordinationService, tf
 from safeckpt._multiworker import roster
 from safeckpt._multiworker.context import WorkerContext
+from safeckpt._multiworker.messages import (
+    Abort,
+    Failure,
+    InRound,
+    Message,
+    MessageError,
+    Opening,
+    RoundKey,
+    Success,
+    Topic,
+    decode,
+    encode,
+    manager_digest,
+    status_key,
+)
 
 logger = logging.getLogger("safeckpt")
 
 T = TypeVar("T")
+M = TypeVar("M", bound=Message)
 
 #: Environment variable that sets ``peer_timeout``'s default (for managers a library builds,
 #: e.g. tf_keras); read by the manager's argument checks, named in the timeout's diagnosis.
@@ -57,47 +77,21 @@ PEER_TIMEOUT_ENV = "SAFECKPT_PEER_TIMEOUT"
 #: Seconds between two looks at the other workers' health while waiting.
 POLL_INTERVAL = 1.0
 _ABORT_CHECK_MS = 50
-
-_TOPICS = {"directory": "use the checkpoint directory", "restore": "restore"}
-
-#: How many managers this process built on each (directory, checkpoint_name) key.
-_instances: collections.Counter[str] = collections.Counter()
-#: The rounds this process has entered (a peer waiting in another one waits forever).
-_reached: set[str] = set()
+_SERVICE_GONE = "TensorFlow's coordination service (run by worker 0) could not be asked"
 
 
-def _digest(directory: str, checkpoint_name: str) -> str:
-    return hashlib.sha256(json.dumps([directory, checkpoint_name]).encode()).hexdigest()[:16]
-
-
-def _failure_report(exc: BaseException, kind: str) -> dict[str, Any]:
-    diagnosis = getattr(exc, "diagnosis", None)
-    return {
-        "ok": False,
-        "kind": kind,
-        "error": describe_exception(exc),
-        "message": str(exc),
-        "diagnosis": diagnosis.to_dict() if isinstance(diagnosis, Diagnosis) else None,
-    }
-
-
-def _peer_diagnosis(topic: str, worker: int, report: Mapping[str, Any]) -> Diagnosis:
+def _peer_diagnosis(worker: int, failure: Failure) -> Diagnosis:
     """The diagnosis a worker reported for its failure, or one describing it."""
-    note = f"Worker {worker} failed to {topic}: {report.get('error')}"
-    data = report.get("diagnosis")
-    if isinstance(data, dict):
-        try:
-            found = Diagnosis.from_dict(data)
-        except (KeyError, ValueError, TypeError):
-            pass
-        else:
-            return replace(found, evidence=(*found.evidence, note + "."))
+    note = f"Worker {worker} failed to {failure.topic.task}: {failure.error}."
+    if failure.diagnosis is not None:
+        found = failure.diagnosis
+        return replace(found, evidence=(*found.evidence, note))
     return Diagnosis(
         Cause.UNKNOWN,
-        f"Worker {worker} failed to {topic}.",
-        evidence=(note + ".",),
+        f"Worker {worker} failed to {failure.topic.task}.",
+        evidence=(note,),
         suggestions=(f"See worker {worker}'s log for its traceback.",),
-        error=report.get("error"),
+        error=failure.error,
     )
 
 
@@ -110,40 +104,51 @@ class Agreement:
         checkpoint_name: The manager's (normalized) checkpoint name.
         timeout: Seconds to wait for another worker (validated by the manager's arguments:
             ``peer_timeout``, else `PEER_TIMEOUT_ENV`, else 60).
+        registry: Numbers this process's managers and records its rounds (the process's
+            own, `roster.PROCESS`, unless a test passes another).
     """
 
     def __init__(
-        self, context: WorkerContext, directory: str, checkpoint_name: str, timeout: float
+        self,
+        context: WorkerContext,
+        directory: str,
+        checkpoint_name: str,
+        timeout: float,
+        registry: roster.Registry | None = None,
     ) -> None:
         self.context = context
         self.directory = directory
         self.timeout = timeout
-        digest = _digest(directory, checkpoint_name)
-        _instances[digest] += 1  # counted alike on every worker, even before the service runs
-        self.key = f"safeckpt/{digest}/{_instances[digest]}"
-        self.prefix = f"{self.key}/restore"
-        self._rounds = 0
-        self._detail: str | None = None  # this worker's outcome in the current round
-        self._published: list[str] = []
+        self.registry = roster.PROCESS if registry is None else registry
+        self.manager = self.registry.enroll(directory, checkpoint_name)
+        self.rounds = 0
+        #: The keys this worker posted and has not deleted yet.
+        self.published: list[str] = []
         self._announced = False
         self._announce(self._service())
         stands_for = context.stands_for
-        service = adapter.coordination_context() if context.multi_worker else None
+        service = adapter.coordination() if context.multi_worker else None
         if stands_for is not None and service is not None:
-            me, name = context.id_in_cluster, checkpoint_name
-            roster.announce_instead(service, _digest(stands_for, name), me, directory)
+            digest = manager_digest(stands_for, checkpoint_name)
+            roster.announce_instead(service, digest, context.id_in_cluster, directory)
 
-    def _announce(self, service: Any) -> None:
+    @property
+    def prefix(self) -> str:
+        """``safeckpt/<digest>/<n>/restore``: where this manager's rounds are keyed."""
+        return f"{self.manager.path}/restore"
+
+    def _announce(self, service: CoordinationService | None) -> None:
         """Announce this manager (once the coordination service runs)."""
         if service is not None and not self._announced:
-            roster.announce(service, self.key, self.context.id_in_cluster, self.directory)
+            me = self.context.id_in_cluster
+            roster.announce(service, self.manager, me, self.directory, self.registry)
             self._announced = True
 
-    def _service(self) -> Any:
-        """The coordination service client when this manager agrees with others, else None."""
+    def _service(self) -> CoordinationService | None:
+        """The coordination service when this manager agrees with others, else None."""
         if not (self.context.collective and self.context.multi_worker):
             return None
-        return adapter.coordination_context()
+        return adapter.coordination()
 
     def validate(self, *, create: bool, read_only: bool) -> bool:
         """`validate_directory`; a failure is also posted into the first restore round."""
@@ -152,23 +157,12 @@ class Agreement:
         except CheckpointDirectoryError as exc:
             service = self._service()
             if service is not None:
-                report = json.dumps(_failure_report(exc, "directory"))
-                base = f"{self.prefix}/1"
-                keys = [f"{base}/{self.context.id_in_cluster}"]
-                if self.context.id_in_cluster == 0:
-                    keys.append(f"{base}/start")
-                for key in keys:
-                    self._post(service, key, report)
+                session = Session(self, service, self.manager.round(1))
+                failure = Failure.of(exc, Topic.DIRECTORY)
+                session.post(session.key.report(session.me), failure)
+                if session.me == 0:
+                    session.post(session.key.start, failure)
             raise
-
-    def _post(self, service: Any, key: str, value: str) -> bool:
-        try:
-            service.set_config_key_value(key, value)
-        except tf.errors.OpError as exc:  # keep raising the original error
-            logger.warning("Could not tell the other workers (%s): %s", key, exc)
-            return False
-        self._published.append(key)
-        return True
 
     def decide(
         self,
@@ -189,71 +183,113 @@ class Agreement:
         service = self._service()
         if service is None:
             return action()
-        self._rounds += 1
-        base = f"{self.prefix}/{self._rounds}"
-        self._detail = None
-        _reached.add(base)
-        self._status(service, {"round": base, "directory": self.directory, "detail": None})
+        self.rounds += 1
+        self._announce(service)
+        session = Session(self, service, self.manager.round(self.rounds))
+        return session.run(action, summarize, detail)
+
+    def forget(self, service: CoordinationService, keep: tuple[str, ...]) -> None:
+        """Delete this worker's keys of earlier rounds: every worker has read them by now."""
+        for key in [k for k in self.published if k not in keep]:
+            try:
+                service.delete(key)
+            except tf.errors.OpError as exc:  # pragma: no cover - a harmless leftover
+                logger.debug("Could not delete %s: %s", key, exc)
+        self.published = [k for k in self.published if k in keep]
+
+
+class Session:
+    """One round of one manager on this worker: the coordination service and the round's key.
+
+    Args:
+        agreement: The manager's agreement (its directory, timeout, registry, posted keys).
+        service: TensorFlow's coordination service.
+        key: The round.
+    """
+
+    def __init__(self, agreement: Agreement, service: CoordinationService, key: RoundKey) -> None:
+        self.agreement = agreement
+        self.context = agreement.context
+        self.directory = agreement.directory
+        self.timeout = agreement.timeout
+        self.service = service
+        self.key = key
+        self.me = agreement.context.id_in_cluster
+        self.detail: str | None = None  # this worker's outcome, once it has one
+
+    def post(self, key: str, message: Message) -> None:
+        """Post `message` at `key` (a failure to is logged: the caller's error goes on)."""
         try:
-            return self._round(service, base, action, summarize, detail)
-        finally:
-            self._status(service, None)
+            self.service.set(key, encode(message))
+        except tf.errors.OpError as exc:  # keep raising the original error
+            logger.warning("Could not tell the other workers (%s): %s", key, exc)
+            return
+        self.agreement.published.append(key)
 
-    def _status(self, service: Any, status: dict[str, Any] | None) -> None:
-        """Post (or with None clear) the round this worker is in, for the others' diagnosis."""
-        key = f"safeckpt/in_round/{self.context.id_in_cluster}"
-        with contextlib.suppress(tf.errors.OpError):
-            service.delete_config_key_value(key)
-        if status is not None:
-            with contextlib.suppress(tf.errors.OpError):
-                service.set_config_key_value(key, json.dumps(status))
-
-    def _round(
+    def run(
         self,
-        service: Any,
-        base: str,
         action: Callable[[], T],
         summarize: Callable[[T], str | None],
         detail: Callable[[T], str],
     ) -> T:
-        me = self.context.id_in_cluster
-        self._announce(service)
+        """The round: see `Agreement.decide`."""
+        self.agreement.registry.enter(self.key)
+        self._status(InRound(self.key, self.directory))
+        try:
+            return self._run(action, summarize, detail)
+        finally:
+            self._status(None)
+
+    def _status(self, status: InRound | None) -> None:
+        """Post (or with None clear) the round this worker is in, for the others' diagnosis."""
+        key = status_key(self.me)
+        with contextlib.suppress(tf.errors.OpError):
+            self.service.delete(key)
+        if status is not None:
+            with contextlib.suppress(tf.errors.OpError):
+                self.service.set(key, encode(status))
+
+    def _run(
+        self,
+        action: Callable[[], T],
+        summarize: Callable[[T], str | None],
+        detail: Callable[[T], str],
+    ) -> T:
+        key, me = self.key, self.me
         grace = time.monotonic() + min(roster.JOIN_GRACE, self.timeout)
         if me == 0:
-            self._post(service, f"{base}/start", json.dumps({"ok": True}))
-        elif self._takes_part(service, base, 0, grace):  # its writes are done once it opens
-            start = self._wait(service, base, f"{base}/start", 0, time.monotonic() + self.timeout)
-            if not start.get("ok"):
+            self.post(key.start, Opening())
+        elif self._takes_part(0, grace):  # its writes are done once it opens
+            deadline = time.monotonic() + self.timeout
+            start = self._wait(key.start, 0, deadline, Opening, Failure)
+            if isinstance(start, Failure):
                 self._raise_failure(0, start)
         try:
             result = action()
         except BaseException as exc:
-            self._post(service, f"{base}/{me}", json.dumps(_failure_report(exc, "restore")))
+            self.post(key.report(me), Failure.of(exc, Topic.RESTORE))
             raise
-        value = summarize(result)
-        self._detail = detail(result)
-        mine = {"ok": True, "value": value, "detail": self._detail}
-        self._post(service, f"{base}/{me}", json.dumps(mine))
-        self._status(service, {"round": base, "directory": self.directory, "detail": self._detail})
-        reports: dict[int, dict[str, Any]] = {me: mine}
+        mine = Success(summarize(result), detail(result))
+        self.detail = mine.detail
+        self.post(key.report(me), mine)
+        self._status(InRound(key, self.directory, self.detail))
+        reports: dict[int, Message] = {me: mine}
         deadline = time.monotonic() + self.timeout
         for worker in range(self.context.num_workers):
-            if worker != me and self._takes_part(service, base, worker, grace):
-                reports[worker] = self._wait(service, base, f"{base}/{worker}", worker, deadline)
-        abort = self._get(service, f"{base}/abort", _ABORT_CHECK_MS)
-        if abort is not None:
-            self._raise_abort(abort)
-        self._forget(service, keep=(f"{base}/{me}", f"{base}/start"))
+            if worker != me and self._takes_part(worker, grace):
+                reports[worker] = self._wait(key.report(worker), worker, deadline, Success, Failure)
+        self._check_abort()
+        self.agreement.forget(self.service, keep=(key.report(me), key.start))
         for worker, report in sorted(reports.items()):
-            if not report.get("ok"):
+            if isinstance(report, Failure):
                 self._raise_failure(worker, report)
-        if len({json.dumps(report.get("value")) for report in reports.values()}) > 1:
+        outcomes = {w: r for w, r in sorted(reports.items()) if isinstance(r, Success)}
+        if len({outcome.summary for outcome in outcomes.values()}) > 1:
             diagnosis = Diagnosis(
                 Cause.UNKNOWN,
                 "The workers did not restore alike.",
                 evidence=tuple(
-                    f"Worker {worker}: {report.get('detail')}."
-                    for worker, report in sorted(reports.items())
+                    f"Worker {worker}: {outcome.detail}." for worker, outcome in outcomes.items()
                 ),
                 suggestions=(
                     "Every worker must pass the same checkpoint directory, on storage all "
@@ -263,109 +299,113 @@ class Agreement:
             raise restore_error(diagnosis, (), f"{self.context.describe()}: {diagnosis}")
         return result
 
-    def _forget(self, service: Any, keep: tuple[str, ...]) -> None:
-        """Delete this worker's keys of earlier rounds: every worker has read them by now."""
-        for key in [k for k in self._published if k not in keep]:
-            try:
-                service.delete_config_key_value(key)
-            except tf.errors.OpError as exc:  # pragma: no cover - a harmless leftover
-                logger.debug("Could not delete %s: %s", key, exc)
-        self._published = [k for k in self._published if k in keep]
-
-    @staticmethod
-    def _get(service: Any, key: str, timeout_ms: int) -> dict[str, Any] | None:
+    def _read(self, key: str, timeout_ms: int) -> str | None:
+        """The text at `key`, or None when it is not set within `timeout_ms` (or unreadable)."""
         try:
-            value = json.loads(service.get_config_key_value(key, timeout_ms))
-        except (tf.errors.OpError, ValueError):
+            return self.service.get(key, timeout_ms)
+        except tf.errors.OpError:
             return None
-        return value if isinstance(value, dict) else None
 
-    def _wait(
-        self, service: Any, base: str, key: str, worker: int, deadline: float
-    ) -> dict[str, Any]:
-        """Another worker's report at `key`, polling its health; bounded by `deadline`."""
+    def _check_abort(self) -> None:
+        """Raise the error another worker posted when it gave up on this round."""
+        text = self._read(self.key.abort, _ABORT_CHECK_MS)
+        if text is None:
+            return
+        try:
+            abort = decode(text, Abort)
+        except MessageError as exc:
+            diagnosis = Diagnosis(
+                Cause.WORKER_UNAVAILABLE,
+                f"Another worker gave up on the restore of {self.directory}, and its message "
+                "is unreadable.",
+                self.directory,
+                evidence=(f"{self.key.abort}: {exc}.",),
+                suggestions=(
+                    "See the other workers' logs; every worker must run the same safeckpt version.",
+                ),
+            )
+            raise restore_error(diagnosis, (), f"{self.context.describe()}: {diagnosis}") from None
+        raise restore_error(abort.diagnosis, (), abort.message)
+
+    def _wait(self, key: str, worker: int, deadline: float, *expected: type[M]) -> M:
+        """Another worker's message at `key`, polling its health; bounded by `deadline`."""
         while True:
             remaining = deadline - time.monotonic()
             try:
-                text = service.get_config_key_value(
-                    key, max(1, int(min(POLL_INTERVAL, remaining) * 1000))
-                )
+                text = self.service.get(key, int(min(POLL_INTERVAL, remaining) * 1000))
             except tf.errors.DeadlineExceededError:
                 pass
             except tf.errors.OpError as exc:  # the coordination service itself is gone
-                why = "TensorFlow's coordination service (run by worker 0) could not be asked"
-                self._give_up(service, base, worker, f"{why}: {describe_exception(exc)}")
+                self._give_up(worker, f"{_SERVICE_GONE}: {describe_exception(exc)}")
             else:
                 try:
-                    report = json.loads(text)
-                except ValueError:
-                    report = None
-                if not isinstance(report, dict):
-                    self._give_up(service, base, worker, f"its report is unreadable: {text!r}")
-                return report
-            abort = self._get(service, f"{base}/abort", _ABORT_CHECK_MS)
-            if abort is not None:
-                self._raise_abort(abort)
-            health = adapter.task_health(service, self._jobs(), worker)
+                    return decode(text, *expected)
+                except MessageError as exc:
+                    self._give_up(worker, f"its report is unreadable: {exc}")
+            self._check_abort()
+            health = self.service.task_health(self.context.coordinated_jobs(), worker)
             if health is not None:
-                self._give_up(
-                    service,
-                    base,
-                    worker,
-                    f"TensorFlow's coordination service reports it unhealthy: {health}",
-                )
-            elsewhere = self._elsewhere(service, worker)
+                why = f"TensorFlow's coordination service reports it unhealthy: {health}"
+                self._give_up(worker, why)
+            elsewhere = self._elsewhere(worker)
             if elsewhere is not None:
-                self._raise_elsewhere(service, base, worker, elsewhere)
+                self._raise_elsewhere(worker, elsewhere)
             if time.monotonic() >= deadline:
-                self._give_up(
-                    service,
-                    base,
-                    worker,
-                    f"it did not report within peer_timeout={self.timeout:g} s",
-                )
+                self._give_up(worker, f"it did not report within peer_timeout={self.timeout:g} s")
 
-    def _elsewhere(self, service: Any, worker: int) -> dict[str, Any] | None:
-        """The status of `worker` when it waits for this worker in a round not reached yet."""
-        status = self._get(service, f"safeckpt/in_round/{worker}", _ABORT_CHECK_MS)
-        name = str(status.get("round")) if status is not None else ""
-        return status if name and name not in _reached and roster.built_here(name) else None
+    def _elsewhere(self, worker: int) -> InRound | None:
+        """The status of `worker` when it waits for this worker in a round not reached yet.
 
-    def _takes_part(self, service: Any, base: str, worker: int, grace: float) -> bool:
+        A status that does not parse says nothing about where `worker` is: it is ignored
+        (its reports, read by `_wait`, are diagnosed).
+        """
+        text = self._read(status_key(worker), _ABORT_CHECK_MS)
+        if text is None:
+            return None
+        try:
+            status = decode(text, InRound)
+        except MessageError as exc:
+            logger.debug("Worker %d's status is unreadable: %s", worker, exc)
+            return None
+        registry = self.agreement.registry
+        if registry.reached(status.round) or not registry.built(status.round.manager):
+            return None
+        return status
+
+    def _takes_part(self, worker: int, grace: float) -> bool:
         """Whether `worker` built this manager (waiting for it until `grace` at most)."""
 
         def gone() -> bool:
-            if self._elsewhere(service, worker) is not None:
+            if self._elsewhere(worker) is not None:
                 return True
-            return adapter.task_health(service, self._jobs(), worker) is not None
+            jobs = self.context.coordinated_jobs()
+            return self.service.task_health(jobs, worker) is not None
 
+        manager = self.key.manager
         try:
-            found = roster.takes_part(service, self.key, worker, grace, gone)
+            found = roster.takes_part(self.service, manager, worker, grace, gone)
         except tf.errors.OpError as exc:  # the coordination service itself is gone
-            why = "TensorFlow's coordination service (run by worker 0) could not be asked"
-            self._give_up(service, base, worker, f"{why}: {describe_exception(exc)}")
+            self._give_up(worker, f"{_SERVICE_GONE}: {describe_exception(exc)}")
         if not found:
             logger.info("Worker %d does not restore %s with us.", worker, self.directory)
         return found
 
-    def _raise_elsewhere(
-        self, service: Any, base: str, worker: int, status: Mapping[str, Any]
-    ) -> NoReturn:
+    def _raise_elsewhere(self, worker: int, status: InRound) -> NoReturn:
         """`worker` waits in a round this worker has not reached: neither can go on.
 
         The diagnosis is posted into both rounds, so that `worker` raises it too.
         """
-        theirs = f"the restore of {status.get('directory')}"
-        if status.get("detail"):
-            theirs += f" (having restored: {status['detail']})"
-        ours = f" (having restored: {self._detail})" if self._detail else ""
+        theirs = f"the restore of {status.directory}"
+        if status.detail:
+            theirs += f" (having restored: {status.detail})"
+        ours = f" (having restored: {self.detail})" if self.detail else ""
         diagnosis = Diagnosis(
             Cause.UNKNOWN,
             "The workers did not restore alike: they restore different managers.",
             self.directory,
             evidence=(
                 f"{self.context.describe()} waits for worker {worker} in the restore of "
-                f"{self.directory}{ours}, round {self._rounds} of this manager.",
+                f"{self.directory}{ours}, round {self.key.number} of this manager.",
                 f"Worker {worker} waits in {theirs}, which this worker has not reached.",
             ),
             suggestions=(
@@ -375,28 +415,18 @@ class Agreement:
             ),
         )
         message = f"{self.context.describe()}: {diagnosis}"
-        self._abort(service, [base, str(status.get("round"))], message, diagnosis)
+        self._abort([self.key, status.round], Abort(message, diagnosis))
         raise restore_error(diagnosis, (), message)
 
-    def _abort(self, service: Any, bases: list[str], message: str, diagnosis: Diagnosis) -> None:
+    def _abort(self, rounds: list[RoundKey], abort: Abort) -> None:
         """Post the error this worker raises into the rounds others may be waiting in."""
-        report = json.dumps({"ok": False, "message": message, "diagnosis": diagnosis.to_dict()})
-        for base in bases:
+        text = encode(abort)
+        for round_key in rounds:
             # Fails when another worker posted first, or when the service is gone: no matter.
             with contextlib.suppress(tf.errors.OpError):
-                service.set_config_key_value(f"{base}/abort", report)
+                self.service.set(round_key.abort, text)
 
-    def _jobs(self) -> list[tuple[str, int]]:
-        """The coordinated jobs in `id_in_cluster` order: the chief job, then the workers."""
-        context = self.context
-        if context.task_type == "chief":
-            chiefs = 1
-        else:
-            chiefs = context.id_in_cluster - (context.task_id or 0)
-        jobs = [("chief", chiefs)] if chiefs else []
-        return [*jobs, ("worker", context.num_workers - chiefs)]
-
-    def _give_up(self, service: Any, base: str, worker: int, why: str) -> NoReturn:
+    def _give_up(self, worker: int, why: str) -> NoReturn:
         """Raise `WorkerUnavailableError` here, and post it for every other worker."""
         why = why.rstrip(". ")
         me = self.context.describe()
@@ -414,29 +444,18 @@ class Agreement:
             ),
         )
         message = f"{me}: {diagnosis}"
-        self._abort(service, [base], message, diagnosis)
+        self._abort([self.key], Abort(message, diagnosis))
         raise restore_error(diagnosis, (), message)
 
-    def _raise_abort(self, report: Mapping[str, Any]) -> NoReturn:
-        try:
-            diagnosis = Diagnosis.from_dict(report["diagnosis"])
-        except (KeyError, ValueError, TypeError):
-            diagnosis = Diagnosis(Cause.WORKER_UNAVAILABLE, str(report.get("message")))
-        raise restore_error(diagnosis, (), str(report.get("message", diagnosis)))
-
-    def _raise_failure(self, worker: int, report: Mapping[str, Any]) -> NoReturn:
-        kind = str(report.get("kind", "restore"))
-        topic = _TOPICS.get(kind, kind)
-        diagnosis = _peer_diagnosis(topic, worker, report)
-        message = f"{self.context.describe()}: worker {worker} failed to {topic}:\n" + str(
-            report.get("message", "")
+    def _raise_failure(self, worker: int, failure: Failure) -> NoReturn:
+        diagnosis = _peer_diagnosis(worker, failure)
+        topic = failure.topic.task
+        message = (
+            f"{self.context.describe()}: worker {worker} failed to {topic}:\n{failure.message}"
         )
-        error: Exception
-        if kind == "directory":
-            error = CheckpointDirectoryError(message, diagnosis, self.directory)
-        else:
-            error = restore_error(diagnosis, (), message)
-        raise error
+        if failure.topic is Topic.DIRECTORY:
+            raise CheckpointDirectoryError(message, diagnosis, self.directory)
+        raise restore_error(diagnosis, (), message)
 
 
-__all__ = ["Agreement"]
+__all__ = ["PEER_TIMEOUT_ENV", "Agreement", "Session"]

@@ -64,6 +64,15 @@ class WorkerContext:
         """Whether several workers train together."""
         return self.num_workers > 1
 
+    def coordinated_jobs(self) -> list[tuple[str, int]]:
+        """The jobs TensorFlow's coordination service tracks, in `id_in_cluster` order.
+
+        The chief job (when there is one), then the workers, with their task counts.
+        """
+        chiefs = 1 if self.task_type == "chief" else self.id_in_cluster - (self.task_id or 0)
+        jobs = [("chief", chiefs)] if chiefs else []
+        return [*jobs, ("worker", self.num_workers - chiefs)]
+
     def describe(self) -> str:
         """``"worker:1"``-style name of this task, or ``"single worker"``."""
         if self.task_type is None:
