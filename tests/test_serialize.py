@@ -6,11 +6,10 @@ import dataclasses
 import json
 from pathlib import Path
 
-from conftest import Trainee, write_checkpoints
-
 import safeckpt
 from safeckpt import Cause, CheckpointInfo, Diagnosis, Outcome, RestoreReport
 from safeckpt._catalog.repair import RepairPlan, plan_repair
+from testing.checkpoints import Trainee, write_checkpoints
 
 
 def _round_trip(obj: object) -> object:
