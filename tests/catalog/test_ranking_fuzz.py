@@ -2,7 +2,7 @@
 
 Its oracle is the documented "newest usable checkpoint" rule, computed from the directory
 listing and the hashes and values recorded when each checkpoint was written (see
-`stress._ranking_oracle`), never from safeckpt's own ranking.
+`stress.ranking._oracle`), never from safeckpt's own ranking.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from stress import _ranking_oracle as oracle
 from stress import ranking
-from stress._ranking_scenarios import FAMILIES
+from stress.ranking import _oracle as oracle
+from stress.ranking._scenarios import FAMILIES
 
 pytestmark = pytest.mark.slow
 
