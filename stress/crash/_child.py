@@ -43,6 +43,9 @@ PYTHON_POINTS = ("state_write", "sweep_index", "sweep_data", "state_rewrite")
 
 STATE_FILE = "checkpoint"
 CHECKPOINT_NAME = "ckpt"
+#: The options the harness gives every child: ``max_to_keep`` and the number of variables.
+MAX_TO_KEEP = 3
+N_VARS = 4
 
 
 def var_names(count: int) -> list[str]:
