@@ -1,7 +1,7 @@
 """The writer lease (safeckpt/_catalog/lease.py): the rule, the file, and what it costs a directory.
 
-Two real processes are in tests/test_concurrency.py; here the rule is checked as the table
-docs/fallback.md states it, and the file against the rest of the library.
+Two real processes are in tests/integration/test_concurrency.py; here the rule is checked as
+the table docs/fallback.md states it, and the file against the rest of the library.
 """
 
 from __future__ import annotations

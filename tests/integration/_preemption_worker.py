@@ -32,12 +32,10 @@ preemption the sha256 of every file in the checkpoint directory right after the 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import signal
 import sys
-from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -47,20 +45,9 @@ from tensorflow.python.checkpoint import checkpoint_management
 from tensorflow.python.distribute.failure_handling import failure_handling
 
 import safeckpt
+from testing.cluster import file_hashes  # the checkout is on PYTHONPATH (run_cluster)
 
 PREEMPTED = 42
-
-
-def file_hashes(directory: str) -> dict[str, str]:
-    """sha256 of every regular file directly in `directory` (not a worker's subdirectory)."""
-    root = Path(directory)
-    if not root.is_dir():
-        return {}
-    return {
-        p.name: hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(root.iterdir())
-        if p.is_file()
-    }
 
 
 def report(result: dict[str, Any]) -> None:

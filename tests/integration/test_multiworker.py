@@ -3,19 +3,13 @@
 The fast tests run in-process: TF_CONFIG alone makes this process a worker of a cluster that
 is never started (no strategy, no coordination service), which exercises who writes where.
 The slow test runs two real MultiWorkerMirroredStrategy workers as separate processes (gRPC
-on loopback), each running tests/_multiworker_worker.py with its own TF_CONFIG; each cluster
-run is bounded by a hard timeout, after which both workers are killed and the test fails
-with their output.
+on loopback), each running tests/integration/_multiworker_worker.py with its own TF_CONFIG;
+each cluster run (`testing.cluster.run_cluster`) is bounded by a hard timeout, after which
+both workers are killed and the test fails with their output.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -34,108 +28,14 @@ from safeckpt._multiworker.context import (
     write_directory,
 )
 from testing.checkpoints import Trainee, write_checkpoints
+from testing.cluster import run_cluster, tf_config
 
 WORKER = Path(__file__).with_name("_multiworker_worker.py")
 KERAS_WORKER = Path(__file__).with_name("_keras_worker.py")
-CLUSTER_TIMEOUT = 180.0  # seconds for one run of both workers (about 6 s on an idle machine)
-_PORT_IN_USE = ("Address already in use", "Failed to add port")
-
-Outputs = list[tuple[int | None, str, str]]
-
-
-def _free_ports(count: int) -> list[int]:
-    sockets = []
-    try:
-        for _ in range(count):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind(("127.0.0.1", 0))
-            sockets.append(s)
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
-
-
-def _show(outputs: Outputs) -> str:
-    return "\n".join(
-        f"--- worker {i} (exit {rc}) stdout:\n{out[-3000:]}\n--- worker {i} stderr:\n{err[-6000:]}"
-        for i, (rc, out, err) in enumerate(outputs)
-    )
-
-
-def _launch(worker_args: list[list[str]], phase: str, script: Path) -> Outputs:
-    ports = _free_ports(len(worker_args))
-    cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
-    procs = []
-    for index, args in enumerate(worker_args):
-        env = dict(os.environ)
-        env.update(
-            TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}),
-            TF_CPP_MIN_LOG_LEVEL="2",
-            CUDA_VISIBLE_DEVICES="",
-        )
-        command = [sys.executable, str(script), "--phase", phase, *args]
-        procs.append(
-            subprocess.Popen(
-                command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-            )
-        )
-    deadline = time.monotonic() + CLUSTER_TIMEOUT
-    outputs: Outputs = []
-    try:
-        for proc in procs:
-            out, err = proc.communicate(timeout=max(1.0, deadline - time.monotonic()))
-            outputs.append((proc.returncode, out, err))
-    except subprocess.TimeoutExpired:
-        for proc in procs:
-            proc.kill()
-        outputs = [(proc.returncode, *proc.communicate()) for proc in procs]
-        pytest.fail(f"phase {phase!r} did not finish in {CLUSTER_TIMEOUT} s:\n{_show(outputs)}")
-    finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.communicate()
-    return outputs
-
-
-def run_cluster(
-    worker_args: list[list[str]],
-    phase: str,
-    *,
-    script: Path = WORKER,
-    dies: tuple[int, ...] = (),
-    status: int = 0,
-) -> list[dict[str, Any]]:
-    """One worker per argument list; each worker's RESULT (worker 0 is the chief).
-
-    Every worker must exit with `status`, except those in `dies`, which must exit with
-    status 9 (killing themselves); their result is ``{"exit": 9}``.
-    """
-    for _attempt in range(3):
-        outputs = _launch(worker_args, phase, script)
-        if not any(m in err for _, _, err in outputs for m in _PORT_IN_USE):
-            break  # else another process took a port between choosing and binding it
-    results = []
-    for index, (rc, out, _err) in enumerate(outputs):
-        if index in dies:
-            if rc != 9:
-                pytest.fail(f"worker {index} should have died:\n{_show(outputs)}")
-            results.append({"exit": rc})
-            continue
-        lines = [line for line in out.splitlines() if line.startswith("RESULT ")]
-        if rc != status or not lines:
-            pytest.fail(f"phase {phase!r} failed:\n{_show(outputs)}")
-        results.append(json.loads(lines[-1][len("RESULT ") :]))
-    return results
 
 
 def _names(directory: Path) -> list[str]:
     return sorted(p.name for p in directory.iterdir())
-
-
-def _tf_config(cluster: dict[str, list[str]], task_type: str, index: int) -> str:
-    return json.dumps({"cluster": cluster, "task": {"type": task_type, "index": index}})
 
 
 TWO_WORKERS = {"worker": ["127.0.0.1:1", "127.0.0.1:2"]}
@@ -147,16 +47,16 @@ CHIEF_AND_WORKERS = {"chief": ["h:1"], "worker": ["h:2", "h:3"]}
     [
         (None, WorkerContext()),
         ("", WorkerContext()),
-        (_tf_config(TWO_WORKERS, "worker", 0), WorkerContext(True, "worker", 0, 2, 0, True)),
-        (_tf_config(TWO_WORKERS, "worker", 1), WorkerContext(False, "worker", 1, 2, 1, True)),
-        (_tf_config(CHIEF_AND_WORKERS, "chief", 0), WorkerContext(True, "chief", 0, 3, 0, True)),
-        (_tf_config(CHIEF_AND_WORKERS, "worker", 0), WorkerContext(False, "worker", 0, 3, 1, True)),
-        (_tf_config(CHIEF_AND_WORKERS, "worker", 1), WorkerContext(False, "worker", 1, 3, 2, True)),
-        (_tf_config({"worker": ["h:1"]}, "worker", 0), WorkerContext(True, "worker", 0, 1, 0)),
-        (_tf_config({"evaluator": ["h:9"]}, "evaluator", 0), WorkerContext(True, "evaluator", 0)),
+        (tf_config(TWO_WORKERS, "worker", 0), WorkerContext(True, "worker", 0, 2, 0, True)),
+        (tf_config(TWO_WORKERS, "worker", 1), WorkerContext(False, "worker", 1, 2, 1, True)),
+        (tf_config(CHIEF_AND_WORKERS, "chief", 0), WorkerContext(True, "chief", 0, 3, 0, True)),
+        (tf_config(CHIEF_AND_WORKERS, "worker", 0), WorkerContext(False, "worker", 0, 3, 1, True)),
+        (tf_config(CHIEF_AND_WORKERS, "worker", 1), WorkerContext(False, "worker", 1, 3, 2, True)),
+        (tf_config({"worker": ["h:1"]}, "worker", 0), WorkerContext(True, "worker", 0, 1, 0)),
+        (tf_config({"evaluator": ["h:9"]}, "evaluator", 0), WorkerContext(True, "evaluator", 0)),
         # Parameter-server training: only the coordinator runs the program; no agreement.
         (
-            _tf_config({**CHIEF_AND_WORKERS, "ps": ["h:4"]}, "chief", 0),
+            tf_config({**CHIEF_AND_WORKERS, "ps": ["h:4"]}, "chief", 0),
             WorkerContext(True, "chief", 0, 3, 0, False),
         ),
     ],
@@ -179,7 +79,7 @@ def test_malformed_tf_config_is_an_error(monkeypatch: pytest.MonkeyPatch, config
 
 
 def test_a_strategy_in_scope_wins_over_tf_config(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("TF_CONFIG", _tf_config(TWO_WORKERS, "worker", 1))
+    monkeypatch.setenv("TF_CONFIG", tf_config(TWO_WORKERS, "worker", 1))
     with tf.distribute.OneDeviceStrategy("/cpu:0").scope():
         assert worker_context() == WorkerContext()
 
@@ -280,7 +180,7 @@ def test_a_workertemp_directory_is_the_workers_own(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # TensorFlow's Keras builds the non-chief's write manager on <dir>/workertemp_<id>.
-    monkeypatch.setenv("TF_CONFIG", _tf_config(TWO_WORKERS, "worker", 1))
+    monkeypatch.setenv("TF_CONFIG", tf_config(TWO_WORKERS, "worker", 1))
     private = tmp_path / "workertemp_1"
     context = manager_context(str(private))
     assert context == WorkerContext(True, "worker", 1, 2, 1, False, stands_for=str(tmp_path))
@@ -296,7 +196,7 @@ def test_non_chief_saves_into_workertemp_and_never_touches_the_chiefs_files(
     directory = tmp_path / "ckpts"
     write_checkpoints(directory, 3)  # the chief's ckpt-1..3
     before = {p.name: p.read_bytes() for p in directory.iterdir()}
-    monkeypatch.setenv("TF_CONFIG", _tf_config(TWO_WORKERS, "worker", 1))
+    monkeypatch.setenv("TF_CONFIG", tf_config(TWO_WORKERS, "worker", 1))
     trainee = Trainee()
     manager = safeckpt.SafeCheckpointManager(
         trainee.checkpoint, directory, max_to_keep=2, quarantine=True, cleanup_temp=True
@@ -328,6 +228,7 @@ def test_both_workers_fall_back_to_the_same_checkpoint(tmp_path: Path) -> None:
     chief, other = run_cluster(
         [[*shared, "--alone-directory", str(best)], [*shared, "--extra-directory", str(alone)]],
         "train",
+        script=WORKER,
     )
     assert chief["alone_restore"]["outcome"] == "initialized"
     assert chief["alone_restore"]["directory"] == str(best)
@@ -364,6 +265,7 @@ def test_both_workers_fall_back_to_the_same_checkpoint(tmp_path: Path) -> None:
             [*shared, "--probe-directory", str(elsewhere)],
         ],
         "resume",
+        script=WORKER,
     )
     for result in results:
         report = result["restore"]
@@ -475,7 +377,9 @@ def test_safeckpt_keras_backup_and_restore_resumes_both_workers(tmp_path: Path) 
 @pytest.mark.slow
 def test_a_worker_killed_in_a_restore_makes_the_other_raise_soon(tmp_path: Path) -> None:
     fault = ["--directory", str(tmp_path / "ckpts"), "--peer-timeout", "60"]
-    chief, dead = run_cluster([fault, [*fault, "--fault", "die"]], "fault", dies=(1,))
+    chief, dead = run_cluster(
+        [fault, [*fault, "--fault", "die"]], "fault", script=WORKER, dies=(1,)
+    )
     assert dead == {"exit": 9}
     error = chief["error"]
     assert error["type"] == "WorkerUnavailableError"
@@ -490,7 +394,9 @@ def test_a_worker_killed_in_a_restore_makes_the_other_raise_soon(tmp_path: Path)
 def test_a_stuck_worker_makes_every_worker_raise_the_same_error(tmp_path: Path) -> None:
     fault = ["--directory", str(tmp_path / "ckpts"), "--peer-timeout", "2"]
     chief, stuck = run_cluster(
-        [[*fault, "--linger", "6"], [*fault, "--fault", "stall", "--stall", "5"]], "fault"
+        [[*fault, "--linger", "6"], [*fault, "--fault", "stall", "--stall", "5"]],
+        "fault",
+        script=WORKER,
     )
     assert chief["seconds"] < 4.5  # peer_timeout, not the stall
     assert stuck["seconds"] >= 5
@@ -506,7 +412,9 @@ def test_a_directory_error_on_one_worker_is_raised_by_every_worker(tmp_path: Pat
     directory = tmp_path / "ckpts"  # missing when worker 1 (create_directory=False) checks it
     args = ["--directory", str(directory)]
     chief, other = run_cluster(
-        [[*args, "--after-peer"], [*args, "--fault", "bad-directory", "--linger", "3"]], "fault"
+        [[*args, "--after-peer"], [*args, "--fault", "bad-directory", "--linger", "3"]],
+        "fault",
+        script=WORKER,
     )
     assert other["error"]["type"] == "CheckpointDirectoryError"
     assert directory.is_dir()  # the chief created it, and its own check passed
@@ -525,7 +433,9 @@ def test_a_worker_that_builds_the_manager_late_still_restores_alike(tmp_path: Pa
     and compares its outcome with the chief's report: both initialize, nobody raises.
     """
     args = ["--directory", str(tmp_path / "ckpts")]
-    chief, late = run_cluster([[*args, "--linger", "15"], [*args, "--delay", "7"]], "fault")
+    chief, late = run_cluster(
+        [[*args, "--linger", "15"], [*args, "--delay", "7"]], "fault", script=WORKER
+    )
     for result in (chief, late):
         assert "error" not in result, result["error"]
         assert result["restore"]["outcome"] == "initialized"

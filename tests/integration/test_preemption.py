@@ -5,12 +5,12 @@ The handler (tensorflow/python/distribute/failure_handling/failure_handling.py) 
 exit), gives a non-chief a manager on ``<parent>/workertemp_<id>/<base>`` and the chief one
 on ``<parent>/<base>`` and calls ``restore_or_initialize()`` on each, and adds its own
 ``checkpointed_runs`` variable to the user's checkpoint before restoring. The cluster tests
-run tests/_preemption_worker.py as separate processes (MultiWorkerMirroredStrategy, TF_CONFIG
-on 127.0.0.1, each run bounded by test_multiworker's hard timeout), preempt one worker with
-SIGTERM, restart, and check against facts recorded at write time: the sha256 of the chief's
-files right after its save, and the values the checkpoint holds (every step adds 1 per
-worker to ``v``), read with TensorFlow alone. Every scenario runs with plain TF too, and both
-must see the same.
+run tests/integration/_preemption_worker.py as separate processes
+(MultiWorkerMirroredStrategy, TF_CONFIG on 127.0.0.1, each run bounded by `testing.cluster`'s
+hard timeout), preempt one worker with SIGTERM, restart, and check against facts recorded at
+write time: the sha256 of the chief's files right after its save, and the values the
+checkpoint holds (every step adds 1 per worker to ``v``), read with TensorFlow alone.
+Every scenario runs with plain TF too, and both must see the same.
 """
 
 from __future__ import annotations
@@ -28,8 +28,7 @@ from safeckpt._format.graph import read_checkpoint_graph
 from safeckpt._multiworker.context import WorkerContext, is_private_directory, shared_counterpart
 from safeckpt._restore.match import compare
 from testing.checkpoints import Trainee
-from tests.integration._preemption_worker import file_hashes
-from tests.integration.test_multiworker import _tf_config, run_cluster
+from testing.cluster import file_hashes, run_cluster, tf_config
 
 WORKER = Path(__file__).with_name("_preemption_worker.py")
 PREEMPTED = 42  # the worker's exit_fn status
@@ -119,7 +118,7 @@ def test_tf_layouts_are_the_non_chiefs_own(tmp_path: Path, tail: str) -> None:
 def test_a_non_chief_writes_its_handler_directory_itself(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, trainee: Trainee
 ) -> None:
-    monkeypatch.setenv("TF_CONFIG", _tf_config(TWO_WORKERS, "worker", 1))
+    monkeypatch.setenv("TF_CONFIG", tf_config(TWO_WORKERS, "worker", 1))
     private = failure_handling._non_chief_checkpoint_dir(str(tmp_path / "ckpt"), 1)
     manager = safeckpt.SafeCheckpointManager(trainee.checkpoint, private, max_to_keep=1)
     assert manager.save() == os.path.join(private, "ckpt-1")  # not .../workertemp_1 again

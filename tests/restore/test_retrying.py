@@ -1,8 +1,8 @@
 """`StorageRetry` (what a restore does when the storage cannot serve a checkpoint).
 
 The end-to-end behaviour (503 storms, dropped downloads, a server that is down) is tested
-against TensorFlow's real gs:// client in tests/test_gcs_faults.py; these are the policy's
-own rules and the inventory's cost rules that need no server.
+against TensorFlow's real gs:// client in tests/integration/test_gcs_faults.py; these are the
+policy's own rules and the inventory's cost rules that need no server.
 """
 
 from __future__ import annotations
