@@ -7,12 +7,12 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import Trainee, write_checkpoints
 
 import safeckpt
 from safeckpt import Cause, CheckpointInfo, Diagnosis, Outcome, RestoreReport
 from safeckpt._catalog.repair import RepairPlan, plan_repair
 from safeckpt._serialize import MalformedError, parse, to_jsonable
+from testing.checkpoints import Trainee, write_checkpoints
 
 
 def _round_trip(obj: object) -> object:

@@ -40,9 +40,9 @@ import tensorflow as tf
 
 import safeckpt
 from safeckpt._cli import main as cli
-from stress._privileges import drop_privileges
 from stress.hostile._case import DATA, INDEX, NAME, STATE, STEPS, ckpt_time
 from stress.hostile._entries import ENTRIES, argv_for
+from testing.privileges import drop_privileges
 
 #: Output kept per call (the rest is only counted).
 OUTPUT_CAP = 1 << 20
