@@ -3,7 +3,7 @@
 safeckpt/_multiworker/messages.py (what workers post in TensorFlow's coordination service)
 and `Registry` in safeckpt/_multiworker/roster.py. The agreement between real worker
 processes, including a worker that posts a message this safeckpt cannot read, is tested in
-tests/test_multiworker.py.
+tests/integration/test_multiworker.py.
 """
 
 from __future__ import annotations
