@@ -228,6 +228,9 @@ def two_writers(root: str, *, saves: int = 3, tries: int = 3) -> Figures:
             tried = list(second.get("outcomes", []))
             saved = [o for o in tried if o.startswith("saved ")]
             refused = [o for o in tried if not o.startswith("saved ")]
+            failed = str(second.get("restore_failed", ""))
+            figures.add(library, f"{label}: second writer's restore failed", int(bool(failed)),
+                        failed or None)  # fmt: skip
             figures.add(library, f"{label}: second writer's saves", len(saved))
             figures.add(library, f"{label}: second writer refused", len(refused),
                         refused[0] if refused else None)  # fmt: skip

@@ -333,13 +333,17 @@ def second_writer(
     outcomes: list[str] = []
     hashes: dict[int, dict[str, str]] = {}
     kept: list[str] = []
+    restore_failed = ""
     ready.wait(120)
     try:
         manager, save, hashes, checkpoint = _saver(directory, library, INTRUDER, errors)
         if library == "safeckpt":
             manager.restore()
         else:
-            checkpoint.restore(tf.train.latest_checkpoint(directory))
+            try:
+                checkpoint.restore(tf.train.latest_checkpoint(directory))
+            except tf.errors.OpError as exc:  # the first writer rotated it away meanwhile
+                restore_failed = first_line(exc)
         for k in range(1, tries + 1):
             path = save(k)
             outcomes.append(f"saved {os.path.basename(path)}" if path else errors[-1])
@@ -347,4 +351,10 @@ def second_writer(
         kept = [os.path.basename(p) for p in manager.checkpoints]
     finally:
         second_done.set()
-    return {"pid": os.getpid(), "outcomes": outcomes, "hashes": hashes, "kept": kept}
+    return {
+        "pid": os.getpid(),
+        "outcomes": outcomes,
+        "hashes": hashes,
+        "kept": kept,
+        "restore_failed": restore_failed,
+    }
