@@ -24,6 +24,7 @@ from safeckpt._format.statefile import (
 )
 from safeckpt._info import CheckpointInfo
 from safeckpt._io import fs, paths, pool, safeio
+from safeckpt._io.errors import NotFoundError, PermissionDeniedError, as_tensorflow, io_errors
 from safeckpt._io.tf import tf
 from safeckpt._public import public
 
@@ -209,7 +210,7 @@ class Inventory:
 def _stat(path: str) -> tuple[int, float | None]:
     try:
         return fs.stat(path)
-    except (tf.errors.OpError, OSError):
+    except io_errors():
         return 0, None
 
 
@@ -223,7 +224,7 @@ def _index_finished(directory: str, base: str) -> bool:
         with safeio.open_read(path) as f:
             f.seek(size - 8)
             tail = f.read(8)
-    except (tf.errors.OpError, OSError):
+    except io_errors():
         return True  # unreadable: verification reports it
     return len(tail) == 8 and int.from_bytes(tail, "little") == TABLE_MAGIC
 
@@ -342,7 +343,10 @@ def list_checkpoints(
     path = paths.normalize_directory(directory)
     if checkpoint_name is not None:
         paths.normalize_checkpoint_name(checkpoint_name)
-    inventory = scan(path, stats=True)
+    try:
+        inventory = scan(path, stats=True)
+    except (NotFoundError, PermissionDeniedError) as exc:
+        raise as_tensorflow(exc) from exc  # documented as TensorFlow's, as before
     refused = fs.access_error(fs.join(path, STATE_FILE))  # listable, but not searchable
     if refused is not None:
         raise tf.errors.PermissionDeniedError(None, None, f"{path}: {refused.strerror}")

@@ -14,13 +14,13 @@ from safeckpt._cli import graph
 from safeckpt._diagnose.alternatives import with_alternatives
 from safeckpt._diagnose.path import diagnose, listed_problem, verify
 from safeckpt._diagnosis import Diagnosis, describe_exception, human_size
-from safeckpt._errors import CheckpointDirectoryError, RestoreError
+from safeckpt._errorbase import CheckpointDirectoryError, SafeCheckpointError
 from safeckpt._format.layout import INDEX_SUFFIX
 from safeckpt._format.verify import check_prefix
 from safeckpt._info import CheckpointInfo
 from safeckpt._io import fs, paths
+from safeckpt._io.errors import io_errors
 from safeckpt._io.pool import map_io
-from safeckpt._io.tf import tf
 from safeckpt._io.translate import cause_of
 from safeckpt._serialize import dumps
 from safeckpt._version import __version__
@@ -168,7 +168,7 @@ class _Progress:
 
 def _verify(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     path = paths.normalize_directory(args.path, "path")
-    if fs.isdir(path) and not tf.io.gfile.exists(path + INDEX_SUFFIX):
+    if fs.isdir(path) and not fs.exists(path + INDEX_SUFFIX):
         inventory = scan(path)
         results = _verify_all(inventory, args.deep, err) if inventory.checkpoints else []
         results = results or [diagnose(path)]
@@ -293,10 +293,10 @@ def main(
     except CheckpointDirectoryError as exc:
         print(f"safeckpt {args.command}: {exc}", file=err)
         return EXIT_USAGE
-    except RestoreError as exc:  # inspect/diff of something that is not a checkpoint
+    except SafeCheckpointError as exc:  # inspect/diff of something that is not a checkpoint
         print(f"safeckpt {args.command}: {exc}", file=err)
         return EXIT_PROBLEMS
-    except (tf.errors.OpError, OSError) as exc:
+    except io_errors() as exc:
         cause = cause_of(exc, default=Cause.UNKNOWN)
         print(f"safeckpt {args.command}: {describe_exception(exc)} [{cause.value}]", file=err)
         return EXIT_PROBLEMS

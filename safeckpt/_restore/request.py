@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import os
-from dataclasses import replace
 
 from safeckpt._catalog.inventory import scan
 from safeckpt._catalog.ranking import rank
 from safeckpt._causes import Cause
-from safeckpt._diagnose.directory import diagnose_directory
 from safeckpt._diagnosis import Diagnosis
-from safeckpt._errors import restore_error
 from safeckpt._format.layout import INDEX_SUFFIX, STATE_FILE, strip_file_suffix
 from safeckpt._io import fs, paths
-from safeckpt._io.tf import tf
-from safeckpt._restore.candidates import RESTORE_ERRORS
+from safeckpt._io.errors import io_errors
 
 
 def resolve_request(save_path: object, checkpoint_name: str, notes: list[str]) -> str:
@@ -25,44 +21,43 @@ def resolve_request(save_path: object, checkpoint_name: str, notes: list[str]) -
 
     Raises:
         TypeError, CheckpointDirectoryError: `save_path` is malformed.
-        CheckpointNotFoundError: A directory or state file names no checkpoint.
+
+    A directory or state file that names no checkpoint is returned as it is.
     """
     path = paths.normalize_directory(save_path, "save_path")
     try:
-        if tf.io.gfile.exists(path + INDEX_SUFFIX):
+        if fs.exists(path + INDEX_SUFFIX):
             return path
         stripped = strip_file_suffix(path)
-        if stripped is not None and tf.io.gfile.exists(stripped + INDEX_SUFFIX):
+        if stripped is not None and fs.exists(stripped + INDEX_SUFFIX):
             notes.append(f"{path} is a checkpoint file; restoring its prefix {stripped}.")
             return stripped
         is_dir = fs.isdir(path)
-        if fs.basename(path) == STATE_FILE and not is_dir and tf.io.gfile.exists(path):
-            directory = fs.dirname(path)
-            chosen = newest_in(directory, checkpoint_name)
+        if fs.basename(path) == STATE_FILE and not is_dir and fs.exists(path):
+            chosen = newest_or_none(fs.dirname(path), checkpoint_name)
+            if chosen is None:
+                return path
             notes.append(f"{path} is the state file; restoring the checkpoint it names, {chosen}.")
             return chosen
         if is_dir:
-            chosen = newest_in(path, checkpoint_name)
+            chosen = newest_or_none(path, checkpoint_name)
+            if chosen is None:
+                return path
             notes.append(f"{path} is a directory; restoring its newest checkpoint, {chosen}.")
             return chosen
-    except RESTORE_ERRORS:
+    except io_errors(IndexError, ValueError, UnicodeDecodeError):
         pass
     return path
 
 
-def newest_in(directory: str, checkpoint_name: str) -> str:
+def newest_or_none(directory: str, checkpoint_name: str) -> str | None:
     """The first candidate of the rule (see `rank`), else the newest complete checkpoint."""
     inventory = scan(directory)
     first = rank(inventory, checkpoint_name).first
     if first is not None:
         return first.prefix
     complete = [c for c in inventory.checkpoints if c.complete]
-    if complete:
-        return complete[-1].prefix
-    found = diagnose_directory(directory, checkpoint_name=checkpoint_name)
-    raise restore_error(
-        replace(found, cause=not_found_cause(found)), (), f"No checkpoint in {directory}.\n{found}"
-    )
+    return complete[-1].prefix if complete else None
 
 
 def names_path(save_path: object, prefix: str | None) -> bool:
