@@ -66,7 +66,7 @@ _MESSAGES: dict[str, list[tuple[str, int, str, bool, str | None]]] = {
     ],
     "TensorSliceProto.Extent": [
         ("start", 1, "int64", False, None),
-        ("length", 2, "int64", False, "has_length"),
+        ("length", 2, "int64", False, "has_length_hack"),
     ],
     "TensorSliceProto": [("extent", 1, "TensorSliceProto.Extent", True, None)],
     "BundleEntryProto": [
