@@ -224,7 +224,7 @@ def test_the_dtype_table_is_tensorflows() -> None:
         size = theirs.size if theirs.is_numpy_compatible else 0
         assert (ours.name, ours.size) == (theirs.name, size), number
         assert dtypes.named(theirs.name) == ours
-    assert known >= 60
+    assert known >= 50  # TF 2.16 knows 54, 2.21 66
     with pytest.raises(TypeError):
         dtypes.dtype(0)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from safeckpt._catalog.inflight import InFlight, in_flight
-from safeckpt._catalog.inventory import Inventory, scan
+from safeckpt._catalog.inventory import Inventory, measured_locally, scan
 from safeckpt._catalog.lease import lease_evidence
 from safeckpt._catalog.nearby import similar_checkpoint_dirs, summarize
 from safeckpt._catalog.removed import relisted_if_gone
@@ -300,7 +300,7 @@ def _verified(complete: list[CheckpointInfo], exclude: str | None) -> list[Check
             continue
         if len(out) >= _MAX_VERIFIED_CANDIDATES or check_prefix(info.prefix).ok:
             out.append(info)
-    return out
+    return measured_locally(out)
 
 
 def _state_findings(
