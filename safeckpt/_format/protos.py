@@ -12,7 +12,9 @@ protobuf's default pool: importing TensorFlow later in the same process register
 numbers and types are TensorFlow's, so the bytes and the text are the same; enum fields
 (``BundleEntryProto.dtype``, ``BundleHeaderProto.endianness``) are declared as ``int32``
 (the same wire encoding; proto3 enums accept any number). ``BoolValue`` is a one-field
-message of its own (the wire format of ``google.protobuf.BoolValue``).
+message of its own (the wire format of ``google.protobuf.BoolValue``). The one oneof,
+``TensorSliceProto.Extent``'s, is named as in TF 2.21 (``has_length_hack``; 2.16 says
+``has_length``): only ``HasField("length")`` is used, the same in both.
 
 The tests compare every field with TensorFlow's own classes on real checkpoints.
 """
