@@ -29,7 +29,8 @@ REPO = str(Path(__file__).resolve().parents[1])
 PRELUDE = """
 import os, sys
 import tensorflow as tf
-import safeckpt  # import everything before dropping privileges
+import safeckpt, safeckpt._cli.main  # import everything before dropping privileges
+_ = [getattr(safeckpt, name) for name in safeckpt.__all__]  # its names are imported lazily
 import json, logging, shutil, pathlib
 {preimport}
 from testing.privileges import drop_privileges

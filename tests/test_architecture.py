@@ -418,13 +418,51 @@ def test_errors_are_classified_by_message_only_in_the_translation_table() -> Non
     assert offenders == []
 
 
+def _lazy_table(init: ast.Module) -> tuple[dict[str, str], dict[str, str], list[str]]:
+    """The package's ``_EXPORTS`` table, its ``TYPE_CHECKING`` imports and ``__all__``."""
+    table: dict[str, str] = {}
+    typed: dict[str, str] = {}
+    listed: list[str] = []
+    for node in init.body:
+        if isinstance(node, ast.Assign) and ast.unparse(node.targets[0]) == "_EXPORTS":
+            table = ast.literal_eval(node.value)
+        elif isinstance(node, ast.Assign) and ast.unparse(node.targets[0]) == "__all__":
+            listed = ast.literal_eval(node.value)
+        elif isinstance(node, ast.If):
+            typed |= {
+                a.name: f"{i.module}"
+                for i in node.body
+                if isinstance(i, ast.ImportFrom)
+                for a in i.names
+            }
+    return table, typed, listed
+
+
 def test_init_files_hold_no_logic() -> None:
     modules = _modules(PACKAGE)
     init = modules[""].tree
-    kinds = {type(node).__name__ for node in init.body}
-    assert kinds <= {"Expr", "ImportFrom", "Assign"}
-    assigned = [t.id for node in init.body if isinstance(node, ast.Assign) for t in node.targets]
-    assert set(assigned) <= {"__all__", "__version__"}
+    # The package's __init__ is a table of lazy re-exports (PEP 562): its docstring, the
+    # TYPE_CHECKING imports type checkers and the docs read, the table, __all__, and the
+    # __getattr__/__dir__ that `_public.lazy_exports` builds from the table. Nothing else.
+    kinds = [type(node).__name__ for node in init.body]
+    assert set(kinds) <= {"Expr", "ImportFrom", "Assign", "If"}
+    assigned = [
+        ast.unparse(t) for node in init.body if isinstance(node, ast.Assign) for t in node.targets
+    ]
+    assert sorted(assigned) == sorted(["_EXPORTS", "__all__", "(__getattr__, __dir__)"])
+    conditional = [node for node in init.body if isinstance(node, ast.If)]
+    assert [ast.unparse(node.test) for node in conditional] == ["TYPE_CHECKING"]
+    assert all(isinstance(i, ast.ImportFrom) for i in conditional[0].body)
+    assert not conditional[0].orelse
+    eager = [ast.unparse(n) for n in init.body if isinstance(n, ast.ImportFrom)]
+    assert eager == [
+        "from typing import TYPE_CHECKING",
+        "from safeckpt._public import lazy_exports",
+        "from safeckpt._version import __version__",
+    ]
+    table, typed, listed = _lazy_table(init)
+    assert table == typed, "the lazy table and the TYPE_CHECKING imports must agree"
+    assert sorted(listed) == sorted([*table, "__version__"])
     packages = {name: m for name, m in modules.items() if m.is_init and name}
     assert set(packages) == set(ALLOWED) - {ADAPTER, TYPES, PUBLIC}
     not_a_docstring = {
@@ -433,6 +471,14 @@ def test_init_files_hold_no_logic() -> None:
         if len(module.tree.body) != 1 or ast.get_docstring(module.tree) is None
     }
     assert not_a_docstring == {}
+
+
+def test_the_lazy_table_names_where_each_public_name_is_defined() -> None:
+    import importlib
+
+    table, _, _ = _lazy_table(_modules(PACKAGE)[""].tree)
+    for name, module in table.items():
+        assert name in vars(importlib.import_module(module)), f"{module} has no {name}"
 
 
 def test_public_names_show_the_package_and_the_version_is_single_sourced() -> None:

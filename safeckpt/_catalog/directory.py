@@ -12,15 +12,14 @@ from typing import Literal, NoReturn
 from safeckpt._catalog.nearby import nearest_existing_ancestor, similar_checkpoint_dirs
 from safeckpt._causes import Cause
 from safeckpt._diagnosis import Diagnosis, describe_exception
-from safeckpt._errors import CheckpointDirectoryError
+from safeckpt._errorbase import CheckpointDirectoryError
 from safeckpt._format.layout import OWN_PREFIX, STATE_FILE, strip_file_suffix
 from safeckpt._io import fs
+from safeckpt._io.errors import io_errors, not_found
 from safeckpt._io.tf import tf
 from safeckpt._io.translate import cause_of
 
 logger = logging.getLogger("safeckpt")
-
-_IO_ERRORS = (tf.errors.OpError, OSError, UnicodeError)
 
 
 def _raise(
@@ -124,7 +123,7 @@ def validate_directory(directory: str, *, create: bool, read_only: bool) -> bool
                 kind = _local_kind(directory)  # one stat decides, after the checks
             else:
                 kind = _remote_kind(directory)
-    except _IO_ERRORS as exc:
+    except io_errors(UnicodeError) as exc:
         _unreachable(directory, exc)
     if kind == "file":
         _not_a_directory(directory)
@@ -149,7 +148,7 @@ def validate_directory(directory: str, *, create: bool, read_only: bool) -> bool
                 _make_local(directory, created_here)
             else:
                 tf.io.gfile.makedirs(directory)
-        except _IO_ERRORS as exc:
+        except io_errors(UnicodeError) as exc:
             for path in reversed(created_here):  # deepest first: only what this call created
                 with contextlib.suppress(OSError):
                     os.rmdir(path)
@@ -167,9 +166,9 @@ def validate_directory(directory: str, *, create: bool, read_only: bool) -> bool
             logger.info("Created checkpoint directory %s", directory)
     try:
         _check_listable(directory)
-    except _IO_ERRORS as exc:
+    except io_errors(UnicodeError) as exc:
         _unless_unreachable(directory, exc)
-        if isinstance(exc, (FileNotFoundError, tf.errors.NotFoundError)):
+        if isinstance(exc, not_found()):
             _raise(
                 directory,
                 Cause.DIRECTORY_MISSING,
@@ -202,7 +201,7 @@ def _check_bucket(directory: str) -> None:
     bucket = "gs://" + directory[len("gs://") :].split("/", 1)[0]
     try:
         found = tf.io.gfile.isdir(bucket + "/")
-    except _IO_ERRORS as exc:
+    except io_errors(UnicodeError) as exc:
         _unreachable(directory, exc)
     if not found:
         _raise(
@@ -345,7 +344,7 @@ def _probe_write(directory: str) -> None:
         else:
             with tf.io.gfile.GFile(probe, "w") as handle:
                 handle.write("safeckpt write probe\n")
-    except _IO_ERRORS as exc:
+    except io_errors(UnicodeError) as exc:
         _unless_unreachable(directory, exc)
         _raise(
             directory,
@@ -363,5 +362,5 @@ def _probe_write(directory: str) -> None:
             os.unlink(probe)
         else:
             tf.io.gfile.remove(probe)
-    except _IO_ERRORS as exc:
+    except io_errors(UnicodeError) as exc:
         logger.warning("Could not remove the write probe %s: %s", probe, exc)

@@ -21,7 +21,7 @@ from safeckpt._causes import Cause
 from safeckpt._format.layout import QUARANTINE_DIR, TEMP_SUFFIX, split_step, strip_file_suffix
 from safeckpt._info import CheckpointInfo
 from safeckpt._io import fs, safeio
-from safeckpt._io.tf import tf
+from safeckpt._io.errors import io_errors
 
 logger = logging.getLogger("safeckpt")
 
@@ -40,7 +40,7 @@ def quarantine(info: CheckpointInfo, directory: str) -> list[str]:
         safeio.real_directory(target)
         if any(safeio.lexists(fs.join(target, name.rstrip("/"))) for name in info.files):
             target = safeio.real_directory(fs.join(target, f"{info.basename}.{time.time_ns()}"))
-    except (tf.errors.OpError, OSError) as exc:
+    except io_errors() as exc:
         logger.warning("Not moving %s into quarantine: %s", info.prefix, exc)
         return []
     moved: list[str] = []
@@ -50,7 +50,7 @@ def quarantine(info: CheckpointInfo, directory: str) -> list[str]:
         destination = fs.join(target, name)
         try:
             safeio.move_entry(source, destination)
-        except (tf.errors.OpError, OSError) as exc:
+        except io_errors() as exc:
             logger.warning("Could not move %s into %s: %s", source, target, exc)
             continue
         moved.append(destination)
@@ -68,7 +68,7 @@ def remove(path: str) -> bool:
     """Delete a file, a link (as a link) or a directory tree; False (and a WARNING) on failure."""
     try:
         safeio.remove_entry(path)
-    except (tf.errors.OpError, OSError) as exc:
+    except io_errors() as exc:
         logger.warning("Could not remove %s: %s", path, exc)
         return False
     return True
@@ -175,7 +175,7 @@ def cleanup_after_save(
     """`cleanup_temp` after a save; a failure to clean up is logged, never raised."""
     try:
         cleanup_temp(scan(directory), checkpoint_name, finished=finished, protected=protected)
-    except (tf.errors.OpError, OSError) as exc:
+    except io_errors() as exc:
         logger.warning("Could not clean up leftovers in %s: %s", directory, exc)
 
 

@@ -17,7 +17,7 @@ from safeckpt._causes import Cause
 from safeckpt._format.layout import TEMP_SUFFIX
 from safeckpt._info import CheckpointInfo
 from safeckpt._io import fs
-from safeckpt._io.tf import tf
+from safeckpt._io.errors import io_errors, not_found
 
 #: How recent (seconds) the files of a save must be to count as being written. TensorFlow
 #: writes a checkpoint's files one after the other; on remote storage an object appears only
@@ -69,9 +69,9 @@ def _moving(inventory: Inventory, info: CheckpointInfo, now: float) -> bool:
     for name in info.files:
         try:
             when = fs.stat(fs.join(inventory.directory, name.rstrip("/")))[1]
-        except (tf.errors.NotFoundError, FileNotFoundError):
+        except not_found():
             return True
-        except (tf.errors.OpError, OSError):
+        except io_errors():
             continue
         if when is not None and (newest is None or when > newest):
             newest = when
@@ -81,7 +81,7 @@ def _moving(inventory: Inventory, info: CheckpointInfo, now: float) -> bool:
 def _mtime(path: str) -> float | None:
     try:
         return fs.stat(path)[1]
-    except (tf.errors.OpError, OSError):
+    except io_errors():
         return None
 
 

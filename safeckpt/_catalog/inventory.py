@@ -24,6 +24,7 @@ from safeckpt._format.statefile import (
 )
 from safeckpt._info import CheckpointInfo
 from safeckpt._io import fs, paths, pool, safeio
+from safeckpt._io.errors import NotFoundError, PermissionDeniedError, as_tensorflow, io_errors
 from safeckpt._io.tf import tf
 from safeckpt._public import public
 
@@ -100,7 +101,7 @@ class Inventory:
         state = self.state
         if fs.scheme_of(state.path) is not None or not state.exists or state.mtime is None:
             return False
-        size, when = _stat(state.path)
+        size, when = _stat(state.path) or (None, None)
         return when != state.mtime or state.raw is None or size != len(state.raw)
 
     def mtime_of(self, info: CheckpointInfo) -> float | None:
@@ -124,8 +125,7 @@ class Inventory:
 
     def stated(self, info: CheckpointInfo) -> CheckpointInfo:
         """`info` with its ``size_bytes`` and ``mtime`` (a stat of each of its files)."""
-        size, when = _files_stat(self.directory, info.files)
-        return replace(info, size_bytes=size, mtime=when)
+        return with_sizes(info)
 
     def with_stats(self) -> Inventory:
         """This inventory with every ``size_bytes`` and ``mtime`` (stats in parallel on URIs)."""
@@ -206,11 +206,11 @@ class Inventory:
         return notes
 
 
-def _stat(path: str) -> tuple[int, float | None]:
+def _stat(path: str) -> tuple[int, float | None] | None:
     try:
         return fs.stat(path)
-    except (tf.errors.OpError, OSError):
-        return 0, None
+    except io_errors():
+        return None
 
 
 def _index_finished(directory: str, base: str) -> bool:
@@ -223,20 +223,45 @@ def _index_finished(directory: str, base: str) -> bool:
         with safeio.open_read(path) as f:
             f.seek(size - 8)
             tail = f.read(8)
-    except (tf.errors.OpError, OSError):
+    except io_errors():
         return True  # unreadable: verification reports it
     return len(tail) == 8 and int.from_bytes(tail, "little") == TABLE_MAGIC
 
 
-def _files_stat(directory: str, files: tuple[str, ...]) -> tuple[int, float | None]:
-    """Total size and newest modification time of `files` (unreadable ones count 0/None)."""
-    size, mtime = 0, None
+def _files_stat(directory: str, files: tuple[str, ...]) -> tuple[int | None, float | None]:
+    """Total size and newest modification time of `files`: one stat each.
+
+    The size is None when a file could not be stat'ed (unknown, not 0); the time is the
+    newest of those that could, None when none could.
+    """
+    size: int | None = 0
+    mtime = None
     for name in files:
-        length, when = _stat(fs.join(directory, name.rstrip("/")))
-        size += length
+        found = _stat(fs.join(directory, name.rstrip("/")))
+        if found is None:
+            size = None
+            continue
+        length, when = found
+        size = None if size is None else size + length
         if when is not None and (mtime is None or when > mtime):
             mtime = when
     return size, mtime
+
+
+def with_sizes(info: CheckpointInfo) -> CheckpointInfo:
+    """`info` with its ``size_bytes`` and ``mtime`` measured (one stat of each of its files)."""
+    size, when = _files_stat(fs.dirname(info.prefix), info.files)
+    return replace(info, size_bytes=size, mtime=when)
+
+
+def measured_locally(infos: list[CheckpointInfo]) -> list[CheckpointInfo]:
+    """Locally, `infos` with their sizes and times (one stat per file); on URIs as they are.
+
+    A stat on remote storage is a request per file: ``safeckpt doctor --stat`` asks for them.
+    """
+    if not infos or fs.scheme_of(infos[0].prefix) is not None:
+        return infos
+    return [with_sizes(info) for info in infos]
 
 
 def _order(info: CheckpointInfo) -> tuple[int, str]:
@@ -342,7 +367,10 @@ def list_checkpoints(
     path = paths.normalize_directory(directory)
     if checkpoint_name is not None:
         paths.normalize_checkpoint_name(checkpoint_name)
-    inventory = scan(path, stats=True)
+    try:
+        inventory = scan(path, stats=True)
+    except (NotFoundError, PermissionDeniedError) as exc:
+        raise as_tensorflow(exc) from exc  # documented as TensorFlow's, as before
     refused = fs.access_error(fs.join(path, STATE_FILE))  # listable, but not searchable
     if refused is not None:
         raise tf.errors.PermissionDeniedError(None, None, f"{path}: {refused.strerror}")

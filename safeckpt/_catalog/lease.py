@@ -34,13 +34,17 @@ import socket
 import time
 import uuid
 from dataclasses import asdict, dataclass, replace
+from typing import TYPE_CHECKING
 
 from safeckpt._causes import Cause, Vocabulary
 from safeckpt._diagnosis import Diagnosis
-from safeckpt._errors import ConcurrentWriterError
 from safeckpt._format.layout import LEASE_PREFIX
 from safeckpt._io import fs
+from safeckpt._io.errors import io_errors, not_found
 from safeckpt._io.tf import tf
+
+if TYPE_CHECKING:
+    from safeckpt._errors import ConcurrentWriterError
 
 logger = logging.getLogger("safeckpt")
 
@@ -237,6 +241,8 @@ def conflict_error(directory: str, name: str, holder: Holder, reason: str) -> Co
             "writer_lease=False turns this check off.",
         ),
     )
+    from safeckpt._errors import ConcurrentWriterError  # imports TensorFlow: only to raise
+
     return ConcurrentWriterError(f"Nothing was saved: {diagnosis}", diagnosis)
 
 
@@ -273,7 +279,7 @@ class WriterLease:
             else:
                 with tf.io.gfile.GFile(self.path, "rb") as handle:
                     raw = handle.read(_MAX_BYTES)
-        except (FileNotFoundError, IsADirectoryError, tf.errors.NotFoundError):
+        except not_found(IsADirectoryError):
             return None
         return Holder.parse(bytes(raw))
 
@@ -363,7 +369,7 @@ def lease_evidence(directory: str, names: tuple[str, ...]) -> list[str]:
         lease = WriterLease(directory, name[len(LEASE_PREFIX) :])
         try:
             holder = lease.read()
-        except (tf.errors.OpError, OSError):
+        except io_errors():
             holder = None
         if holder is not None:
             lines.append(

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from safeckpt._format.layout import INDEX_SUFFIX, QUARANTINE_DIR, classify, split_step
 from safeckpt._io import fs
-from safeckpt._io.tf import tf
+from safeckpt._io.errors import io_errors
 
 _MAX_LISTED = 64  # subdirectories listed per level while searching: keeps errors cheap
 
@@ -38,7 +38,7 @@ class CheckpointDirSummary:
 def _listdir(path: str) -> list[str]:
     try:
         return fs.listdir(path)
-    except (tf.errors.OpError, OSError, UnicodeError):
+    except io_errors(UnicodeError):
         return []
 
 
@@ -55,10 +55,8 @@ def summarize(directory: str, names: list[str] | None = None) -> CheckpointDirSu
 
     newest = max(complete, key=order)
     try:
-        mtime: float | None = (
-            tf.io.gfile.stat(fs.join(directory, newest + INDEX_SUFFIX)).mtime_nsec / 1e9
-        )
-    except (tf.errors.OpError, OSError):
+        mtime = fs.stat(fs.join(directory, newest + INDEX_SUFFIX))[1]
+    except io_errors():
         mtime = None
     if not mtime:  # ram:// reports 0: unknown
         mtime = None
@@ -73,9 +71,9 @@ def nearest_existing_ancestor(path: str) -> str | None:
         if not parent or parent == current:
             return None
         try:
-            if tf.io.gfile.isdir(parent):
+            if fs.isdir(parent):
                 return parent
-        except (tf.errors.OpError, OSError):
+        except io_errors():
             return None
         current = parent
     return None

@@ -27,7 +27,7 @@ from dataclasses import dataclass, replace
 
 from safeckpt._catalog.inventory import Inventory, scan
 from safeckpt._info import CheckpointInfo
-from safeckpt._io.tf import tf
+from safeckpt._io.errors import io_errors
 
 
 @dataclass(frozen=True)
@@ -179,7 +179,7 @@ def consistent_rank(inventory: Inventory, name: str) -> tuple[Inventory, Ranking
             break
         try:
             inventory = scan(inventory.directory)
-        except (tf.errors.OpError, OSError):
+        except io_errors():
             break
         ranking = rank(inventory, name)
     return inventory, ranking

@@ -14,7 +14,7 @@ from safeckpt._causes import NOT_FOUND, UNPROVEN, Cause
 from safeckpt._diagnosis import Diagnosis
 from safeckpt._info import CheckpointInfo
 from safeckpt._io import fs
-from safeckpt._io.tf import tf
+from safeckpt._io.errors import io_errors
 
 #: How many removed candidates one restore steps over before it raises.
 RELISTS = 5
@@ -36,7 +36,7 @@ def relisted_if_gone(
         return None
     try:
         fresh = scan(fs.dirname(info.prefix))
-    except (tf.errors.OpError, OSError):
+    except io_errors():
         return None
     still = next((c for c in fresh.checkpoints if c.prefix == info.prefix), None)
     return None if still is not None and still.complete else fresh

@@ -14,10 +14,10 @@ from typing import Any
 
 from safeckpt._catalog.inventory import scan
 from safeckpt._format.layout import STATE_FILE
+from safeckpt._format.protos import state_text
 from safeckpt._format.verify import check_prefix
 from safeckpt._io import fs, safeio
-from safeckpt._io import tf as adapter
-from safeckpt._io.tf import tf
+from safeckpt._io.errors import io_errors, not_found
 from safeckpt._serialize import from_jsonable, to_jsonable
 
 
@@ -96,19 +96,9 @@ def plan_repair(directory: str, checkpoint_name: str | None = None) -> RepairPla
         return RepairPlan(
             directory, name, None, (), (), tuple(skipped), old_text, None, changed=False
         )
-    proto = adapter.generate_checkpoint_state_proto(
-        directory,
-        good[-1],
-        all_model_checkpoint_paths=good,
-        all_model_checkpoint_timestamps=stamps,
-        last_preserved_timestamp=min(stamps) - 1.0,
-    )
-    for i, path in enumerate(proto.all_model_checkpoint_paths):
-        proto.all_model_checkpoint_paths[i] = fs.basename(path)
-    proto.model_checkpoint_path = fs.basename(proto.model_checkpoint_path)
-    from google.protobuf import text_format
-
-    new_text = text_format.MessageToString(proto)
+    # What TensorFlow's manager writes (paths relative to the directory), byte for byte.
+    names = [fs.basename(path) for path in good]
+    new_text = state_text(names[-1], names, stamps, min(stamps) - 1.0)
     return RepairPlan(
         directory,
         name,
@@ -125,7 +115,7 @@ def plan_repair(directory: str, checkpoint_name: str | None = None) -> RepairPla
 def _read_text(path: str) -> str | None:
     try:
         return safeio.read_bytes(path).decode("utf-8", errors="replace")
-    except (tf.errors.OpError, OSError):  # missing, a directory, a FIFO, unreadable
+    except io_errors():  # missing, a directory, a FIFO, unreadable
         return None
 
 
@@ -149,7 +139,7 @@ def apply_repair(plan: RepairPlan) -> RepairPlan:
     backup = None
     try:
         old = safeio.read_bytes(state_path)
-    except tf.errors.NotFoundError:
+    except not_found():
         old = None
     if old is not None:
         backup = _new_backup(plan.directory, old)

@@ -8,7 +8,7 @@ from typing import Any, TextIO
 from safeckpt._diagnose.alternatives import with_alternatives
 from safeckpt._diagnose.path import diagnose
 from safeckpt._diagnosis import Diagnosis, human_size
-from safeckpt._errors import restore_error
+from safeckpt._errorbase import SafeCheckpointError
 from safeckpt._format.graph import CheckpointGraph, Entry
 from safeckpt._format.layout import INDEX_SUFFIX
 from safeckpt._format.verify import check_prefix, graph_or_diagnosis
@@ -19,6 +19,14 @@ from safeckpt._serialize import dumps, to_jsonable
 EXIT_OK, EXIT_DIFFERENT = 0, 1
 
 
+class NotReadableError(SafeCheckpointError):
+    """What ``inspect``/``diff`` were given is not a readable checkpoint (with its diagnosis).
+
+    Not a `RestoreError` (a ``tf.errors`` class): the command line reports it without
+    importing TensorFlow.
+    """
+
+
 def _graph(path: str) -> CheckpointGraph:
     """The graph of the checkpoint `path` names (a prefix, one of its files, a directory).
 
@@ -27,17 +35,17 @@ def _graph(path: str) -> CheckpointGraph:
     aborts the process on some damage).
 
     Raises:
-        RestoreError: `path` is not a readable checkpoint (with its diagnosis).
+        NotReadableError: `path` is not a readable checkpoint (with its diagnosis).
     """
     prefix = resolve_request(path, "ckpt").prefix
     if not fs.exists(prefix + INDEX_SUFFIX):
         found = diagnose(prefix)
-        raise restore_error(found, (), f"{prefix} is not a checkpoint.\n{found}")
+        raise NotReadableError(f"{prefix} is not a checkpoint.\n{found}", found)
     checked = check_prefix(prefix)
     graph = graph_or_diagnosis(prefix) if checked.ok else checked
     if isinstance(graph, Diagnosis):
         found = with_alternatives(graph, prefix)
-        raise restore_error(found, (), f"{prefix} cannot be read.\n{found}")
+        raise NotReadableError(f"{prefix} cannot be read.\n{found}", found)
     return graph
 
 

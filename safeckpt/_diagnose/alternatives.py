@@ -9,7 +9,7 @@ from safeckpt._diagnosis import Diagnosis
 from safeckpt._format.layout import QUARANTINE_DIR, split_step
 from safeckpt._format.verify import check_prefix
 from safeckpt._io import fs
-from safeckpt._io.tf import tf
+from safeckpt._io.errors import io_errors
 
 
 def alternatives(prefix: str, limit: int = 3) -> list[str]:
@@ -21,7 +21,7 @@ def alternatives(prefix: str, limit: int = 3) -> list[str]:
     name, _step = split_step(fs.basename(prefix))
     try:
         inventory = scan(directory)
-    except (tf.errors.OpError, OSError):
+    except io_errors():
         return []
     found: list[str] = []
     for info in reversed(inventory.family(name)):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from safeckpt._catalog.inflight import InFlight, in_flight
-from safeckpt._catalog.inventory import Inventory, scan
+from safeckpt._catalog.inventory import Inventory, measured_locally, scan
 from safeckpt._catalog.lease import lease_evidence
 from safeckpt._catalog.nearby import similar_checkpoint_dirs, summarize
 from safeckpt._catalog.removed import relisted_if_gone
@@ -15,10 +15,9 @@ from safeckpt._diagnosis import Diagnosis, capped, describe_exception
 from safeckpt._format.verify import check_prefix
 from safeckpt._info import CheckpointInfo
 from safeckpt._io import fs
-from safeckpt._io.tf import tf
+from safeckpt._io.errors import io_errors
 from safeckpt._io.translate import cause_of
 
-_IO = (tf.errors.OpError, OSError)
 _MAX_VERIFIED_CANDIDATES = 10
 _RESCANS = 3
 _REPAIR = "Run `safeckpt repair {d}` to rewrite the state file from the checkpoints that verify."
@@ -46,7 +45,7 @@ def diagnose_directory(
             if not inventory.state_changed():
                 break
             inventory = scan(directory)
-    except _IO as exc:
+    except io_errors() as exc:
         if cause_of(exc) is Cause.PERMISSION_DENIED:
             return _denied(directory, exc)
         return unavailable(directory, exc)
@@ -128,10 +127,9 @@ def _nested_prefix(inventory: Inventory) -> Diagnosis | None:
 def _has_saved_model(directory: str) -> bool:
     try:
         return any(
-            tf.io.gfile.exists(fs.join(directory, f))
-            for f in ("saved_model.pb", "saved_model.pbtxt")
+            fs.exists(fs.join(directory, f)) for f in ("saved_model.pb", "saved_model.pbtxt")
         )
-    except _IO:
+    except io_errors():
         return False
 
 
@@ -190,7 +188,7 @@ def _nothing_usable(
     suggested: set[str] = set()
     for entry in sorted(inventory.other)[:50]:
         sub = fs.join(directory, entry)
-        nested = summarize(sub) if tf.io.gfile.isdir(sub) else None
+        nested = summarize(sub) if fs.isdir(sub) else None
         if nested is not None:
             evidence.append(f"The subdirectory {nested.describe()} has checkpoints.")
             suggestions.append(f"did you mean {nested.describe()}?")
@@ -302,7 +300,7 @@ def _verified(complete: list[CheckpointInfo], exclude: str | None) -> list[Check
             continue
         if len(out) >= _MAX_VERIFIED_CANDIDATES or check_prefix(info.prefix).ok:
             out.append(info)
-    return out
+    return measured_locally(out)
 
 
 def _state_findings(

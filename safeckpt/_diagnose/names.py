@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from safeckpt._catalog.inventory import Inventory
+from safeckpt._catalog.inventory import Inventory, measured_locally
 from safeckpt._causes import Cause
 from safeckpt._diagnosis import Diagnosis, capped
 from safeckpt._format.layout import INDEX_SUFFIX, data_shard
@@ -100,7 +100,8 @@ def name_mismatch(
             f"max_to_keep=..., checkpoint_name={other!r})."
         )
     best = max(others, key=lambda n: others[n])
-    candidates = tuple(reversed([c for c in inventory.family(best) if c.complete]))
+    complete = [c for c in inventory.family(best) if c.complete]
+    candidates = tuple(reversed(measured_locally(complete)))
     return Diagnosis(
         Cause.NAME_MISMATCH,
         f"Checkpoints here are named {best!r}, not {name!r}.",

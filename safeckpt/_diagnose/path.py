@@ -11,16 +11,14 @@ from safeckpt._diagnose.alternatives import with_alternatives
 from safeckpt._diagnose.directory import diagnose_directory, unavailable
 from safeckpt._diagnose.names import describe_files, name_mismatch, step_not_found
 from safeckpt._diagnosis import Diagnosis, describe_exception
-from safeckpt._errors import CheckpointDirectoryError
+from safeckpt._errorbase import CheckpointDirectoryError
 from safeckpt._format.layout import INDEX_SUFFIX, STATE_FILE, split_step, strip_file_suffix
 from safeckpt._format.sniff import sniff
 from safeckpt._format.verify import Progress, check_prefix
 from safeckpt._info import CheckpointInfo
 from safeckpt._io import fs, paths, safeio
-from safeckpt._io.tf import tf
+from safeckpt._io.errors import io_errors
 from safeckpt._public import public
-
-_IO = (tf.errors.OpError, OSError)
 
 
 @public
@@ -47,7 +45,7 @@ def diagnose(path: object, *, checkpoint_name: str | None = None, deep: bool = F
     try:
         exists = fs.exists(resolved)
         is_dir = exists and fs.isdir(resolved)
-    except _IO as exc:
+    except io_errors() as exc:
         return unavailable(resolved, exc)
     if not exists:
         refused = fs.access_error(resolved)
@@ -56,9 +54,9 @@ def diagnose(path: object, *, checkpoint_name: str | None = None, deep: bool = F
     if is_dir:
         return diagnose_directory(resolved, checkpoint_name=checkpoint_name, deep=deep)
     try:
-        if tf.io.gfile.exists(resolved + INDEX_SUFFIX):
+        if fs.exists(resolved + INDEX_SUFFIX):
             return _prefix(resolved, deep)
-    except _IO as exc:
+    except io_errors() as exc:
         return unavailable(resolved, exc)
     if exists:
         return _file(resolved)
@@ -156,7 +154,7 @@ def listed_problem(inventory: Inventory, info: CheckpointInfo) -> Diagnosis:
 def _scan_or_none(directory: str) -> Inventory | None:
     try:
         return scan(directory)
-    except _IO:
+    except io_errors():
         return None
 
 
@@ -164,7 +162,7 @@ def _missing(path: str, checkpoint_name: str | None, deep: bool) -> Diagnosis:
     directory, base = fs.dirname(path), fs.basename(path)
     try:
         parent_ok = fs.isdir(directory)
-    except _IO as exc:
+    except io_errors() as exc:
         return unavailable(path, exc)
     if not parent_ok:
         evidence, suggestions = describe_missing(path)
@@ -229,7 +227,7 @@ def verify(prefix: object, *, deep: bool = False, progress: Progress | None = No
     try:
         # An index that is a link leading nowhere is there too (checked: `missing_index`).
         has_index = safeio.lexists(path + INDEX_SUFFIX)
-    except (tf.errors.OpError, OSError) as exc:
+    except io_errors() as exc:
         return Diagnosis(
             Cause.STORAGE_UNAVAILABLE,
             "The storage could not be reached.",

@@ -6,7 +6,8 @@
 Backends, best first; `BACKEND` names the one in use and `set_backend` overrides the choice:
 
 * ``google_crc32c``: the optional C extension (``pip install 'safeckpt[crc32c]'``).
-* ``tensorflow-tfrecord``: TensorFlow 2.21 has no Python-callable CRC32C (no op, no pybind
+* ``tensorflow-tfrecord`` (only once TensorFlow is imported): TensorFlow 2.21 has no
+  Python-callable CRC32C (no op, no pybind
   function; ``file_io.file_crc32`` is zlib's CRC-32), but `tf.io.TFRecordWriter` stores the
   masked CRC32C of each record. A chunk is written as one record to a ``ram://`` file, the
   checksum read back, and chunks are joined with GF(2) shift operators.
@@ -41,6 +42,9 @@ from typing import cast
 
 import numpy as np
 import numpy.typing as npt
+
+from safeckpt._io.errors import io_errors
+from safeckpt._io.tf import imported
 
 __all__ = ["BACKEND", "available_backends", "crc32c", "mask", "set_backend", "unmask"]
 
@@ -207,7 +211,7 @@ def _tfrecord_value(data: Buffer) -> int:
             f.seek(12 + len(data))  # u64 length, masked crc of length, data, masked crc
             (stored,) = struct.unpack("<I", f.read(4))
     finally:
-        with contextlib.suppress(tf.errors.OpError):
+        with contextlib.suppress(*io_errors()):
             tf.io.gfile.remove(path)
     return unmask(stored)
 
@@ -278,6 +282,8 @@ def available_backends() -> tuple[str, ...]:
 
 _extend: Callable[[int, Buffer], int] = _extend_python
 BACKEND: str = "python"
+#: The automatic choice was made before TensorFlow was imported (its backend was skipped).
+_BEFORE_TENSORFLOW = False
 
 
 def set_backend(name: str | None = None) -> str:
@@ -285,14 +291,18 @@ def set_backend(name: str | None = None) -> str:
 
     Args:
         name: One of ``"google_crc32c"``, ``"tensorflow-tfrecord"``, ``"numpy"``, ``"python"``,
-            or None to pick the first of these that works.
+            or None to pick the first of these that works. ``"tensorflow-tfrecord"`` is
+            picked only once TensorFlow is imported (the command line does not import it for
+            a local directory); the choice is made again when it is imported later.
 
     Raises:
         ValueError: `name` is unknown or does not work in this process.
     """
-    global BACKEND, _extend
+    global BACKEND, _extend, _BEFORE_TENSORFLOW
+    _BEFORE_TENSORFLOW = name is None and not imported()
     if name is None:
-        name = next(n for n in _BACKENDS if _works(n))  # "python" always works
+        skip = {"tensorflow-tfrecord"} if _BEFORE_TENSORFLOW else set()
+        name = next(n for n in _BACKENDS if n not in skip and _works(n))  # "python" works
     elif name not in _BACKENDS or not _works(name):
         raise ValueError(f"CRC32C backend {name!r} is not available; have {available_backends()}")
     BACKEND, _extend = name, _BACKENDS[name]
@@ -301,6 +311,8 @@ def set_backend(name: str | None = None) -> str:
 
 def crc32c(data: Buffer, crc: int = 0) -> int:
     """Returns the CRC32C of `data`, continuing from the checksum `crc` of preceding bytes."""
+    if _BEFORE_TENSORFLOW and imported():
+        set_backend()
     return _extend(crc & _U32, data)
 
 

@@ -18,10 +18,12 @@ from typing import Any
 
 from google.protobuf.message import DecodeError
 
+from safeckpt._format import dtypes
 from safeckpt._format.index import BundleEntry, BundleIndex, read_index
 from safeckpt._format.layout import INDEX_SUFFIX
+from safeckpt._format.protos import TrackableObjectGraph
 from safeckpt._format.shards import read_string_scalar
-from safeckpt._io.tf import TrackableObjectGraph, tf
+from safeckpt._io.tf import tf
 
 OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
 _VALUE = "VARIABLE_VALUE"
@@ -52,8 +54,8 @@ class Entry:
     def size_bytes(self) -> int:
         """The value's size (strings count as 0)."""
         try:
-            item = tf.as_dtype(self.dtype).size
-        except (TypeError, ValueError):  # pragma: no cover - the index parser rejects these
+            item = dtypes.named(self.dtype).size
+        except TypeError:  # pragma: no cover - the index parser rejects these
             return 0
         return int(math.prod(self.shape)) * int(item) if self.dtype != "string" else 0
 
@@ -203,16 +205,16 @@ def read_checkpoint_graph(prefix: str) -> CheckpointGraph:
     """
     index = read_index(prefix + INDEX_SUFFIX)
     shapes: dict[str, tuple[int, ...]] = {}
-    dtypes: dict[str, str] = {}
+    kinds: dict[str, str] = {}
     for item in index.entries:
         if item.key.startswith(b"\x00"):  # one slice of a partitioned variable
             continue
         shapes[item.name] = item.shape
-        dtypes[item.name] = tf.as_dtype(item.dtype).name  # known: the parser checked it
+        kinds[item.name] = dtypes.dtype(item.dtype).name  # known: the parser checked it
     found = graph_entry(index)
 
     def entry(path: str, key: str, **slot: Any) -> Entry:
-        return Entry(path, key, shapes[key], dtypes[key], **slot)
+        return Entry(path, key, shapes[key], kinds[key], **slot)
 
     if found is None:
         return CheckpointGraph(prefix, tuple(entry(k, k) for k in sorted(shapes)), name_based=True)
@@ -225,7 +227,7 @@ def read_checkpoint_graph(prefix: str) -> CheckpointGraph:
     entries, node_of = [], {}
     for node_id, node in enumerate(graph.nodes):
         for attribute in node.attributes:
-            if attribute.name != _VALUE or attribute.checkpoint_key not in dtypes:
+            if attribute.name != _VALUE or attribute.checkpoint_key not in kinds:
                 continue
             original, slot_name = slots.get(node_id, (None, None))
             slot_of = None if original is None else paths.of(original)

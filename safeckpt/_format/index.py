@@ -27,9 +27,11 @@ from typing import Any, Literal
 
 from google.protobuf.message import DecodeError
 
+from safeckpt._format import dtypes
 from safeckpt._format.crc32c import crc32c, unmask
+from safeckpt._format.protos import BIG_ENDIAN, BundleEntryProto, BundleHeaderProto
 from safeckpt._io import safeio
-from safeckpt._io.tf import BundleEntryProto, BundleHeaderProto, tf
+from safeckpt._io.errors import io_errors, not_found
 
 __all__ = [
     "FOOTER_SIZE",
@@ -56,7 +58,7 @@ _INT64 = 1 << 63  # offsets, sizes and element counts are int64 in TensorFlow
 #: The decoded keys of an index may take this many times its size (+ 1 MiB): real keys
 #: share prefixes, but take a few times their encoded size at most.
 _KEY_EXPANSION = 32
-_DT_STRING, _DT_VARIANT = 7, 21  # sized per element, not by shape and dtype
+_DT_STRING, _DT_VARIANT = dtypes.STRING, dtypes.VARIANT  # sized per element, not by shape
 _MAX_DIMS = 254  # TensorShape's limit
 _ESCAPED = re.compile(b"[\x00\xff]")  # OrderedCode's string escapes
 _ESCAPES = {b"\x00": b"\x00\xff", b"\xff": b"\xff\x00"}
@@ -254,7 +256,7 @@ def _parse(path: str, data: bytes) -> BundleIndex:
         num_shards=header.num_shards,
         entries=entries,
         size_bytes=len(data),
-        big_endian=header.endianness == BundleHeaderProto.BIG,
+        big_endian=header.endianness == BIG_ENDIAN,
     )
 
 
@@ -333,14 +335,14 @@ def _impossible(entry: BundleEntry, num_shards: int) -> str | None:
     if count >= _INT64:
         return "more than 2**63 elements"
     try:
-        dtype = tf.as_dtype(entry.dtype)
+        dtype = dtypes.dtype(entry.dtype)
     except TypeError:
         return f"unknown dtype {entry.dtype}"
     if entry.is_slice_container:
         return None
     if entry.dtype in (_DT_STRING, _DT_VARIANT):
         return None if count <= entry.size else f"{count} elements cannot fit in the size"
-    itemsize = int(dtype.size) if dtype.is_numpy_compatible else 0
+    itemsize = dtype.size
     if itemsize and count * itemsize != entry.size:
         return f"a {dtype.name} tensor of that shape takes {count * itemsize} bytes"
     return None
@@ -358,15 +360,16 @@ def read_index(path: str) -> BundleIndex:
     Raises:
         IndexFormatError: The file is unreadable, not a regular file, or not a valid
             tensor-bundle index.
-        tf.errors.NotFoundError: The file does not exist.
+        tf.errors.NotFoundError: The file does not exist (locally
+            `safeckpt._io.errors.NotFoundError`, a `FileNotFoundError`).
     """
     try:
         data = safeio.read_bytes(path)
-    except tf.errors.NotFoundError:
+    except not_found():
         raise
     except safeio.NotRegularFileError as exc:
         raise IndexFormatError(path, "not_a_regular_file", f"it is {exc.kind}") from exc
-    except (tf.errors.OpError, OSError) as exc:
+    except io_errors() as exc:
         raise IndexFormatError(path, "unreadable", f"cannot read it: {exc}") from exc
     try:
         return _parse(path, data)

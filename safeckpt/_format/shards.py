@@ -23,6 +23,7 @@ from safeckpt._causes import Cause
 from safeckpt._format.crc32c import crc32c, unmask
 from safeckpt._format.index import BundleEntry, BundleIndex
 from safeckpt._io import fs, safeio
+from safeckpt._io.errors import io_errors, not_found, out_of_range
 from safeckpt._io.tf import tf
 from safeckpt._io.translate import cause_of
 
@@ -309,12 +310,12 @@ def _verify_shard(
                     out.append(DataProblem(e.name, name, "checksum_mismatch", f"{span}: {exc}"))
                 mark += e.size
                 meter.settle(mark)
-    except tf.errors.NotFoundError:
+    except not_found():
         detail = f"missing; it should hold {len(entries)} tensors ({end_mark - mark} bytes)"
         out.append(DataProblem("", name, "missing_shard", detail))
-    except tf.errors.OutOfRangeError as exc:  # the storage answered: the bytes end early
+    except out_of_range() as exc:  # the storage answered: the bytes end early
         out.append(DataProblem(current, name, "truncated", f"{type(exc).__name__}: {exc}"))
-    except (tf.errors.OpError, OSError) as exc:
+    except io_errors() as exc:
         kinds: dict[Cause, DataProblemKind] = {
             Cause.PERMISSION_DENIED: "unreadable",
             Cause.NOT_A_REGULAR_FILE: "not_a_regular_file",

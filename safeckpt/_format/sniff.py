@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from safeckpt._io import safeio
-from safeckpt._io.tf import tf
+from safeckpt._io.errors import io_errors
 
 _MAGICS: tuple[tuple[bytes, str, str], ...] = (
     (
@@ -35,7 +35,7 @@ def sniff(path: str) -> tuple[str, str] | None:
     """``(what it is, what to do)`` when `path` is a recognizably foreign file, else None."""
     try:
         head = safeio.read_bytes(path, 64)  # locally a regular file only
-    except (tf.errors.OpError, OSError):
+    except io_errors():
         return None
     if path.endswith(".pb") or path.endswith(".pbtxt"):
         return (

@@ -17,8 +17,9 @@ from google.protobuf import text_format
 from safeckpt._causes import Cause
 from safeckpt._diagnosis import describe_exception
 from safeckpt._format.layout import STATE_FILE
+from safeckpt._format.protos import CheckpointState
 from safeckpt._io import fs, safeio
-from safeckpt._io.tf import CheckpointState, tf
+from safeckpt._io.errors import io_errors, not_found
 from safeckpt._io.translate import cause_of
 
 _WINDOWS_RE = re.compile(r"^[A-Za-z]:[\\/]|\\")
@@ -97,7 +98,7 @@ def read_state(directory: str) -> StateFile:
         return StateFile(
             path, True, problem=Cause.NOT_A_REGULAR_FILE, error=f"{path} is {exc.kind}, not a file."
         )
-    except (tf.errors.OpError, OSError) as exc:
+    except io_errors() as exc:
         try:
             if fs.isdir(path):
                 return StateFile(
@@ -106,10 +107,9 @@ def read_state(directory: str) -> StateFile:
                     problem=Cause.NOT_A_DIRECTORY,
                     error=f"{path} is a directory, not a file.",
                 )
-            missing = (tf.errors.NotFoundError, FileNotFoundError)
-            if isinstance(exc, missing) and not fs.exists(path):
+            if isinstance(exc, not_found()) and not fs.exists(path):
                 return StateFile(path, exists=False)
-        except (tf.errors.OpError, OSError):
+        except io_errors():
             pass  # the storage fails: report the read's error
         cause = cause_of(exc)
         if cause is not Cause.PERMISSION_DENIED:
@@ -131,7 +131,7 @@ def snapshot_mtime(state: StateFile) -> float | None:
     try:
         when = fs.stat(state.path)[1]
         again = safeio.read_bytes(state.path)
-    except (tf.errors.OpError, OSError):
+    except io_errors():
         return None
     return when if again == state.raw else None
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import itertools
+import os
 from collections.abc import Callable
 
 from safeckpt._causes import Cause
 from safeckpt._diagnosis import MAX_EVIDENCE, Diagnosis, capped, describe_exception, human_size
+from safeckpt._format import dtypes
 from safeckpt._format.graph import (
     CheckpointGraph,
     ObjectGraphError,
@@ -19,6 +21,7 @@ from safeckpt._format.layout import INDEX_SUFFIX, data_shard, shard_path
 from safeckpt._format.shards import DataProblemKind, read_string_scalar, verify_data
 from safeckpt._format.sniff import sniff
 from safeckpt._io import fs, safeio
+from safeckpt._io.errors import io_errors, not_found, out_of_range
 from safeckpt._io.tf import tf
 from safeckpt._io.translate import cause_of
 
@@ -52,8 +55,9 @@ _STAT_EACH = 64
 
 def _is_directory(path: str) -> bool:
     try:
-        return bool(tf.io.gfile.isdir(path))
-    except (tf.errors.OpError, OSError):
+        local = fs.local_path(path)
+        return os.path.isdir(local) if local is not None else bool(tf.io.gfile.isdir(path))
+    except io_errors():
         return False
 
 
@@ -77,9 +81,9 @@ def _last_byte(path: str, need: int) -> bool | BaseException:
             if need > 1:
                 handle.seek(need - 1)
             return len(handle.read(1)) == 1 or need == 0
-    except tf.errors.OutOfRangeError:
+    except out_of_range():
         return False
-    except (tf.errors.OpError, OSError) as exc:
+    except io_errors() as exc:
         return exc
 
 
@@ -143,7 +147,7 @@ def _check_shards(prefix: str, index: BundleIndex, findings: _Findings, notes: l
     else:
         try:
             listed = _listed_shards(prefix, count)
-        except (tf.errors.OpError, OSError) as exc:
+        except io_errors() as exc:
             findings.add(_storage_cause(exc), f"{fs.dirname(prefix)}: {describe_exception(exc)}")
             return
         absent = (k for k in range(count) if k not in listed)
@@ -163,7 +167,7 @@ def _check_shards(prefix: str, index: BundleIndex, findings: _Findings, notes: l
         path = shard_path(prefix, shard, count)
         try:
             size = safeio.regular_size(path)
-        except tf.errors.NotFoundError:
+        except not_found():
             findings.add(
                 Cause.MISSING_DATA_SHARD,
                 f"{_absent(path, 'is missing')} (shard {shard + 1} of {count}, the index "
@@ -182,7 +186,7 @@ def _check_shards(prefix: str, index: BundleIndex, findings: _Findings, notes: l
                 f"{path} is {exc.kind}, not a regular file (shard {shard + 1} of {count}).",
             )
             continue
-        except (tf.errors.OpError, OSError) as exc:
+        except io_errors() as exc:
             findings.add(_storage_cause(exc), f"{path}: {describe_exception(exc)}")
             continue
         truncated = (
@@ -212,7 +216,7 @@ def _check_object_graph(prefix: str, index: BundleIndex, findings: _Findings) ->
         return
     path = shard_path(prefix, entry.shard_id, index.num_shards)
     try:
-        if entry.dtype != tf.string.as_datatype_enum or entry.is_slice_container:
+        if entry.dtype != dtypes.STRING or entry.is_slice_container:
             raise ObjectGraphError(f"{entry.name} is not a string tensor (dtype {entry.dtype})")
         parse_object_graph(index, entry, read_string_scalar(prefix, index, entry))
     except ObjectGraphError as exc:
@@ -221,11 +225,11 @@ def _check_object_graph(prefix: str, index: BundleIndex, findings: _Findings) ->
         findings.add(Cause.TRUNCATED_DATA, f"{path}: the object graph: {exc}.")
     except ValueError as exc:
         findings.add(Cause.CORRUPT_DATA, f"{path}: tensor {entry.name!r}: {exc}.")
-    except tf.errors.NotFoundError:
+    except not_found():
         findings.add(Cause.MISSING_DATA_SHARD, f"{path} is missing (it holds the object graph).")
     except safeio.NotRegularFileError as exc:
         findings.add(Cause.NOT_A_REGULAR_FILE, f"{path} is {exc.kind}, not a regular file.")
-    except (tf.errors.OpError, OSError) as exc:
+    except io_errors() as exc:
         findings.add(_storage_cause(exc), f"{path}: {describe_exception(exc)}")
 
 
@@ -251,7 +255,7 @@ def check_prefix(prefix: str, *, deep: bool = False, progress: Progress | None =
 
     try:
         index = read_index(index_path)
-    except tf.errors.NotFoundError:
+    except not_found():
         return result(
             Cause.MISSING_INDEX, f"{base} has no index file.", [_absent(index_path) + "."]
         )
@@ -321,7 +325,9 @@ def check_prefix(prefix: str, *, deep: bool = False, progress: Progress | None =
 
 
 #: What `read_checkpoint_graph` raises for a checkpoint it cannot read.
-GRAPH_ERRORS = (IndexFormatError, ValueError, EOFError, tf.errors.OpError, OSError)
+def graph_errors() -> tuple[type[BaseException], ...]:
+    """What reading a checkpoint's object graph raises (TensorFlow's errors once imported)."""
+    return (IndexFormatError, ValueError, EOFError, *io_errors())
 
 
 def graph_or_diagnosis(prefix: str) -> CheckpointGraph | Diagnosis:
@@ -334,7 +340,7 @@ def graph_or_diagnosis(prefix: str) -> CheckpointGraph | Diagnosis:
     """
     try:
         return read_checkpoint_graph(prefix)
-    except GRAPH_ERRORS as exc:
+    except graph_errors() as exc:
         found = check_prefix(prefix)
         if not found.ok:
             return found

@@ -13,6 +13,7 @@ import posixpath
 import re
 from dataclasses import dataclass
 
+from safeckpt._io.errors import NotFoundError, PermissionDeniedError, io_errors, not_found
 from safeckpt._io.tf import tf
 
 _SCHEME_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*)://")
@@ -24,16 +25,21 @@ def _listed_in_parent(path: str) -> bool:
         parent += "//"
     try:
         return basename(path) in {n.rstrip("/") for n in tf.io.gfile.listdir(parent)}
-    except (tf.errors.OpError, OSError):
+    except io_errors():
         return True  # let the caller's next operation report the real problem
 
 
 def exists(path: str) -> bool:
     """`tf.io.gfile.exists`, except that on ram:// a name prefix of a file does not exist.
 
+    Local paths are asked with `os.path` (the same answers, without TensorFlow).
+
     TensorFlow's RAM filesystem answers FileExists and IsDirectory for any prefix of a
     stored name (``ram://x/ru`` "exists" when ``ram://x/run/a`` does).
     """
+    local = local_path(path)
+    if local is not None:
+        return os.path.exists(local)
     if not tf.io.gfile.exists(path):
         return False
     return scheme_of(path) != "ram" or _listed_in_parent(path)
@@ -41,6 +47,9 @@ def exists(path: str) -> bool:
 
 def isdir(path: str) -> bool:
     """`tf.io.gfile.isdir`, corrected for ram:// like `exists`."""
+    local = local_path(path)
+    if local is not None:
+        return os.path.isdir(local)
     if not tf.io.gfile.isdir(path):
         return False
     return scheme_of(path) != "ram" or _listed_in_parent(path)
@@ -72,8 +81,9 @@ def list_entries(path: str) -> Entries:
     could not be listed raises `tf.errors.UnavailableError`.
 
     Raises:
-        tf.errors.NotFoundError: The directory does not exist (or is not a directory).
-        tf.errors.PermissionDeniedError: It may not be listed (local).
+        tf.errors.NotFoundError: The directory does not exist (or is not a directory);
+            locally `safeckpt._io.errors.NotFoundError`.
+        safeckpt._io.errors.PermissionDeniedError: It may not be listed (local).
         tf.errors.OpError, OSError: It could not be listed.
     """
     local = local_path(path)
@@ -81,7 +91,7 @@ def list_entries(path: str) -> Entries:
         return _list_local(local)
     try:
         return Entries([name.rstrip("/") for name in tf.io.gfile.listdir(path)], [])
-    except tf.errors.NotFoundError as exc:
+    except not_found() as exc:
         if not tf.io.gfile.exists(path):
             raise
         raise tf.errors.UnavailableError(
@@ -102,11 +112,10 @@ def _list_local(local: str) -> Entries:
                 else:
                     names.append(entry.name)
     except (FileNotFoundError, NotADirectoryError) as exc:
-        raise tf.errors.NotFoundError(None, None, f"Could not find directory {local}") from exc
+        raise NotFoundError(local, f"Could not find directory {local}") from exc
     except PermissionError as exc:
-        raise tf.errors.PermissionDeniedError(
-            None, None, f"{local}: {os.strerror(exc.errno or errno.EACCES)}"
-        ) from exc
+        code = exc.errno or errno.EACCES
+        raise PermissionDeniedError(local, f"{local}: {os.strerror(code)}", code) from exc
     return Entries(names, sorted(undecodable))
 
 

@@ -13,7 +13,7 @@ from typing import NoReturn
 
 from safeckpt._causes import Cause
 from safeckpt._diagnosis import Diagnosis
-from safeckpt._errors import CheckpointDirectoryError
+from safeckpt._errorbase import CheckpointDirectoryError
 from safeckpt._io import fs
 from safeckpt._io.tf import tf
 

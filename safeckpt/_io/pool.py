@@ -9,6 +9,7 @@ where a call takes microseconds and threads only add overhead.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
@@ -23,13 +24,40 @@ R = TypeVar("R")
 MAX_WORKERS = 16
 
 
-def map_io(directory: str, function: Callable[[T], R], items: Iterable[T]) -> list[R]:
+def map_io(
+    directory: str,
+    function: Callable[[T], R],
+    items: Iterable[T],
+    *,
+    done: Callable[[int, int], None] | None = None,
+) -> list[R]:
     """``[function(item) for item in items]``, in parallel when `directory` is remote.
 
-    Results keep the order of `items`; the first exception raised is re-raised.
+    Results keep the order of `items`; the first exception raised is re-raised. `done` is
+    called as ``done(finished, total)`` after each item (from the worker threads, one call
+    at a time).
     """
     work = list(items)
+    if done is not None:
+        function = _counted(function, done, len(work))
     if fs.scheme_of(directory) is None or len(work) < 2:
         return [function(item) for item in work]
     with ThreadPoolExecutor(max_workers=min(MAX_WORKERS, len(work))) as pool:
         return list(pool.map(function, work))
+
+
+def _counted(
+    function: Callable[[T], R], done: Callable[[int, int], None], total: int
+) -> Callable[[T], R]:
+    lock = threading.Lock()
+    finished = 0
+
+    def counted(item: T) -> R:
+        nonlocal finished
+        result = function(item)
+        with lock:
+            finished += 1
+            done(finished, total)
+        return result
+
+    return counted

@@ -16,6 +16,7 @@ checkpoint file (`open_read`, `read_bytes`). On local paths (plain or ``file://`
   device or a directory is `NotRegularFileError` / `IsADirectoryError`, never a blocking read.
 
 On URIs (``gs://``, ``ram://``) there are no links, FIFOs or devices: `tf.io.gfile` is used.
+Local paths never import TensorFlow (`safeckpt._io.errors`).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import uuid
 from typing import Any, BinaryIO
 
 from safeckpt._io import fs
+from safeckpt._io.errors import NotFoundError, io_errors
 from safeckpt._io.tf import tf
 
 __all__ = [
@@ -100,8 +102,8 @@ def _unresolved(exc: OSError) -> bool:
     return isinstance(exc, (FileNotFoundError, NotADirectoryError)) or exc.errno == errno.ELOOP
 
 
-def _not_found(exc: OSError) -> tf.errors.NotFoundError:
-    error = tf.errors.NotFoundError(None, None, f"{exc.filename}: {exc.strerror}")
+def _not_found(exc: OSError) -> NotFoundError:
+    error = NotFoundError(str(exc.filename), f"{exc.filename}: {exc.strerror}")
     error.__cause__ = exc
     return error
 
@@ -136,8 +138,8 @@ def open_read(path: str, *, buffered: bool = True) -> Any:
     `buffered=False` gives an unbuffered local file (``readinto`` straight from the disk).
 
     Raises:
-        tf.errors.NotFoundError: It does not exist (locally also: a link that leads nowhere,
-            dangling or a loop).
+        tf.errors.NotFoundError: It does not exist (locally `safeckpt._io.errors.NotFoundError`,
+            also for a link that leads nowhere, dangling or a loop).
         NotRegularFileError: It is a FIFO, socket or device (local paths).
         IsADirectoryError: It is a directory (local paths).
         tf.errors.OpError, OSError: It cannot be opened.
@@ -173,7 +175,7 @@ def regular_size(path: str) -> int:
     """The size of the regular file at `path`, following links (a fresh stat locally).
 
     Raises:
-        tf.errors.NotFoundError: It does not exist.
+        tf.errors.NotFoundError: It does not exist (locally `safeckpt._io.errors.NotFoundError`).
         NotRegularFileError, IsADirectoryError: It is not a regular file (local paths).
         tf.errors.OpError, OSError: It cannot be stat'ed.
     """
@@ -203,7 +205,7 @@ def lstat_mtime(path: str) -> float | None:
         if local is not None:
             return os.lstat(local).st_mtime_ns / 1e9
         return fs.stat(path)[1]
-    except (tf.errors.OpError, OSError):
+    except io_errors():
         return None
 
 
@@ -348,6 +350,6 @@ def replace_file(path: str, data: bytes) -> None:
         else:
             os.replace(local, target)
     except BaseException:
-        with contextlib.suppress(tf.errors.OpError, OSError):
+        with contextlib.suppress(*io_errors()):
             remove_entry(temporary)
         raise

@@ -5,18 +5,16 @@ below; nothing else names a private TensorFlow module or attribute (a test enfor
 Each private use, why it is needed, and where it was verified (TF 2.16.2 on Python 3.10,
 TF 2.19.1 on 3.12, TF 2.21.0 on 3.11 unless noted; identical in all three):
 
+TensorFlow is imported on first use, not when safeckpt is (`tf` is a stand-in that imports
+it on the first attribute read; `errors` names TensorFlow's error classes only once it is
+imported): ``safeckpt doctor`` and the other commands read a local directory without it. The
+protocol buffers of the checkpoint files are decoded without TensorFlow
+(`safeckpt._format.protos`).
+
 Modules:
     ``tensorflow.python.checkpoint.checkpoint_management``: TensorFlow's own clock
-        (``time.time``, which TF's tests and ours patch), ``_evaluate`` (reads a step
-        counter in eager and graph mode, as TF's ``restore_or_initialize`` does), and
-        ``generate_checkpoint_state_proto`` (`repair` writes a state file exactly as TF
-        would).
-    ``tensorflow.python.training.checkpoint_state_pb2``: the ``CheckpointState`` proto of
-        the ``checkpoint`` state file (no public alias exists).
-    ``tensorflow.core.protobuf.tensor_bundle_pb2``: ``BundleHeaderProto`` and
-        ``BundleEntryProto`` of the ``.index`` table (no public alias exists).
-    ``tensorflow.core.protobuf.trackable_object_graph_pb2``: ``TrackableObjectGraph``, the
-        checkpoint's object graph, read to match it with the program before restoring.
+        (``time.time``, which TF's tests and ours patch) and ``_evaluate`` (reads a step
+        counter in eager and graph mode, as TF's ``restore_or_initialize`` does).
     ``tensorflow.python.eager.context``: the coordination service of multi-worker jobs
         (``coordination_service`` of ``context()``, its ``set/get/delete_config_key_value``
         and ``get_task_states``, the service's view of each task's heartbeat) and the cluster
@@ -33,7 +31,7 @@ way to change the rotation, the latest checkpoint or the directory of a manager)
     ``_last_checkpoint_step`` (these two exist only with an interval), ``_init_fn`` and
     ``_record_state()`` (writes the state file from the rotation).
     ``last_checkpoint_step`` is a constructor argument only from TF 2.20 on
-    (`MANAGER_TAKES_LAST_CHECKPOINT_STEP`); on older TF the attribute is set afterwards.
+    (`manager_takes_last_checkpoint_step`); on older TF the attribute is set afterwards.
 
 Distribution strategy internals (``strategy.extended``): ``_in_multi_worker_mode()``,
 ``_task_type``, ``_task_id``, ``_num_workers``, ``_id_in_cluster``: which worker this is.
@@ -55,45 +53,95 @@ by `safeckpt.keras.BackupAndRestore` (`initial_epoch`, `set_initial_epoch`).
 from __future__ import annotations
 
 import collections
+import functools
 import inspect
 import logging
 import os
+import sys
 import uuid
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
-try:
+if TYPE_CHECKING:  # type checkers see the module; at run time `tf` imports it on first use
     import tensorflow as tf
-    from tensorflow.core.protobuf import tensor_bundle_pb2, trackable_object_graph_pb2
-    from tensorflow.python.checkpoint import checkpoint_management as _checkpoint_management
-    from tensorflow.python.training import checkpoint_state_pb2
-except ImportError as exc:  # pragma: no cover - exercised only without TensorFlow
-    raise ImportError(
-        "safeckpt needs TensorFlow (>= 2.16), but it could not be imported "
-        f"({exc}). Install it together with safeckpt, choosing the distribution that fits "
-        "your machine: pip install 'safeckpt[tensorflow]' or pip install "
-        "'safeckpt[tensorflow-cpu]' (or any other TensorFlow build such as tensorflow-macos)."
-    ) from exc
 
-#: TensorFlow 2.20 added ``last_checkpoint_step`` to `tf.train.CheckpointManager`; 2.16-2.19
-#: lack it, and a subclass then sets the attribute the keyword would have set.
-MANAGER_TAKES_LAST_CHECKPOINT_STEP = (
-    "last_checkpoint_step" in inspect.signature(tf.train.CheckpointManager.__init__).parameters
-)
 
-CheckpointState = checkpoint_state_pb2.CheckpointState
-BundleHeaderProto = tensor_bundle_pb2.BundleHeaderProto
-BundleEntryProto = tensor_bundle_pb2.BundleEntryProto
-TrackableObjectGraph = trackable_object_graph_pb2.TrackableObjectGraph
+def load() -> ModuleType:
+    """Import TensorFlow (once; Python caches it) with a clear message when it is missing."""
+    try:
+        import tensorflow
+    except ImportError as exc:  # pragma: no cover - exercised only without TensorFlow
+        raise ImportError(
+            "safeckpt needs TensorFlow (>= 2.16), but it could not be imported "
+            f"({exc}). Install it together with safeckpt, choosing the distribution that fits "
+            "your machine: pip install 'safeckpt[tensorflow]' or pip install "
+            "'safeckpt[tensorflow-cpu]' (or any other TensorFlow build such as tensorflow-macos)."
+        ) from exc
+    module: ModuleType = tensorflow
+    return module
+
+
+class _TensorFlow:
+    """The ``tensorflow`` module, imported on the first attribute read (``tf.io.gfile``).
+
+    Importing safeckpt does not import TensorFlow (about 6 s): the command line reads local
+    directories without it. Every ``tf.X`` elsewhere in safeckpt goes through this object,
+    so TensorFlow is imported exactly when something of it is used (a URI, a manager).
+    """
+
+    __slots__ = ()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(load(), name)
+
+    def __repr__(self) -> str:
+        return "<tensorflow, imported on first use>"
+
+
+if not TYPE_CHECKING:
+    tf = _TensorFlow()
+
+
+def imported() -> bool:
+    """Whether TensorFlow was imported in this process (by anyone).
+
+    Until it is, no TensorFlow error can have been raised: `errors` then names none.
+    """
+    return "tensorflow" in sys.modules
+
+
+def errors(*names: str) -> tuple[type[BaseException], ...]:
+    """TensorFlow's ``tf.errors.<name>`` classes, or ``()`` while TensorFlow is not imported.
+
+    For ``except`` clauses on code paths that must not import TensorFlow: ``except
+    (OSError, *errors("OpError")):`` catches TensorFlow's errors once TensorFlow is
+    imported, and imports nothing before (``except ():`` matches nothing).
+    """
+    if not imported():
+        return ()
+    return tuple(getattr(tf.errors, name) for name in names)
+
+
+@functools.cache
+def _management() -> Any:
+    from tensorflow.python.checkpoint import checkpoint_management
+
+    return checkpoint_management
+
+
+@functools.cache
+def manager_takes_last_checkpoint_step() -> bool:
+    """TensorFlow 2.20 added ``last_checkpoint_step`` to `tf.train.CheckpointManager`.
+
+    2.16-2.19 lack it, and a subclass then sets the attribute the keyword would have set.
+    """
+    init = tf.train.CheckpointManager.__init__
+    return "last_checkpoint_step" in inspect.signature(init).parameters
 
 
 def now() -> float:
     """TensorFlow's clock for checkpoint timestamps (patched by TF's and our tests)."""
-    return float(_checkpoint_management.time.time())
-
-
-def generate_checkpoint_state_proto(directory: str, latest: str, **fields: Any) -> Any:
-    """TensorFlow's own ``CheckpointState`` builder (the fields its manager writes)."""
-    return _checkpoint_management.generate_checkpoint_state_proto(directory, latest, **fields)
+    return float(_management().time.time())
 
 
 # --- tf.train.CheckpointManager state -------------------------------------------------
@@ -174,7 +222,7 @@ def init_manager(
     does not exist, where it reads and creates nothing, and the manager is then pointed at
     `directory` (`relocate`) as TF leaves it without a state file.
     """
-    if MANAGER_TAKES_LAST_CHECKPOINT_STEP:
+    if manager_takes_last_checkpoint_step():
         kwargs["last_checkpoint_step"] = last_checkpoint_step
     where = directory if read_state else os.path.join(directory, f".safeckpt-{uuid.uuid4().hex}")
     try:
@@ -193,7 +241,7 @@ def init_manager(
             exc,
         )
         finish_without_state(manager)
-    if not MANAGER_TAKES_LAST_CHECKPOINT_STEP and manager._checkpoint_interval is not None:
+    if not manager_takes_last_checkpoint_step() and manager._checkpoint_interval is not None:
         manager._last_checkpoint_step = last_checkpoint_step
 
 
@@ -206,7 +254,7 @@ def interval_skips(manager: Any, check_interval: bool) -> bool:
     interval = manager._checkpoint_interval
     if interval is None or manager._last_checkpoint_step is None:
         return False
-    current = _checkpoint_management._evaluate(manager._step_counter)
+    current = _management()._evaluate(manager._step_counter)
     last = manager._last_checkpoint_step
     return bool(current == last or (check_interval and current < last + interval))
 
@@ -214,7 +262,7 @@ def interval_skips(manager: Any, check_interval: bool) -> bool:
 def note_restored_step(manager: Any) -> None:
     """After a restore, count the interval from the restored step, as TF does."""
     if manager._checkpoint_interval is not None:
-        manager._last_checkpoint_step = _checkpoint_management._evaluate(manager._step_counter)
+        manager._last_checkpoint_step = _management()._evaluate(manager._step_counter)
 
 
 def initial_epoch(model: Any) -> int | None:
@@ -346,23 +394,21 @@ def drop_pending_restorations(root: Any) -> int:
 
 
 __all__ = [
-    "MANAGER_TAKES_LAST_CHECKPOINT_STEP",
-    "BundleEntryProto",
-    "BundleHeaderProto",
-    "TrackableObjectGraph",
     "bookkeeping_variables",
-    "CheckpointState",
     "checkpoint_of",
     "checkpoint_prefix",
     "CoordinationService",
     "coordination",
     "collective_server_def",
     "drop_pending_restorations",
+    "errors",
     "finish_without_state",
-    "generate_checkpoint_state_proto",
+    "imported",
     "init_fn",
     "interval_skips",
     "latest",
+    "load",
+    "manager_takes_last_checkpoint_step",
     "note_restored_step",
     "now",
     "record_state",

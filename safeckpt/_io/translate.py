@@ -12,23 +12,36 @@ import os
 
 from safeckpt._causes import Cause
 from safeckpt._io.safeio import NotRealDirectoryError, NotRegularFileError
-from safeckpt._io.tf import tf
+from safeckpt._io.tf import errors
 
-#: Exception classes, most specific first.
-_BY_CLASS: tuple[tuple[type[BaseException], Cause], ...] = (
+#: Exception classes, most specific first: a class by name is TensorFlow's ``tf.errors.<name>``
+#: (looked at only once TensorFlow is imported: before that none of its errors can exist).
+_BY_CLASS: tuple[tuple[type[BaseException] | str, Cause], ...] = (
     (NotRegularFileError, Cause.NOT_A_REGULAR_FILE),
     (NotRealDirectoryError, Cause.NOT_A_DIRECTORY),
-    (tf.errors.PermissionDeniedError, Cause.PERMISSION_DENIED),
+    ("PermissionDeniedError", Cause.PERMISSION_DENIED),
     (PermissionError, Cause.PERMISSION_DENIED),
-    (tf.errors.UnavailableError, Cause.STORAGE_UNAVAILABLE),
-    (tf.errors.DeadlineExceededError, Cause.STORAGE_UNAVAILABLE),
-    (tf.errors.AbortedError, Cause.STORAGE_UNAVAILABLE),
+    ("UnavailableError", Cause.STORAGE_UNAVAILABLE),
+    ("DeadlineExceededError", Cause.STORAGE_UNAVAILABLE),
+    ("AbortedError", Cause.STORAGE_UNAVAILABLE),
     (ConnectionError, Cause.STORAGE_UNAVAILABLE),
     (TimeoutError, Cause.STORAGE_UNAVAILABLE),
-    (tf.errors.UnimplementedError, Cause.UNSUPPORTED_SCHEME),
+    ("UnimplementedError", Cause.UNSUPPORTED_SCHEME),
     (IsADirectoryError, Cause.NOT_A_DIRECTORY),
     (NotADirectoryError, Cause.NOT_A_DIRECTORY),
 )
+
+
+def _classes() -> tuple[tuple[type[BaseException], Cause], ...]:
+    """`_BY_CLASS` with TensorFlow's classes, or without them while it is not imported."""
+    found: list[tuple[type[BaseException], Cause]] = []
+    for cls, cause in _BY_CLASS:
+        if isinstance(cls, str):
+            found += [(tf_cls, cause) for tf_cls in errors(cls)]
+        else:
+            found.append((cls, cause))
+    return tuple(found)
+
 
 #: Message fragments of conditions TensorFlow reports without their class.
 _BY_MESSAGE: tuple[tuple[str, Cause], ...] = (
@@ -59,7 +72,7 @@ def cause_of(exc: BaseException, default: Cause = Cause.STORAGE_UNAVAILABLE) -> 
     for error in (exc, exc.__cause__):
         if error is None:
             continue
-        for cls, cause in _BY_CLASS:
+        for cls, cause in _classes():
             if isinstance(error, cls):
                 return cause
         text = str(error)

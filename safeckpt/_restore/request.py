@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from safeckpt._catalog.inventory import scan
 from safeckpt._catalog.ranking import rank
 from safeckpt._causes import Cause
-from safeckpt._diagnose.directory import diagnose_directory
 from safeckpt._diagnosis import Diagnosis
-from safeckpt._errors import restore_error
 from safeckpt._format.layout import INDEX_SUFFIX, STATE_FILE, strip_file_suffix
 from safeckpt._io import fs, paths
-from safeckpt._io.tf import tf
-from safeckpt._restore.candidates import RESTORE_ERRORS
+from safeckpt._io.errors import io_errors
 
 
 @dataclass(frozen=True)
@@ -39,9 +36,11 @@ def read_request(
     That is ``save_path=None``, or a spelling of the manager's own `latest` checkpoint; any
     other path is an explicit request (`resolve_request`). The path is normalized once.
 
+    A directory or state file that names no checkpoint is requested as it is (its restore
+    then fails with a diagnosis).
+
     Raises:
         TypeError, CheckpointDirectoryError: `save_path` is malformed.
-        CheckpointNotFoundError: A directory or state file names no checkpoint.
     """
     if save_path is None:
         return None
@@ -59,48 +58,46 @@ def resolve_request(save_path: object, checkpoint_name: str) -> ExplicitRequest:
     A ``.index``/``.data-…`` file name becomes its prefix, a directory its newest checkpoint,
     the ``checkpoint`` state file the checkpoint it names.
 
+    A directory or state file that names no checkpoint is returned as it is.
+
     Raises:
         TypeError, CheckpointDirectoryError: `save_path` is malformed.
-        CheckpointNotFoundError: A directory or state file names no checkpoint.
     """
     return _explicit(paths.normalize_directory(save_path, "save_path"), checkpoint_name)
 
 
 def _explicit(path: str, checkpoint_name: str) -> ExplicitRequest:
     try:
-        if tf.io.gfile.exists(path + INDEX_SUFFIX):
+        if fs.exists(path + INDEX_SUFFIX):
             return ExplicitRequest(path)
         stripped = strip_file_suffix(path)
-        if stripped is not None and tf.io.gfile.exists(stripped + INDEX_SUFFIX):
+        if stripped is not None and fs.exists(stripped + INDEX_SUFFIX):
             note = f"{path} is a checkpoint file; restoring its prefix {stripped}."
             return ExplicitRequest(stripped, (note,))
         is_dir = fs.isdir(path)
-        if fs.basename(path) == STATE_FILE and not is_dir and tf.io.gfile.exists(path):
-            chosen = newest_in(fs.dirname(path), checkpoint_name)
-            note = f"{path} is the state file; restoring the checkpoint it names, {chosen}."
-            return ExplicitRequest(chosen, (note,))
-        if is_dir:
-            chosen = newest_in(path, checkpoint_name)
-            note = f"{path} is a directory; restoring its newest checkpoint, {chosen}."
-            return ExplicitRequest(chosen, (note,))
-    except RESTORE_ERRORS:
+        if fs.basename(path) == STATE_FILE and not is_dir and fs.exists(path):
+            chosen = newest_or_none(fs.dirname(path), checkpoint_name)
+            if chosen is not None:
+                note = f"{path} is the state file; restoring the checkpoint it names, {chosen}."
+                return ExplicitRequest(chosen, (note,))
+        elif is_dir:
+            chosen = newest_or_none(path, checkpoint_name)
+            if chosen is not None:
+                note = f"{path} is a directory; restoring its newest checkpoint, {chosen}."
+                return ExplicitRequest(chosen, (note,))
+    except io_errors(IndexError, ValueError, UnicodeDecodeError):
         pass
     return ExplicitRequest(path)
 
 
-def newest_in(directory: str, checkpoint_name: str) -> str:
+def newest_or_none(directory: str, checkpoint_name: str) -> str | None:
     """The first candidate of the rule (see `rank`), else the newest complete checkpoint."""
     inventory = scan(directory)
     first = rank(inventory, checkpoint_name).first
     if first is not None:
         return first.prefix
     complete = [c for c in inventory.checkpoints if c.complete]
-    if complete:
-        return complete[-1].prefix
-    found = diagnose_directory(directory, checkpoint_name=checkpoint_name)
-    raise restore_error(
-        replace(found, cause=not_found_cause(found)), (), f"No checkpoint in {directory}.\n{found}"
-    )
+    return complete[-1].prefix if complete else None
 
 
 def not_found_cause(diagnosis: Diagnosis) -> Cause:
