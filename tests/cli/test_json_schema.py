@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from testing.checkpoints import write_checkpoints
 
 from safeckpt._causes import Cause
 from safeckpt._cli.main import main
+from testing.checkpoints import write_checkpoints
 
 SCHEMA = json.loads((Path(__file__).resolve().parents[1] / "docs" / "cli-schema.json").read_text())
 _TYPES = {

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
+
 from testing.checkpoints import write_checkpoints
 
 

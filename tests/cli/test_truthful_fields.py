@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 import tensorflow as tf
-from testing.checkpoints import Trainee, write_checkpoints
 
 import safeckpt
 from safeckpt._catalog.inventory import scan
 from safeckpt._cli.main import main
+from testing.checkpoints import Trainee, write_checkpoints
 
 
 def _on_disk(prefix: str) -> tuple[int, float]:

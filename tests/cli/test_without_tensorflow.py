@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from testing.checkpoints import write_checkpoints
 
 

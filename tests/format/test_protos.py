@@ -17,12 +17,12 @@ from typing import Any
 import numpy as np
 import pytest
 import tensorflow as tf
-from testing.bundle import read_table
 from google.protobuf import descriptor_pb2, text_format
 from tensorflow.core.protobuf import tensor_bundle_pb2, trackable_object_graph_pb2
 from tensorflow.python.training import checkpoint_state_pb2
 
 from safeckpt._format import dtypes, protos
+from testing.bundle import read_table
 
 PAIRS = [
     (protos.CheckpointState, checkpoint_state_pb2.CheckpointState),
