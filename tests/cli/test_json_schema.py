@@ -20,7 +20,7 @@ from safeckpt._causes import Cause
 from safeckpt._cli.main import main
 from testing.checkpoints import write_checkpoints
 
-SCHEMA = json.loads((Path(__file__).resolve().parents[1] / "docs" / "cli-schema.json").read_text())
+SCHEMA = json.loads((Path(__file__).resolve().parents[2] / "docs" / "cli-schema.json").read_text())
 _TYPES = {
     "string": str,
     "boolean": bool,
