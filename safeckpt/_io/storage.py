@@ -117,6 +117,17 @@ def existing_ancestor(path: str) -> str:
     return os.path.realpath(current)
 
 
+def real_path(path: str) -> str:
+    """`path` resolved as far as it exists (links followed), the rest appended as given."""
+    full = os.path.abspath(path)
+    base = existing_ancestor(full)
+    current = full
+    while not os.path.exists(current) and os.path.dirname(current) != current:
+        current = os.path.dirname(current)
+    rest = os.path.relpath(full, current)
+    return base if rest == "." else os.path.join(base, rest)
+
+
 def ephemeral_reason(path: str, mountinfo: str | None = None) -> str | None:
     """Why checkpoints in the local directory `path` would not outlive the job, or None.
 
@@ -125,7 +136,7 @@ def ephemeral_reason(path: str, mountinfo: str | None = None) -> str | None:
     folder (cleaned at boot or by the system). `mountinfo` is the text of
     ``/proc/self/mountinfo`` (read when None).
     """
-    real = existing_ancestor(path)
+    real = real_path(path)
     if mountinfo is None:
         try:
             with open(MOUNTINFO, encoding="utf-8", errors="surrogateescape") as handle:
@@ -133,7 +144,7 @@ def ephemeral_reason(path: str, mountinfo: str | None = None) -> str | None:
         except OSError:
             mountinfo = ""
     mount = mount_of(real, parse_mountinfo(mountinfo))
-    fstype = mount.fstype if mount is not None else _statfs_type(real)
+    fstype = mount.fstype if mount is not None else _statfs_type(existing_ancestor(path))
     where = f"{path} is on {fstype}" if fstype else ""
     if fstype in MEMORY_TYPES:
         return (
