@@ -146,11 +146,13 @@ def bench_save(model: Model, root: Path, repeats: int, warmup: int) -> dict[str,
         directory = str(root / f"save_{name}")
         if name == "plain":
             return tf.train.CheckpointManager(ckpt, directory, max_to_keep=3)
-        cleanup = name == "safe_cleanup"
-        return safeckpt.SafeCheckpointManager(ckpt, directory, 3, cleanup_temp=cleanup)
+        cleanup, finite = name == "safe_cleanup", name == "safe_finite"
+        return safeckpt.SafeCheckpointManager(
+            ckpt, directory, 3, cleanup_temp=cleanup, check_finite=finite
+        )
 
     managers: dict[str, Any] = {}
-    for name in ("plain", "safe", "safe_cleanup"):
+    for name in ("plain", "safe", "safe_cleanup", "safe_finite"):
         manager = make(name)
         for _ in range(3):  # every timed save then sweeps one
             manager.save()

@@ -17,6 +17,8 @@ from benchmarks._data import BigResult, Measurements, MiB, Profile, Series, pair
 # --- targets (from the issue) ----------------------------------------------------------------
 
 SAVE_MAX = 1.02
+#: ``check_finite=True`` (issue 22): one reduction per variable before TensorFlow's save.
+FINITE_MAX = 1.10
 RESTORE_QUICK_MAX = 1.05
 CONSTRUCT_MAX = 1.10
 CONSTRUCT_LARGE_MAX = 2.0  # next to 10,000 checkpoints (issue 13)
@@ -76,6 +78,11 @@ SAVE_ROWS = (
         "safe_cleanup",
         "`SafeCheckpointManager.save()`, `cleanup_temp=True`",
         "rescans the directory after each save",
+    ),
+    (
+        "safe_finite",
+        "`SafeCheckpointManager.save()`, `check_finite=True`",
+        "one NaN/Inf reduction per variable first",
     ),
 )
 RESTORE_ROWS = (
@@ -171,6 +178,15 @@ def _local_checks(m: Measurements) -> list[Check]:
     out = []
     r = ratio(m.save, "safe")
     out.append(Check(f"save ≤ {SAVE_MAX:.2f}x plain TF", f"{r:.3f}x", r <= SAVE_MAX))
+    if "safe_finite" in m.save:  # runs saved before check_finite existed lack it
+        r = ratio(m.save, "safe_finite")
+        out.append(
+            Check(
+                f"save, check_finite=True ≤ {FINITE_MAX:.2f}x plain TF",
+                f"{r:.3f}x",
+                r <= FINITE_MAX,
+            )
+        )
     r = ratio(m.restore, "quick")
     out.append(
         Check(

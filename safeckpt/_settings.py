@@ -116,6 +116,23 @@ def normalize_storage_retry(value: object) -> StorageRetry:
     return value
 
 
+#: ``save_retry="auto"`` (the default): `SAVE_RETRY_REMOTE` on remote storage, none locally.
+AUTO = "auto"
+#: What ``save_retry="auto"`` means on remote storage (``gs://`` and every scheme but
+#: ``file://`` and ``ram://``): three tries, 1 s then 2 s apart.
+SAVE_RETRY_REMOTE = StorageRetry()
+
+
+def normalize_save_retry(value: object) -> StorageRetry | str | None:
+    """Validate the ``save_retry`` argument: a `StorageRetry`, None (off) or ``"auto"``."""
+    if value is None or isinstance(value, StorageRetry) or value == AUTO:
+        return value
+    raise TypeError(
+        f"save_retry={value!r}: expected a safeckpt.StorageRetry (e.g. "
+        f"StorageRetry(attempts=5)), None (no retry) or {AUTO!r} (retry on remote storage)."
+    )
+
+
 def normalize_enum(name: str, value: object, enum: type[Vocabulary]) -> str:
     """Validate a string option against `enum`; returns the member's value."""
     if isinstance(value, enum):

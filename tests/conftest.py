@@ -9,6 +9,9 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Tests save under the system's temporary folder: no "will not outlive the job" warning
+# (tests/io/test_storage.py unsets it to test that warning).
+os.environ.setdefault("SAFECKPT_ALLOW_EPHEMERAL", "1")
 # TensorFlow reads its gs:// retry settings once, when it is imported: short retries (the
 # gs:// fixtures at the end of this file; the values are testing.gcs.server.RETRY_ENV).
 os.environ.setdefault("GCS_RETRY_CONFIG_MAX_RETRIES", "2")

@@ -64,6 +64,8 @@ MANAGER_SETTERS = {
     "record_state",
     "relocate",
     "note_restored_step",
+    "put_save_state",
+    "record_and_sweep",
 }
 
 #: Private attributes of TensorFlow objects that safeckpt needs (see the adapter's docstring).

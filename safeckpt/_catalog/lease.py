@@ -20,7 +20,10 @@ A live other writer makes the save raise `ConcurrentWriterError` before anything
 Locally the file is replaced atomically (a new file created with ``O_EXCL``, then renamed) at
 every save and read back. On ``gs://`` there is no atomic create-if-absent through
 ``tf.io.gfile``: the lease is read before every save (one request) and written only when it
-changes hands or is older than `REMOTE_REFRESH_SECONDS`; two writers that check in the same
+changes hands or is older than `REMOTE_REFRESH_SECONDS`; it is read (and judged) only then
+too, so that a save costs the requests of TensorFlow's save. A second writer that takes the
+lease over is therefore refused at its own next check, but the first one finds out only at
+its next refresh, up to `REMOTE_REFRESH_SECONDS` later; two writers that check in the same
 instant can both go ahead (best effort).
 """
 
@@ -283,8 +286,21 @@ class WriterLease:
             return None
         return Holder.parse(bytes(raw))
 
+    def due(self) -> bool:
+        """Whether the next save reads (and judges) the lease.
+
+        Always locally; on ``gs://`` only before this manager's first write of it and once
+        that write is `REMOTE_REFRESH_SECONDS` old, so that a save costs TensorFlow's
+        requests and no more.
+        """
+        if self._written is None or fs.scheme_of(self.path) != "gs":
+            return True
+        return time.time() - self._written.saved >= REMOTE_REFRESH_SECONDS
+
     def check(self) -> Decision:
         """Judge the lease before a save; raise `ConcurrentWriterError` for a live writer."""
+        if not self.due():
+            return Decision(Verdict.KEEP, "held, and read again once it is due")
         self.first_look(present=True)
         found = self.read()
         if found != self._last[0]:

@@ -11,6 +11,7 @@ from typing import Any, TextIO
 
 from safeckpt._catalog.inventory import Inventory, scan, with_sizes
 from safeckpt._catalog.repair import apply_repair, plan_repair
+from safeckpt._catalog.volume import ephemeral_allowed, ephemeral_note, low_space_note
 from safeckpt._causes import Cause
 from safeckpt._cli import graph
 from safeckpt._cli.progress import Meter
@@ -96,6 +97,17 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def storage_notes(path: str, name: str | None) -> list[str]:
+    """What a local directory's storage means for its checkpoints (`safeckpt._catalog.volume`)."""
+    local = fs.local_path(path)
+    if local is None or not os.path.isdir(local):
+        return []
+    directory = os.path.abspath(local)
+    notes = [] if ephemeral_allowed(False) else [ephemeral_note(directory)]
+    notes.append(low_space_note(directory, name or "ckpt"))
+    return [n for n in notes if n is not None]
+
+
 def _print_json(data: Any, out: TextIO) -> None:
     print(dumps(data), file=out)
 
@@ -109,10 +121,13 @@ def _doctor(args: argparse.Namespace, out: TextIO, meter: Meter) -> int:
         measured = map_io(todo[0].prefix, with_sizes, todo, done=done)
         meter.finish()
         diagnosis = replace(diagnosis, candidates=tuple(measured))
+    notes = storage_notes(args.path, args.name)  # never a failure: the exit code ignores them
     if args.json:
-        _print_json(diagnosis.to_dict(), out)
+        _print_json({**diagnosis.to_dict(), **({"notes": notes} if notes else {})}, out)
     else:
         print(diagnosis, file=out)
+        for note in notes:
+            print(f"note: {note}", file=out)
     return EXIT_OK if diagnosis.ok else EXIT_PROBLEMS
 
 

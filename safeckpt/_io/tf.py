@@ -28,8 +28,10 @@ way to change the rotation, the latest checkpoint or the directory of a manager)
     ``_checkpoint``, ``_checkpoint_prefix``, ``_directory``, ``_maybe_delete`` (the
     ``max_to_keep`` rotation, path -> timestamp), ``_latest_checkpoint``,
     ``_last_preserved_timestamp``, ``_checkpoint_interval``, ``_step_counter``,
-    ``_last_checkpoint_step`` (these two exist only with an interval), ``_init_fn`` and
-    ``_record_state()`` (writes the state file from the rotation).
+    ``_last_checkpoint_step`` (these two exist only with an interval), ``_init_fn``,
+    ``_record_state()`` (writes the state file from the rotation) and ``_sweep()`` (deletes
+    what left the rotation): a save whose state write failed after its files were complete
+    records it again (`record_and_sweep`, what TF's own write callback does).
     ``last_checkpoint_step`` is a constructor argument only from TF 2.20 on
     (`manager_takes_last_checkpoint_step`); on older TF the attribute is set afterwards.
 
@@ -53,6 +55,7 @@ by `safeckpt.keras.BackupAndRestore` (`initial_epoch`, `set_initial_epoch`).
 from __future__ import annotations
 
 import collections
+import copy
 import functools
 import inspect
 import logging
@@ -187,6 +190,61 @@ def init_fn(manager: Any) -> Any:
 def record_state(manager: Any) -> None:
     """Write the state file from the rotation and the latest checkpoint (TF's method)."""
     manager._record_state()
+
+
+SaveState = tuple[collections.OrderedDict[str, float], str | None, float, Any]
+
+
+def save_state(manager: Any) -> SaveState:
+    """What a save changes in the manager: rotation (a copy), latest, preserved time, step.
+
+    ``_last_preserved_timestamp`` moves when the sweep keeps a checkpoint for
+    ``keep_checkpoint_every_n_hours``; ``_last_checkpoint_step`` (only with an interval) is
+    set by TensorFlow's ``save`` before it writes.
+    """
+    step = getattr(manager, "_last_checkpoint_step", None)
+    return (
+        collections.OrderedDict(manager._maybe_delete),
+        manager._latest_checkpoint,
+        manager._last_preserved_timestamp,
+        step,
+    )
+
+
+def put_save_state(manager: Any, state: SaveState) -> None:
+    """Put back what `save_state` returned (after a save that failed)."""
+    manager._maybe_delete = collections.OrderedDict(state[0])  # TF changes it in place
+    manager._latest_checkpoint = state[1]
+    manager._last_preserved_timestamp = state[2]
+    if getattr(manager, "_checkpoint_interval", None) is not None:
+        manager._last_checkpoint_step = state[3]
+
+
+def record_and_sweep(manager: Any) -> None:
+    """What TensorFlow's ``save`` does once the files are written: state, sweep, state.
+
+    Its ``_record_and_sweep_state`` callback (TF 2.16-2.21), after the rotation and the
+    latest checkpoint were updated in memory; all three steps can be repeated safely.
+    """
+    manager._record_state()
+    manager._sweep()
+    manager._record_state()
+
+
+def with_write_callback(options: Any, callback: Any) -> Any:
+    """A copy of `options` (a `tf.train.CheckpointOptions` or None) that also calls `callback`.
+
+    TensorFlow calls the write callbacks with the save path once the checkpoint's files are
+    written, in order: `callback` runs before the one ``CheckpointManager.save`` appends.
+    """
+    if options is None:
+        return tf.train.CheckpointOptions(experimental_write_callbacks=[callback])
+    options = copy.copy(options)
+    options.experimental_write_callbacks = [
+        *(options.experimental_write_callbacks or []),
+        callback,
+    ]
+    return options
 
 
 def relocate(manager: Any, directory: str, prefix: str) -> None:

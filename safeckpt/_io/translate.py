@@ -46,6 +46,9 @@ def _classes() -> tuple[tuple[type[BaseException], Cause], ...]:
 #: Message fragments of conditions TensorFlow reports without their class.
 _BY_MESSAGE: tuple[tuple[str, Cause], ...] = (
     ("ermission denied", Cause.PERMISSION_DENIED),
+    # ENOSPC and EDQUOT, as Python's OSError and TensorFlow's local filesystem word them.
+    ("No space left on device", Cause.DISK_FULL),
+    ("Disk quota exceeded", Cause.DISK_FULL),
     # TensorFlow's GCS client; its checkpoint reader re-raises these with code UNKNOWN (or as
     # a ValueError "Unsuccessful TensorSliceReader constructor") and only the text remains.
     ("HTTP response code 401", Cause.PERMISSION_DENIED),
@@ -54,6 +57,9 @@ _BY_MESSAGE: tuple[tuple[str, Cause], ...] = (
     ("HTTP response code 429", Cause.STORAGE_UNAVAILABLE),
     ("HTTP response code 5", Cause.STORAGE_UNAVAILABLE),
     ("File contents are inconsistent", Cause.STORAGE_UNAVAILABLE),
+    # A save's merge step (MergeV2Checkpoints) that did not find the part it had just
+    # written: seen on gs:// under 503 storms (an InvalidArgumentError, only the text tells).
+    ("allow_missing_files was set to false", Cause.STORAGE_UNAVAILABLE),
     ("Is a directory", Cause.NOT_A_DIRECTORY),
     ("Not a directory", Cause.NOT_A_DIRECTORY),
     ("Could not resolve host", Cause.STORAGE_UNAVAILABLE),

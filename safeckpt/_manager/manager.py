@@ -14,11 +14,12 @@ import collections
 import dataclasses
 import logging
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Literal
 
 from safeckpt._catalog.housekeeping import cleanup_after_save, quarantine_all
 from safeckpt._catalog.inventory import Inventory, scan
 from safeckpt._catalog.lease import WriterLease, lease_name
+from safeckpt._catalog.volume import warn_at_construction
 from safeckpt._diagnose.path import diagnose
 from safeckpt._diagnosis import Diagnosis
 from safeckpt._format.layout import split_step
@@ -31,6 +32,8 @@ from safeckpt._manager.arguments import (
     check_max_to_keep,
     check_peer_timeout,
 )
+from safeckpt._manager.attempts import before_writing, plan, save_retrying
+from safeckpt._manager.finite import refuse_nonfinite
 from safeckpt._manager.options import manager_options
 from safeckpt._manager.reconcile import reconcile
 from safeckpt._manager.saving import (
@@ -95,6 +98,17 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
         peer_timeout: Multi-worker: seconds a restore waits for another worker's report
             before raising `WorkerUnavailableError` on every live worker (None:
             ``$SAFECKPT_PEER_TIMEOUT``, else 60). A crashed worker is detected sooner.
+        save_retry: How a save retries a transient storage error (a `StorageRetry`):
+            ``"auto"`` retries on remote storage (``StorageRetry()``) and not on local
+            paths; None never retries. Each try first removes what the failed one wrote;
+            after the last, `SaveError` leaves the directory and ``save_counter`` as they
+            were (docs/saving.md).
+        check_finite: Before writing, check every floating-point variable for NaN and
+            infinity; a non-finite state raises `SaveError` (``nonfinite_values``) and
+            nothing is written or swept.
+        allow_ephemeral: Do not warn about a local directory whose checkpoints will not
+            outlive the job (tmpfs, a container's overlay root, the temporary folder); so
+            does ``SAFECKPT_ALLOW_EPHEMERAL=1``.
         writer_lease: Hold the directory's writer lease (``.safeckpt-writer-<name>``) while
             saving, so that a second live writer of the same name is refused with
             `ConcurrentWriterError` (docs/fallback.md, "Two writers"). False: no lease.
@@ -136,18 +150,22 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
         storage_retry: StorageRetry | None = None,
         peer_timeout: float | None = None,
         writer_lease: bool = True,
+        save_retry: StorageRetry | Literal["auto"] | None = "auto",
+        check_finite: bool = False,
+        allow_ephemeral: bool = False,
     ) -> None:
         check_checkpoint(checkpoint, init_fn)
         max_to_keep = check_max_to_keep(max_to_keep)
         keep_checkpoint_every_n_hours = check_hours(keep_checkpoint_every_n_hours)
         options = manager_options(
             create_directory, read_only, fallback, on_empty, verify, cleanup_temp, quarantine,
-            match, storage_retry, writer_lease,
+            match, storage_retry, writer_lease, save_retry, check_finite, allow_ephemeral,
         )  # fmt: skip
         self.last_restore: RestoreReport | None = None
         self._existing_steps: frozenset[int] = frozenset()
         self._state_unwritable = False
         self._listed_at_start: frozenset[str] = frozenset()
+        self._leftovers_at_start: frozenset[str] = frozenset()  # remote saves' "before"
         self._path = paths.normalize_directory(directory)  # what everything inside uses
         self._spelled, directory = paths.spelled_directory(directory), self._path
         checkpoint_name = paths.normalize_checkpoint_name(checkpoint_name)
@@ -173,6 +191,8 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
         holds = options.writer_lease and not options.read_only and self._worker.is_chief
         holds = holds and self._worker.stands_for is None  # not a worker's private directory
         self._lease = WriterLease(directory, checkpoint_name) if holds else None
+        if not options.read_only and self._worker.is_chief:
+            warn_at_construction(directory, checkpoint_name, options.allow_ephemeral)
 
     def _reconcile(self) -> Inventory | None:
         """Make the recorded state follow the rule, once, on first use (not at construction).
@@ -192,6 +212,7 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
         state = reconcile(inventory, self.checkpoint_name, adapter.rotation(self))
         self._state_unwritable = inventory.state.not_a_file  # saves refused, never rewritten
         self._listed_at_start = state.listed
+        self._leftovers_at_start = frozenset((*inventory.temp_dirs, *inventory.state_temps))
         self._existing_steps = inventory.existing_steps(self.checkpoint_name)
         if state.latest != adapter.latest(self):
             logger.warning(
@@ -308,6 +329,11 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
         return self._options.quarantine
 
     @property
+    def save_retry(self) -> StorageRetry | None:
+        """How saves retry transient storage errors here (``"auto"`` resolved), or None."""
+        return None if self._worker.multi_worker else self._options.save_retry_for(self._path)
+
+    @property
     def checkpoint_name(self) -> str:
         """The base name of this manager's checkpoint prefixes."""
         return str(fs.basename(adapter.checkpoint_prefix(self)))
@@ -415,6 +441,12 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
                 save's ``<prefix>-<N>_temp`` is there but no real directory (a link, a
                 file, a socket), or an explicit `checkpoint_number` has files whose names
                 are not UTF-8 (TensorFlow's save fails on them); nothing is written.
+                Also after a failed write (docs/saving.md): the storage kept failing
+                after ``save_retry`` (cause ``storage_unavailable``), the disk is full
+                (``disk_full``), or with ``check_finite=True`` a variable holds NaN or
+                infinity (``nonfinite_values``). The files this save wrote are removed;
+                the state file, every earlier checkpoint and ``save_counter`` are as they
+                were, so a training loop may catch it and go on.
         """
         if self._options.read_only:
             raise read_only_error(self._path)
@@ -423,18 +455,27 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
             self._state_unwritable = refuse_if_state_unwritable(self._path)
         if adapter.interval_skips(self, check_interval):
             return None  # TensorFlow's checkpoint_interval: nothing is written
-        self._existing_steps = prepare_save(
-            adapter.checkpoint_of(self), adapter.checkpoint_prefix(self), checkpoint_number,
+        if self._options.check_finite:
+            refuse_nonfinite(adapter.checkpoint_of(self), self._path)
+        checkpoint = adapter.checkpoint_of(self)
+        count = int(checkpoint.save_counter.numpy()) if tf.executing_eagerly() else None
+        self._existing_steps = before_writing(self.save_retry, self._path, lambda: prepare_save(
+            checkpoint, adapter.checkpoint_prefix(self), checkpoint_number,
             self._existing_steps, self._lease, chief=self._worker.is_chief,
-        )  # fmt: skip
+        ))  # fmt: skip
 
-        def tf_save() -> str | None:
+        def tf_save(written: Any = options) -> str | None:
             return super(SafeCheckpointManager, self).save(  # type: ignore[no-any-return]
-                checkpoint_number=checkpoint_number, check_interval=check_interval, options=options
+                checkpoint_number=checkpoint_number, check_interval=check_interval, options=written
             )
 
         if self._worker.is_chief:
-            result = tf_save()
+            job = plan(
+                self, checkpoint_number, options, self.save_retry, self._existing_steps,
+                self._leftovers_at_start,
+            )  # fmt: skip
+            job = None if job is None else dataclasses.replace(job, count=count)
+            result = tf_save() if job is None else save_retrying(job, tf_save, options)
         else:  # no agreement: a save's collectives are TensorFlow's
             result = save_as_worker(
                 self._path, self._worker, tf_save, self._sync_checkpoint, self._relocate

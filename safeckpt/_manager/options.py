@@ -6,16 +6,20 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
+from safeckpt._io import fs
 from safeckpt._manager.arguments import check_bool, check_writes
 from safeckpt._restore.plan import RestoreSettings
 from safeckpt._restore.policies import FallbackPolicy, normalize_fallback
 from safeckpt._settings import (
+    AUTO,
+    SAVE_RETRY_REMOTE,
     MatchMode,
     OnEmpty,
     StorageRetry,
     VerifyLevel,
     normalize_match,
     normalize_on_empty,
+    normalize_save_retry,
     normalize_storage_retry,
     normalize_verify,
 )
@@ -35,6 +39,15 @@ class Options:
     match: MatchMode
     storage_retry: StorageRetry
     writer_lease: bool = True
+    save_retry: StorageRetry | str | None = AUTO
+    check_finite: bool = False
+    allow_ephemeral: bool = False
+
+    def save_retry_for(self, directory: str) -> StorageRetry | None:
+        """The retry of saves into `directory`: ``"auto"`` retries on remote storage only."""
+        if self.save_retry != AUTO:
+            return self.save_retry  # type: ignore[return-value]
+        return None if fs.scheme_of(directory) in (None, "file", "ram") else SAVE_RETRY_REMOTE
 
     def for_worker(self, is_chief: bool) -> Options:
         """Only the chief of a multi-worker job moves files in the shared directory."""
@@ -76,6 +89,9 @@ def manager_options(
     match: object,
     storage_retry: object,
     writer_lease: object = True,
+    save_retry: object = AUTO,
+    check_finite: object = False,
+    allow_ephemeral: object = False,
 ) -> Options:
     """Validate the options; errors name the argument, the value and what is expected.
 
@@ -93,6 +109,9 @@ def manager_options(
         match=normalize_match(match),
         storage_retry=normalize_storage_retry(storage_retry),
         writer_lease=check_bool("writer_lease", writer_lease),
+        save_retry=normalize_save_retry(save_retry),
+        check_finite=check_bool("check_finite", check_finite),
+        allow_ephemeral=check_bool("allow_ephemeral", allow_ephemeral),
     )
     check_writes(
         options.read_only, cleanup_temp=options.cleanup_temp, quarantine=options.quarantine

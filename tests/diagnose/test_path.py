@@ -18,6 +18,7 @@ from safeckpt import (
     ConcurrentWriterError,
     Diagnosis,
     SafeCheckpointManager,
+    SaveError,
 )
 from safeckpt._diagnose.path import diagnose
 from testing.bundle import resave
@@ -274,6 +275,17 @@ def case_concurrent_writer(d: Path, tmp: Path) -> Diagnosis:
     return info.value.diagnosis
 
 
+def case_nonfinite_values(d: Path, tmp: Path) -> Diagnosis:
+    # check_finite=True, and a weight went NaN (tests/manager/test_finite.py has the rest).
+    t = Trainee()
+    t.w.assign([1.0, float("nan"), 2.0, float("inf")])
+    manager = SafeCheckpointManager(t.checkpoint, tmp / "nan", max_to_keep=2, check_finite=True)
+    with pytest.raises(SaveError) as info:
+        manager.save()
+    assert info.value.diagnosis is not None
+    return info.value.diagnosis
+
+
 def case_unknown(d: Path, tmp: Path) -> Case:
     # A path with a NUL cannot exist anywhere: nothing more specific can be said.
     return str(d) + "\x00x", Cause.UNKNOWN, None, None
@@ -310,6 +322,7 @@ CASES: dict[Cause, Callable[[Path, Path], Case | Diagnosis]] = {
     Cause.NAME_BASED_CHECKPOINT: case_name_based_checkpoint,
     Cause.REMOVED_CONCURRENTLY: case_removed_concurrently,
     Cause.CONCURRENT_WRITER: case_concurrent_writer,
+    Cause.NONFINITE_VALUES: case_nonfinite_values,
     Cause.UNKNOWN: case_unknown,
 }
 
@@ -339,6 +352,11 @@ def test_cause(cause: Cause, ckpt_dir: Path, tmp_path: Path) -> None:
                 Cause.REMOVED_CONCURRENTLY,
                 "Listed complete, then gone",
                 "larger max_to_keep",
+            ),
+            Cause.NONFINITE_VALUES: (
+                Cause.NONFINITE_VALUES,
+                "w:0: 1 NaN and 1 infinite of 4 values",
+                "Nothing was written or swept",
             ),
             Cause.CONCURRENT_WRITER: (
                 Cause.CONCURRENT_WRITER,
@@ -375,8 +393,9 @@ print(json.dumps(r.to_dict()))
 
 def test_every_cause_has_a_test_and_a_doc_section() -> None:
     # permission_denied needs an unprivileged process (above), worker_unavailable a cluster
-    # of processes (test_multiworker.py).
-    elsewhere = (Cause.PERMISSION_DENIED, Cause.WORKER_UNAVAILABLE)
+    # of processes (test_multiworker.py), disk_full a small mounted tmpfs
+    # (test_save_disk_full.py).
+    elsewhere = (Cause.PERMISSION_DENIED, Cause.WORKER_UNAVAILABLE, Cause.DISK_FULL)
     missing_tests = [c.value for c in Cause if c not in CASES and c not in elsewhere]
     assert missing_tests == []
     doc = (Path(__file__).resolve().parents[2] / "docs" / "diagnostics.md").read_text()
