@@ -11,7 +11,6 @@ from __future__ import annotations
 import io
 import json
 import shutil
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,50 +18,7 @@ import pytest
 from safeckpt._causes import Cause
 from safeckpt._cli.main import main
 from testing.checkpoints import write_checkpoints
-
-SCHEMA = json.loads((Path(__file__).resolve().parents[2] / "docs" / "cli-schema.json").read_text())
-_TYPES = {
-    "string": str,
-    "boolean": bool,
-    "array": list,
-    "object": dict,
-    "null": type(None),
-}
-
-
-def _is(value: Any, kind: str) -> bool:
-    if kind == "integer":
-        return isinstance(value, int) and not isinstance(value, bool)
-    if kind == "number":
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    return isinstance(value, _TYPES[kind])
-
-
-def problems(value: Any, schema: dict[str, Any], at: str = "$") -> list[str]:
-    """Where `value` breaks `schema` (empty: it matches)."""
-    if "$ref" in schema:
-        name = schema["$ref"].removeprefix("#/$defs/")
-        return problems(value, SCHEMA["$defs"][name], at)
-    found: list[str] = []
-    kinds = schema.get("type")
-    if kinds is not None:
-        kinds = [kinds] if isinstance(kinds, str) else kinds
-        if not any(_is(value, k) for k in kinds):
-            return [f"{at}: {value!r} is not {' or '.join(kinds)}"]
-    if "enum" in schema and value not in schema["enum"]:
-        found.append(f"{at}: {value!r} not one of {schema['enum']}")
-    if isinstance(value, dict):
-        props = schema.get("properties", {})
-        found += [f"{at}: missing {k!r}" for k in schema.get("required", []) if k not in value]
-        if schema.get("additionalProperties") is False:
-            found += [f"{at}: undocumented key {k!r}" for k in value if k not in props]
-        for key, sub in props.items():
-            if key in value:
-                found += problems(value[key], sub, f"{at}.{key}")
-    if isinstance(value, list) and "items" in schema:
-        for n, item in enumerate(value):
-            found += problems(item, schema["items"], f"{at}[{n}]")
-    return found
+from testing.jsonschema import SCHEMA, problems
 
 
 def test_the_validator_rejects_what_breaks_the_schema() -> None:

@@ -22,6 +22,7 @@ from safeckpt._catalog import volume
 from safeckpt._cli.main import main
 from safeckpt._io.storage import QUIET_ENV, Mount, ephemeral_reason, mount_of, parse_mountinfo
 from testing.checkpoints import Trainee
+from testing.jsonschema import command_problems
 
 WARNING = "will not outlive the job"
 
@@ -144,6 +145,7 @@ def test_doctor_notes_it_without_failing(
     assert main(["doctor", "--json", str(tmpfs_dir)]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["ok"] is True and "is on tmpfs" in data["notes"][0]
+    assert command_problems("doctor", data) == []  # the notes are documented (docs/cli.md)
     monkeypatch.setenv(QUIET_ENV, "1")
     assert main(["doctor", str(tmpfs_dir)]) == 0
     assert "note: " not in capsys.readouterr().out
