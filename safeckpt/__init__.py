@@ -21,6 +21,7 @@ from safeckpt._errors import (
 )
 from safeckpt._info import CheckpointInfo
 from safeckpt._manager.manager import SafeCheckpointManager
+from safeckpt._metadata import BestMode, CheckpointMetadata, KeepBest, Variables
 from safeckpt._report import Outcome, RestoreReport
 from safeckpt._restore.policies import (
     FallbackPolicy,
@@ -33,10 +34,12 @@ from safeckpt._settings import MatchMode, OnEmpty, StorageRetry, VerifyLevel
 from safeckpt._version import __version__
 
 __all__ = [
+    "BestMode",
     "Cause",
     "CheckpointCorruptedError",
     "CheckpointDirectoryError",
     "CheckpointInfo",
+    "CheckpointMetadata",
     "CheckpointMismatchError",
     "CheckpointNotFoundError",
     "CheckpointPermissionError",
@@ -44,6 +47,7 @@ __all__ = [
     "Diagnosis",
     "FallbackPolicy",
     "FreshInit",
+    "KeepBest",
     "MatchMode",
     "NoUsableCheckpointError",
     "OnEmpty",
@@ -59,6 +63,7 @@ __all__ = [
     "SaveError",
     "StorageRetry",
     "StorageUnavailableError",
+    "Variables",
     "VerifyLevel",
     "WorkerUnavailableError",
     "__version__",

@@ -64,6 +64,7 @@ MANAGER_SETTERS = {
     "record_state",
     "relocate",
     "note_restored_step",
+    "sweep",
 }
 
 #: Private attributes of TensorFlow objects that safeckpt needs (see the adapter's docstring).

@@ -29,9 +29,17 @@ Modules:
 way to change the rotation, the latest checkpoint or the directory of a manager):
     ``_checkpoint``, ``_checkpoint_prefix``, ``_directory``, ``_maybe_delete`` (the
     ``max_to_keep`` rotation, path -> timestamp), ``_latest_checkpoint``,
-    ``_last_preserved_timestamp``, ``_checkpoint_interval``, ``_step_counter``,
-    ``_last_checkpoint_step`` (these two exist only with an interval), ``_init_fn`` and
-    ``_record_state()`` (writes the state file from the rotation).
+    ``_max_to_keep``, ``_last_preserved_timestamp``, ``_checkpoint_interval``, ``_step_counter``,
+    ``_last_checkpoint_step`` (these two exist only with an interval), ``_init_fn``,
+    ``_record_state()`` (writes the state file from the rotation) and ``_sweep()``: TF's
+    ``save`` calls ``self._sweep()`` from its write callback ``_record_and_sweep_state``,
+    after the checkpoint's files are complete and the state file first records it (then it
+    records the state again); `SafeCheckpointManager` overrides it to write the metadata
+    file and apply ``keep_best``, and calls TF's own through `sweep`. TF's sweep pops the
+    oldest entries of ``_maybe_delete`` while it holds more than ``_max_to_keep``, keeps
+    (pops, without deleting) those the ``keep_checkpoint_every_n_hours`` rule preserves, and
+    deletes ``<p>.index`` and ``<p>.data-?????-of-?????`` of the others (glob; TF 2.21.0
+    read, and the same method since TF 2.0).
     ``last_checkpoint_step`` is a constructor argument only from TF 2.20 on
     (`MANAGER_TAKES_LAST_CHECKPOINT_STEP`); on older TF the attribute is set afterwards.
 
@@ -139,6 +147,17 @@ def init_fn(manager: Any) -> Any:
 def record_state(manager: Any) -> None:
     """Write the state file from the rotation and the latest checkpoint (TF's method)."""
     manager._record_state()
+
+
+def max_to_keep(manager: Any) -> int | None:
+    """The manager's ``max_to_keep`` (None: keep everything)."""
+    value: int | None = manager._max_to_keep
+    return value
+
+
+def sweep(manager: Any) -> None:
+    """TensorFlow's own ``_sweep`` of the rotation (deletes what leaves ``max_to_keep``)."""
+    tf.train.CheckpointManager._sweep(manager)
 
 
 def relocate(manager: Any, directory: str, prefix: str) -> None:
@@ -323,6 +342,7 @@ def drop_pending_restorations(root: Any) -> int:
 
 __all__ = [
     "MANAGER_TAKES_LAST_CHECKPOINT_STEP",
+    "max_to_keep",
     "BundleEntryProto",
     "BundleHeaderProto",
     "TrackableObjectGraph",
@@ -349,6 +369,7 @@ __all__ = [
     "set_latest",
     "set_rotation",
     "strategy_worker",
+    "sweep",
     "task_health",
     "tf",
 ]
