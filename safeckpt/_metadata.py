@@ -50,7 +50,7 @@ class KeepBest:
     """
 
     metric: str
-    mode: BestMode = BestMode.MIN
+    mode: str = BestMode.MIN  # a BestMode once constructed (a str enum)
     k: int = 1
 
     def __post_init__(self) -> None:
@@ -80,7 +80,7 @@ class KeepBest:
 
     def better(self, a: float, b: float) -> bool:
         """Whether the value `a` is strictly better than `b`."""
-        return a < b if self.mode is BestMode.MIN else a > b
+        return a < b if self.mode == BestMode.MIN else a > b
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serializable dictionary of every field."""

@@ -23,9 +23,11 @@ cleanup_temp=True/False alternately).restore()``, saves once more, and the harne
   anything newer and the ``max_to_keep - 1`` newest complete checkpoints keep byte-identical
   files; older ones may only disappear (TensorFlow's documented ``max_to_keep`` rotation),
   never change;
-* with ``cleanup_temp=True`` nothing but complete checkpoints, the state file and the writer
-  lease remains after that save (each leftover is reported once, by the first such save it
-  survives).
+* metadata files never outlive their checkpoints, name their checkpoint and are never
+  older than its index (`metadata_findings`), and the resumed save has one;
+* with ``cleanup_temp=True`` nothing but complete checkpoints (with their metadata files),
+  the state file and the writer lease remains after that save (each leftover is reported
+  once, by the first such save it survives).
 
 The resumed process then becomes the training process of the next kill, so each directory
 (a *chain*, restarted empty every few kills) accumulates what real crashes leave behind.
@@ -257,10 +259,14 @@ def _state_paths(directory: str) -> tuple[str | None, list[str]]:
 
 
 def _leftovers(directory: str, complete: Iterable[Facts]) -> list[str]:
-    """Entries of `directory` but the state file, the writer lease and complete checkpoints."""
+    """Entries of `directory` but the state file, the lease and complete checkpoints.
+
+    A complete checkpoint's metadata file (docs/metadata.md) belongs to it.
+    """
     keep = {STATE_FILE, LEASE}
     for facts in complete:
         keep.update(name for name, _ in facts.hashes)
+        keep.add(f"{CHECKPOINT_NAME}-{facts.step}{METADATA_SUFFIX}")
     out = []
     for name in sorted(os.listdir(directory)):
         if name in keep:
@@ -272,6 +278,44 @@ def _leftovers(directory: str, complete: Iterable[Facts]) -> list[str]:
         else:
             out.append(name)
     return out
+
+
+METADATA_SUFFIX = ".safeckpt.json"
+
+
+def _leftover_prefix(name: str) -> str:
+    """The checkpoint a leftover entry belongs to (``ckpt-3`` of a data or metadata file)."""
+    return name.split(".data-")[0].removesuffix(METADATA_SUFFIX)
+
+
+def metadata_findings(directory: str, complete: dict[int, Facts]) -> list[str]:
+    """Violations of "metadata files never outlive their checkpoints" (docs/metadata.md).
+
+    Decided from the files alone: a ``ckpt-N.safeckpt.json`` must sit next to a file of
+    ``ckpt-N`` (its index or data), name that checkpoint, and, next to a complete one, be
+    no older than its index (it is written after the checkpoint: an older file would
+    describe an earlier checkpoint of that number).
+    """
+    names = set(os.listdir(directory))
+    bad = []
+    for name in sorted(n for n in names if n.endswith(METADATA_SUFFIX)):
+        base = name[: -len(METADATA_SUFFIX)]
+        if not any(n.startswith(base + ".") and n != name for n in names):
+            bad.append(f"{name} outlived its checkpoint")
+            continue
+        try:
+            data = json.loads(Path(directory, name).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            bad.append(f"{name} is not readable JSON: {exc}")
+            continue
+        if data.get("checkpoint") != base:
+            bad.append(f"{name} describes {data.get('checkpoint')!r}")
+        step = int(base.rsplit("-", 1)[1]) if base.rsplit("-", 1)[-1].isdigit() else None
+        if step in complete:
+            index = os.stat(os.path.join(directory, base + ".index")).st_mtime_ns
+            if os.stat(os.path.join(directory, name)).st_mtime_ns < index:
+                bad.append(f"{name} is older than {base}.index (a stale file)")
+    return bad
 
 
 def _listing(directory: str) -> list[str]:
@@ -966,12 +1010,17 @@ class _Harness:
         if latest != f"{CHECKPOINT_NAME}-{s}":
             bad.append(f"after the save the state file names {latest}, not ckpt-{s}")
         trial.leftovers_after = _leftovers(self.chain_dir, complete_after.values())
+        bad.extend(metadata_findings(self.chain_dir, complete_after))
+        if facts is not None and not os.path.exists(
+            os.path.join(self.chain_dir, f"{CHECKPOINT_NAME}-{s}{METADATA_SUFFIX}")
+        ):
+            bad.append(f"the resumed run's ckpt-{s} has no metadata file after save() returned")
         if trial.cleanup_temp:
             # Each leftover is reported once, by the first cleanup_temp=True save it survives.
             fresh = [
                 x
                 for x in trial.leftovers_after
-                if x not in self.reported and x.split(".data-")[0] not in self.listed_at_start
+                if x not in self.reported and _leftover_prefix(x) not in self.listed_at_start
             ]
             self.reported.update(fresh)
             if fresh:

@@ -96,7 +96,8 @@ class Leftover:
         name: Its name in the directory.
         rule: ``"temp_dir"`` (``<name>-N_temp/``), ``"state_temp"`` (``checkpoint.tmp*``),
             ``"unfinished_save"`` (data or an unfinished index of a save that never
-            completed and that the state file does not list) or ``"lease_temp"`` (a new
+            completed and that the state file does not list, or what a sweep killed between
+            its deletes left, with its metadata file) or ``"lease_temp"`` (a new
             writer lease of this name that a killed process never renamed into place),
             ``"orphan_metadata"`` (``<name>-N.safeckpt.json`` whose checkpoint has no file
             left) or ``"metadata_temp"`` (a metadata write of this name a killed process
@@ -125,7 +126,7 @@ def leftover_candidates(
         if c.problems in ((Cause.MISSING_INDEX,), (Cause.INCOMPLETE_SAVE,))
         and not c.in_state_file
         and c.prefix not in protected
-        for name in c.files
+        for name in (*c.files, *([c.metadata_file] if c.metadata_file else []))
         if not name.endswith(TEMP_SUFFIX + "/")
     ]
     metadata = [
