@@ -41,8 +41,8 @@ _CHILD = textwrap.dedent(
 
     if point == "write":  # before the temporary file is created
         real = safeio.write_new
-        safeio.write_new = lambda path, data: (
-            die() if ".safeckpt.json.safeckpt-tmp-" in path else real(path, data)
+        safeio.write_new = lambda path, data, **kw: (
+            die() if ".safeckpt.json.safeckpt-tmp-" in path else real(path, data, **kw)
         )
     else:  # the temporary file is written, before its rename
         real_replace = os.replace

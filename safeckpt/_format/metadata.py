@@ -137,10 +137,12 @@ def fingerprint(prefix: str) -> Variables | None:
         index = read_index(prefix + INDEX_SUFFIX)
     except (IndexFormatError, tf.errors.OpError, OSError):
         return None
+    names: dict[int, str] = {}  # dtype enum -> name, looked up once per dtype
+    for e in index.entries:
+        if e.dtype not in names:
+            names[e.dtype] = tf.as_dtype(e.dtype).name
     entries = sorted(
-        (e.name, tf.as_dtype(e.dtype).name, tuple(e.shape))
-        for e in index.entries
-        if not e.is_slice_container
+        (e.name, names[e.dtype], tuple(e.shape)) for e in index.entries if not e.is_slice_container
     )
     digest = hashlib.sha256()
     for key, dtype, shape in entries:
@@ -225,7 +227,9 @@ def write_metadata(meta: CheckpointMetadata) -> None:
     Raises:
         tf.errors.OpError, OSError: It could not be written (nothing half-written stays).
     """
-    safeio.replace_file(metadata_path(meta.prefix), encode(meta))
+    # Not synced: as durable as TensorFlow's own files of the checkpoint. A power loss may
+    # leave it empty, which reads as damaged and is ignored (never blocks a restore).
+    safeio.replace_file(metadata_path(meta.prefix), encode(meta), sync=False)
 
 
 def remove_metadata(prefix: str) -> bool:

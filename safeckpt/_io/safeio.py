@@ -305,8 +305,11 @@ def real_directory(path: str) -> str:
     return path
 
 
-def write_new(path: str, data: bytes) -> None:
+def write_new(path: str, data: bytes, *, sync: bool = True) -> None:
     """Write `data` into a new file `path`; an existing entry there (even a link) is an error.
+
+    `sync` flushes it to the disk (``fsync``) before returning; without it the write is as
+    durable as TensorFlow's own checkpoint files (which are not synced either).
 
     Raises:
         FileExistsError: Something exists at `path`.
@@ -325,13 +328,16 @@ def write_new(path: str, data: bytes) -> None:
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view) :]
-        os.fsync(fd)
+        if sync:
+            os.fsync(fd)
     finally:
         os.close(fd)
 
 
-def replace_file(path: str, data: bytes) -> None:
+def replace_file(path: str, data: bytes, *, sync: bool = True) -> None:
     """Replace the file `path` with `data`: a unique new file renamed over it.
+
+    `sync`: see `write_new`.
 
     A link at `path` is replaced (the file it points to is untouched); nothing is written
     through an existing temporary file.
@@ -340,7 +346,7 @@ def replace_file(path: str, data: bytes) -> None:
         tf.errors.OpError, OSError: It could not be written (the temporary file is removed).
     """
     temporary = f"{path}.safeckpt-tmp-{os.getpid()}-{uuid.uuid4().hex}"
-    write_new(temporary, data)
+    write_new(temporary, data, sync=sync)
     try:
         local, target = fs.local_path(temporary), fs.local_path(path)
         if local is None or target is None:
