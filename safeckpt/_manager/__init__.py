@@ -16,4 +16,6 @@ Modules:
     saving: What a save must do before TensorFlow writes (lease, number, doomed saves), and a
         non-chief worker's save into its own directory (`save_as_worker`).
     reconcile: Reconciling TensorFlow's recorded state with the directory at construction.
+    retention: Metadata files written after each save and ``keep_best`` applied around
+        TensorFlow's sweep; the best checkpoint found again from the files.
 """
