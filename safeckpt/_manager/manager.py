@@ -499,12 +499,13 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
         """TensorFlow's rotation, after it recorded a save: metadata, ``keep_best``, its sweep.
 
         Overrides `tf.train.CheckpointManager`'s (called by its save once the checkpoint's
-        files are complete; `safeckpt._io.tf.sweep`). Only the chief writes metadata.
+        files are complete; `safeckpt._io.tf.sweep`). Only the chief writes metadata; every
+        worker applies ``keep_best`` to its rotation.
         """
-        if not self._worker.is_chief:
-            adapter.sweep(self)
-            return
-        self._keeper.sweep(self, adapter.max_to_keep(self), lambda: adapter.sweep(self))
+        chief = self._worker.is_chief
+        self._keeper.sweep(
+            self, adapter.max_to_keep(self), lambda: adapter.sweep(self), chief=chief
+        )
 
     @property
     def keep_best(self) -> KeepBest | None:

@@ -112,25 +112,55 @@ class Keeper:
             self._orphans.discard(prefix)
         self._pending[prefix] = pending
 
-    def sweep(self, manager: Any, max_to_keep: int | None, tf_sweep: Callable[[], None]) -> None:
-        """After TensorFlow recorded a save: write its metadata, then the rotation's sweep."""
+    def sweep(
+        self,
+        manager: Any,
+        max_to_keep: int | None,
+        tf_sweep: Callable[[], None],
+        *,
+        chief: bool = True,
+    ) -> None:
+        """After TensorFlow recorded a save: write its metadata, then the rotation's sweep.
+
+        A non-chief worker's save runs in its private ``workertemp_<id>/`` (its rotation
+        names files there): it writes and removes no metadata (the chief does), but applies
+        the same decision to its rotation, from its own ``metrics=`` and the chief's files,
+        so that `checkpoints` is the same on every worker.
+        """
         saved = adapter.latest(manager)
-        pending = None
         if saved is not None:
-            pending = self._pending.pop(saved, None) or self._pending.pop(None, None)
-            self._write(saved, pending or Pending({}, {}))
+            shared = self._shared(saved)
+            pending = self._pending.pop(shared, None) or self._pending.pop(None, None)
+            if chief:
+                self._write(shared, pending or Pending({}, {}))
+            elif self.keep is not None:
+                self._score(shared, pending or Pending({}, {}))
         rotation = adapter.rotation(manager)
-        decision = decide(list(rotation), max_to_keep, self.keep, self._known())
-        held = collections.OrderedDict((p, rotation.pop(p)) for p in decision.protected)
+        by_shared = {self._shared(p): p for p in rotation}
+        decision = decide(list(by_shared), max_to_keep, self.keep, self._known())
+        held = collections.OrderedDict(
+            (by_shared[p], rotation.pop(by_shared[p])) for p in decision.protected
+        )
         before = list(rotation)
         tf_sweep()
         rotation = adapter.rotation(manager)
         for prefix in before:
             if prefix not in rotation and not fs.exists(prefix + INDEX_SUFFIX):
-                self._forget(prefix)
+                self._forget(self._shared(prefix), remove=chief)
         if held:
             held.update(rotation)
             adapter.set_rotation(manager, held)
+
+    def _shared(self, prefix: str) -> str:
+        """`prefix` in the manager's directory (a non-chief's save names its private one)."""
+        return fs.join(self.directory, fs.basename(prefix))
+
+    def _score(self, prefix: str, pending: Pending) -> None:
+        """Take note of a save's metrics without writing (a non-chief worker)."""
+        self._known()
+        if self._book is not None:
+            step = split_step(fs.basename(prefix))[1]
+            self._book[prefix] = Scored(prefix, step, dict(pending.metrics))
 
     def _write(self, prefix: str, pending: Pending) -> None:
         meta = files.build(
@@ -151,10 +181,12 @@ class Keeper:
         if self._book is not None:
             self._book[prefix] = Scored(prefix, meta.step, meta.metrics)
 
-    def _forget(self, prefix: str) -> None:
+    def _forget(self, prefix: str, *, remove: bool = True) -> None:
         """The checkpoint `prefix` was deleted: remove its metadata file (after it)."""
         if self._book is not None:
             self._book.pop(prefix, None)
+        if not remove:
+            return
         try:
             files.remove_metadata(prefix)
         except (tf.errors.OpError, OSError) as exc:
