@@ -44,7 +44,6 @@ from tensorflow.python.eager import context as tf_context
 
 import safeckpt
 
-
 #: The ``loss`` metric of the save at each step (``--keep-best``): best at step 2, then worse.
 LOSSES = (0.9, 0.5, 0.1, 0.4, 0.6, 0.7, 0.8, 0.85)
 
