@@ -83,6 +83,7 @@ TF_PRIVATE_ATTRIBUTES = {
     "_sweep",
     "_prefix",
     "_max_to_keep",
+    "_keep_checkpoint_every_n_hours",
     "_evaluate",
     "_self_unconditional_deferred_dependencies",
     "_in_multi_worker_mode",

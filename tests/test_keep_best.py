@@ -287,3 +287,23 @@ def test_keep_best_argument_is_checked(tmp_path: Path) -> None:
     best = safeckpt.KeepBest("acc", mode="max", k=2)
     assert best.mode is safeckpt.BestMode.MAX and best.mode == "max"
     assert best.to_dict() == {"metric": "acc", "mode": "max", "k": 2}
+
+
+def test_asynchronous_saves_write_metadata_after_their_files(tmp_path: Path) -> None:
+    v = tf.Variable(0.0)
+    checkpoint = tf.train.Checkpoint(v=v)
+    manager = safeckpt.SafeCheckpointManager(
+        checkpoint, tmp_path, 2, keep_best=safeckpt.KeepBest("loss")
+    )
+    options = tf.train.CheckpointOptions(experimental_enable_async_checkpoint=True)
+    for step, loss in enumerate([0.5, 0.1, 0.3, 0.4, 0.6], 1):
+        v.assign(float(step))
+        manager.save(options=options, metrics={"loss": loss})
+    checkpoint.sync()
+    assert on_disk(tmp_path) == ({2, 4, 5}, {2, 4, 5})
+    assert manager.best_checkpoint == str(tmp_path / "ckpt-2")
+    assert [manager.metadata(str(tmp_path / f"ckpt-{s}")).metrics["loss"] for s in (2, 4, 5)] == [  # type: ignore[union-attr]
+        0.1,
+        0.4,
+        0.6,
+    ]

@@ -229,7 +229,7 @@ def write_metadata(meta: CheckpointMetadata) -> None:
     """
     # Not synced: as durable as TensorFlow's own files of the checkpoint. A power loss may
     # leave it empty, which reads as damaged and is ignored (never blocks a restore).
-    safeio.replace_file(metadata_path(meta.prefix), encode(meta), sync=False)
+    safeio.write_atomically(metadata_path(meta.prefix), encode(meta), sync=False)
 
 
 def remove_metadata(prefix: str) -> bool:
@@ -238,12 +238,7 @@ def remove_metadata(prefix: str) -> bool:
     Raises:
         tf.errors.OpError, OSError: It is there but could not be removed.
     """
-    path = metadata_path(prefix)
-    try:
-        safeio.remove_entry(path)
-    except (tf.errors.NotFoundError, FileNotFoundError):
-        return False
-    return True
+    return safeio.remove_file(metadata_path(prefix))
 
 
 # --- reading -----------------------------------------------------------------------------

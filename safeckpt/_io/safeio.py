@@ -45,7 +45,9 @@ __all__ = [
     "real_directory",
     "regular_size",
     "remove_entry",
+    "remove_file",
     "replace_file",
+    "write_atomically",
     "special_kind",
     "write_new",
 ]
@@ -266,6 +268,26 @@ def remove_entry(path: str) -> None:
         os.unlink(local)
 
 
+def remove_file(path: str) -> bool:
+    """Delete the file (or link, as a link) `path`; False when nothing was there.
+
+    Cheaper than `remove_entry` on object stores (one delete request, no directory check).
+
+    Raises:
+        IsADirectoryError: `path` is a directory (local paths).
+        tf.errors.OpError, OSError: It could not be removed.
+    """
+    local = fs.local_path(path)
+    try:
+        if local is None:
+            tf.io.gfile.remove(path)
+        else:
+            os.unlink(local)
+    except (tf.errors.NotFoundError, FileNotFoundError):
+        return False
+    return True
+
+
 def move_entry(source: str, destination: str) -> None:
     """Rename the entry `source` (a link moves as a link) to `destination`, never over one.
 
@@ -332,6 +354,22 @@ def write_new(path: str, data: bytes, *, sync: bool = True) -> None:
             os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def write_atomically(path: str, data: bytes, *, sync: bool = True) -> None:
+    """Replace the file `path` with `data` so that a reader sees the old or the new bytes.
+
+    On ``gs://`` one object write (atomic there: one request instead of a temporary
+    object's write, copy and delete); elsewhere `replace_file`.
+
+    Raises:
+        tf.errors.OpError, OSError: It could not be written.
+    """
+    if fs.scheme_of(path) == "gs":
+        with tf.io.gfile.GFile(path, "wb") as handle:
+            handle.write(data)
+        return
+    replace_file(path, data, sync=sync)
 
 
 def replace_file(path: str, data: bytes, *, sync: bool = True) -> None:

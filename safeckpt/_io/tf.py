@@ -28,8 +28,9 @@ Modules:
 `tf.train.CheckpointManager` attributes a subclass has to read or set (there is no public
 way to change the rotation, the latest checkpoint or the directory of a manager):
     ``_checkpoint``, ``_checkpoint_prefix``, ``_directory``, ``_maybe_delete`` (the
-    ``max_to_keep`` rotation, path -> timestamp), ``_latest_checkpoint``,
-    ``_max_to_keep``, ``_last_preserved_timestamp``, ``_checkpoint_interval``, ``_step_counter``,
+    ``max_to_keep`` rotation, path -> timestamp), ``_latest_checkpoint``, ``_max_to_keep``,
+    ``_keep_checkpoint_every_n_hours``, ``_last_preserved_timestamp``,
+    ``_checkpoint_interval``, ``_step_counter``,
     ``_last_checkpoint_step`` (these two exist only with an interval), ``_init_fn``,
     ``_record_state()`` (writes the state file from the rotation) and ``_sweep()``: TF's
     ``save`` calls ``self._sweep()`` from its write callback ``_record_and_sweep_state``,
@@ -153,6 +154,11 @@ def max_to_keep(manager: Any) -> int | None:
     """The manager's ``max_to_keep`` (None: keep everything)."""
     value: int | None = manager._max_to_keep
     return value
+
+
+def keeps_hours(manager: Any) -> bool:
+    """Whether ``keep_checkpoint_every_n_hours`` may keep a checkpoint TF's sweep pops."""
+    return bool(manager._keep_checkpoint_every_n_hours)
 
 
 def sweep(manager: Any) -> None:
@@ -343,6 +349,7 @@ def drop_pending_restorations(root: Any) -> int:
 __all__ = [
     "MANAGER_TAKES_LAST_CHECKPOINT_STEP",
     "max_to_keep",
+    "keeps_hours",
     "BundleEntryProto",
     "BundleHeaderProto",
     "TrackableObjectGraph",

@@ -144,8 +144,9 @@ class Keeper:
         before = list(rotation)
         tf_sweep()
         rotation = adapter.rotation(manager)
+        hours = adapter.keeps_hours(manager)  # else every entry TF popped was deleted
         for prefix in before:
-            if prefix not in rotation and not fs.exists(prefix + INDEX_SUFFIX):
+            if prefix not in rotation and not (hours and fs.exists(prefix + INDEX_SUFFIX)):
                 self._forget(self._shared(prefix), remove=chief)
         if held:
             held.update(rotation)
