@@ -39,9 +39,9 @@ def quarantine(info: CheckpointInfo, directory: str) -> list[str]:
     File names are kept, so ``checkpoint.restore("<directory>/quarantine/ckpt-5")`` still
     works for inspection; its metadata file moves with it. When the quarantine already
     holds a checkpoint of that name, the files go into ``quarantine/<name>.<timestamp>/``
-    instead. Files that cannot be moved
-    are left in place (and logged); so is everything when ``quarantine`` is not a real
-    directory inside `directory` (a link to elsewhere, a file).
+    instead. Files that cannot be moved are left in place (and logged); so is everything
+    when ``quarantine`` is not a real directory inside `directory` (a link to elsewhere, a
+    file).
     """
     target = fs.join(directory, QUARANTINE_DIR)
     try:
@@ -146,7 +146,7 @@ def _leftover_base(item: Leftover) -> str:
     """The checkpoint base name a leftover belongs to (``ckpt-4``), or ``""``."""
     if item.rule == "temp_dir":
         return item.name[: -len(TEMP_SUFFIX)]
-    if item.rule == "orphan_metadata":
+    if item.name.endswith(METADATA_SUFFIX):  # an orphan, or beside an unfinished save
         return item.name[: -len(METADATA_SUFFIX)]
     if item.rule == "metadata_temp":
         return item.name.split(METADATA_TEMP_INFIX, 1)[0]
