@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     )
     from safeckpt._info import CheckpointInfo
     from safeckpt._manager.manager import SafeCheckpointManager
+    from safeckpt._metadata import BestMode, CheckpointMetadata, KeepBest, Variables
     from safeckpt._report import Outcome, RestoreReport
     from safeckpt._restore.policies import (
         FallbackPolicy,
@@ -46,10 +47,12 @@ if TYPE_CHECKING:
 
 #: Public name -> the module that defines it.
 _EXPORTS = {
+    "BestMode": "safeckpt._metadata",
     "Cause": "safeckpt._causes",
     "CheckpointCorruptedError": "safeckpt._errors",
     "CheckpointDirectoryError": "safeckpt._errorbase",
     "CheckpointInfo": "safeckpt._info",
+    "CheckpointMetadata": "safeckpt._metadata",
     "CheckpointMismatchError": "safeckpt._errors",
     "CheckpointNotFoundError": "safeckpt._errors",
     "CheckpointPermissionError": "safeckpt._errors",
@@ -58,6 +61,7 @@ _EXPORTS = {
     "FallbackPolicy": "safeckpt._restore.policies",
     "FreshInit": "safeckpt._restore.policies",
     "GiveUp": "safeckpt._restore.policies",
+    "KeepBest": "safeckpt._metadata",
     "MatchMode": "safeckpt._settings",
     "NoUsableCheckpointError": "safeckpt._errors",
     "OnEmpty": "safeckpt._settings",
@@ -75,6 +79,7 @@ _EXPORTS = {
     "StartFresh": "safeckpt._restore.policies",
     "StorageUnavailableError": "safeckpt._errors",
     "TryCheckpoint": "safeckpt._restore.policies",
+    "Variables": "safeckpt._metadata",
     "VerifyLevel": "safeckpt._settings",
     "WorkerUnavailableError": "safeckpt._errors",
     "diagnose": "safeckpt._diagnose.path",
@@ -83,10 +88,12 @@ _EXPORTS = {
 }
 
 __all__ = [
+    "BestMode",
     "Cause",
     "CheckpointCorruptedError",
     "CheckpointDirectoryError",
     "CheckpointInfo",
+    "CheckpointMetadata",
     "CheckpointMismatchError",
     "CheckpointNotFoundError",
     "CheckpointPermissionError",
@@ -95,6 +102,7 @@ __all__ = [
     "FallbackPolicy",
     "FreshInit",
     "GiveUp",
+    "KeepBest",
     "MatchMode",
     "NoUsableCheckpointError",
     "OnEmpty",
@@ -112,6 +120,7 @@ __all__ = [
     "StorageRetry",
     "StorageUnavailableError",
     "TryCheckpoint",
+    "Variables",
     "VerifyLevel",
     "WorkerUnavailableError",
     "__version__",

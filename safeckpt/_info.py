@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as _dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from safeckpt._causes import Cause
@@ -28,6 +28,10 @@ class CheckpointInfo:
             when not measured.
         in_state_file: Whether the ``checkpoint`` state file lists this prefix.
         problems: Causes found by the cheap inventory checks; empty means it looks complete.
+        metadata_file: The base name of its metadata file (``<base>.safeckpt.json``) when
+            the listing has one, else None (plain TensorFlow, an older safeckpt).
+        metrics: The ``save(metrics=...)`` its metadata file records (`list_checkpoints`
+            reads them); None when it has no readable metadata file or it was not read.
     """
 
     prefix: str
@@ -38,6 +42,8 @@ class CheckpointInfo:
     mtime: float | None = None
     in_state_file: bool = False
     problems: tuple[Cause, ...] = ()
+    metadata_file: str | None = None
+    metrics: dict[str, float] | None = field(default=None, hash=False)
 
     @property
     def complete(self) -> bool:

@@ -19,7 +19,7 @@ import keras
 
 from safeckpt._catalog.inventory import scan
 from safeckpt._catalog.lease import lease_name
-from safeckpt._format.layout import TEMP_SUFFIX, split_step
+from safeckpt._format.layout import METADATA_SUFFIX, TEMP_SUFFIX, split_step
 from safeckpt._io import fs, paths, safeio
 from safeckpt._io import tf as adapter
 from safeckpt._io.tf import tf
@@ -220,7 +220,8 @@ class BackupAndRestore(keras.callbacks.Callback):  # type: ignore[misc]
 def delete_backups(directory: str) -> list[str]:
     """Delete the backups `BackupAndRestore` writes in `directory`, and nothing else.
 
-    Removes every ``backup-<N>`` checkpoint (complete or damaged) and its ``_temp`` leftover,
+    Removes every ``backup-<N>`` checkpoint (complete or damaged), its metadata file and its
+    ``_temp`` leftover,
     the writer lease of ``backup`` (``.safeckpt-writer-backup``), the ``checkpoint`` state
     file when it lists only backups, its ``checkpoint.tmp*``
     leftovers then, and finally `directory` itself if it is then empty (local paths only).
@@ -234,7 +235,12 @@ def delete_backups(directory: str) -> list[str]:
     doomed = [
         fs.join(directory, name)
         for info in inventory.family(CHECKPOINT_NAME)
-        for name in info.files
+        for name in (*info.files, *([info.metadata_file] if info.metadata_file else []))
+    ]
+    doomed += [  # metadata files without their checkpoint, and killed metadata writes
+        fs.join(directory, name)
+        for name in (*inventory.orphan_metadata, *inventory.metadata_temps)
+        if split_step(name.split(METADATA_SUFFIX, 1)[0])[0] == CHECKPOINT_NAME
     ]
     doomed += [
         fs.join(directory, name)

@@ -66,6 +66,7 @@ MANAGER_SETTERS = {
     "note_restored_step",
     "put_save_state",
     "record_and_sweep",
+    "sweep",
 }
 
 #: Private attributes of TensorFlow objects that safeckpt needs (see the adapter's docstring).
@@ -84,6 +85,7 @@ TF_PRIVATE_ATTRIBUTES = {
     "_sweep",
     "_prefix",
     "_max_to_keep",
+    "_keep_checkpoint_every_n_hours",
     "_evaluate",
     "_self_unconditional_deferred_dependencies",
     "_in_multi_worker_mode",

@@ -18,4 +18,5 @@ Modules:
     removed: A candidate another process removed meanwhile, told from damage.
     directory: Validating a manager's directory at construction.
     nearby: Similar directories nearby (typos, moved runs).
+    best: The ``keep_best`` rule: the best checkpoints, what the rotation keeps (pure).
 """

@@ -18,7 +18,14 @@ from typing import Literal
 from safeckpt._catalog.inventory import Inventory, scan
 from safeckpt._catalog.lease import lease_name
 from safeckpt._causes import Cause
-from safeckpt._format.layout import QUARANTINE_DIR, TEMP_SUFFIX, split_step, strip_file_suffix
+from safeckpt._format.layout import (
+    METADATA_SUFFIX,
+    METADATA_TEMP_INFIX,
+    QUARANTINE_DIR,
+    TEMP_SUFFIX,
+    split_step,
+    strip_file_suffix,
+)
 from safeckpt._info import CheckpointInfo
 from safeckpt._io import fs, safeio
 from safeckpt._io.errors import io_errors
@@ -30,10 +37,11 @@ def quarantine(info: CheckpointInfo, directory: str) -> list[str]:
     """Move the files of `info` into ``<directory>/quarantine/``; returns the new paths.
 
     File names are kept, so ``checkpoint.restore("<directory>/quarantine/ckpt-5")`` still
-    works for inspection. When the quarantine already holds a checkpoint of that name, the
-    files go into ``quarantine/<name>.<timestamp>/`` instead. Files that cannot be moved
-    are left in place (and logged); so is everything when ``quarantine`` is not a real
-    directory inside `directory` (a link to elsewhere, a file).
+    works for inspection; its metadata file moves with it. When the quarantine already
+    holds a checkpoint of that name, the files go into ``quarantine/<name>.<timestamp>/``
+    instead. Files that cannot be moved are left in place (and logged); so is everything
+    when ``quarantine`` is not a real directory inside `directory` (a link to elsewhere, a
+    file).
     """
     target = fs.join(directory, QUARANTINE_DIR)
     try:
@@ -44,7 +52,8 @@ def quarantine(info: CheckpointInfo, directory: str) -> list[str]:
         logger.warning("Not moving %s into quarantine: %s", info.prefix, exc)
         return []
     moved: list[str] = []
-    for name in info.files:
+    metadata = () if info.metadata_file is None else (info.metadata_file,)
+    for name in (*info.files, *metadata):  # the metadata file last: it follows its checkpoint
         name = name.rstrip("/")
         source = fs.join(directory, name)
         destination = fs.join(target, name)
@@ -74,7 +83,9 @@ def remove(path: str) -> bool:
     return True
 
 
-LeftoverRule = Literal["temp_dir", "state_temp", "unfinished_save", "lease_temp"]
+LeftoverRule = Literal[
+    "temp_dir", "state_temp", "unfinished_save", "lease_temp", "orphan_metadata", "metadata_temp"
+]
 
 
 @dataclass(frozen=True)
@@ -85,8 +96,12 @@ class Leftover:
         name: Its name in the directory.
         rule: ``"temp_dir"`` (``<name>-N_temp/``), ``"state_temp"`` (``checkpoint.tmp*``),
             ``"unfinished_save"`` (data or an unfinished index of a save that never
-            completed and that the state file does not list) or ``"lease_temp"`` (a new
-            writer lease of this name that a killed process never renamed into place).
+            completed and that the state file does not list, or what a sweep killed between
+            its deletes left, with its metadata file) or ``"lease_temp"`` (a new
+            writer lease of this name that a killed process never renamed into place),
+            ``"orphan_metadata"`` (``<name>-N.safeckpt.json`` whose checkpoint has no file
+            left) or ``"metadata_temp"`` (a metadata write of this name a killed process
+            never renamed into place).
     """
 
     name: str
@@ -111,10 +126,31 @@ def leftover_candidates(
         if c.problems in ((Cause.MISSING_INDEX,), (Cause.INCOMPLETE_SAVE,))
         and not c.in_state_file
         and c.prefix not in protected
-        for name in c.files
+        for name in (*c.files, *([c.metadata_file] if c.metadata_file else []))
         if not name.endswith(TEMP_SUFFIX + "/")
     ]
-    return [*temps, *states, *orphans]
+    metadata = [
+        Leftover(n, "orphan_metadata")
+        for n in inventory.orphan_metadata
+        if split_step(n[: -len(METADATA_SUFFIX)])[0] == checkpoint_name
+    ]
+    metadata += [
+        Leftover(n, "metadata_temp")
+        for n in inventory.metadata_temps
+        if split_step(n.split(METADATA_TEMP_INFIX, 1)[0])[0] == checkpoint_name
+    ]
+    return [*temps, *states, *orphans, *metadata]
+
+
+def _leftover_base(item: Leftover) -> str:
+    """The checkpoint base name a leftover belongs to (``ckpt-4``), or ``""``."""
+    if item.rule == "temp_dir":
+        return item.name[: -len(TEMP_SUFFIX)]
+    if item.name.endswith(METADATA_SUFFIX):  # an orphan, or beside an unfinished save
+        return item.name[: -len(METADATA_SUFFIX)]
+    if item.rule == "metadata_temp":
+        return item.name.split(METADATA_TEMP_INFIX, 1)[0]
+    return strip_file_suffix(item.name) or ""
 
 
 def choose_leftovers(
@@ -157,12 +193,8 @@ def choose_leftovers(
         elif when is not None and newest is not None:
             if when < newest:
                 chosen.append(item)
-        elif item.rule in ("temp_dir", "unfinished_save") and top is not None:
-            base = (
-                item.name[: -len(TEMP_SUFFIX)]
-                if item.rule == "temp_dir"
-                else strip_file_suffix(item.name) or ""
-            )
+        elif item.rule != "state_temp" and item.rule != "lease_temp" and top is not None:
+            base = _leftover_base(item)
             step = split_step(base)[1]
             if step is not None and step < top:
                 chosen.append(item)

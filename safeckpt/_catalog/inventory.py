@@ -9,12 +9,14 @@ from safeckpt._causes import Cause
 from safeckpt._format.index import FOOTER_SIZE, TABLE_MAGIC
 from safeckpt._format.layout import (
     INDEX_SUFFIX,
+    METADATA_SUFFIX,
     STATE_FILE,
     TEMP_SUFFIX,
     Listing,
     classify,
     split_step,
 )
+from safeckpt._format.metadata import read_metadata
 from safeckpt._format.statefile import (
     Recorded,
     StateFile,
@@ -45,6 +47,10 @@ class Inventory:
         own: safeckpt's own ``.safeckpt-*`` files (writer leases and their temporaries).
         undecodable: Entry names that are not valid UTF-8, escaped (``caf\xe9.txt``): no
             checkpoint file can have one (TensorFlow cannot open it); reported, never fatal.
+        orphan_metadata: Metadata files (``<base>.safeckpt.json``) whose checkpoint has no
+            file left (a process killed between the rotation's delete of the checkpoint and
+            of its metadata, or files removed by hand): never a checkpoint.
+        metadata_temps: Temporaries of metadata writes a killed process never renamed.
     """
 
     directory: str
@@ -57,6 +63,8 @@ class Inventory:
     other: tuple[str, ...]
     own: tuple[str, ...] = ()
     undecodable: tuple[str, ...] = ()
+    orphan_metadata: tuple[str, ...] = ()
+    metadata_temps: tuple[str, ...] = ()
     _mtimes: dict[str, float | None] = field(default_factory=dict, compare=False, repr=False)
     _state_time: list[float | None] = field(default_factory=list, compare=False, repr=False)
 
@@ -134,6 +142,23 @@ class Inventory:
             key=lambda c: (-1 if c.step is None else c.step, c.mtime or 0.0, c.prefix),
         )
         return replace(self, checkpoints=tuple(infos), _mtimes={})
+
+    def with_metrics(self) -> Inventory:
+        """This inventory with the metrics of every checkpoint that has a metadata file.
+
+        One read per such file (in parallel on remote storage); a damaged file gives None.
+        """
+        todo = [c for c in self.checkpoints if c.metadata_file is not None]
+        found = pool.map_io(self.directory, lambda c: read_metadata(c.prefix), todo)
+        metrics = {
+            c.prefix: None if r.metadata is None else dict(r.metadata.metrics)
+            for c, r in zip(todo, found, strict=True)
+        }
+        infos = tuple(
+            replace(c, metrics=metrics[c.prefix]) if c.prefix in metrics else c
+            for c in self.checkpoints
+        )
+        return replace(self, checkpoints=infos)
 
     def leftovers(self) -> list[str]:
         """Absolute paths of every leftover of interrupted saves and state writes."""
@@ -269,7 +294,12 @@ def _order(info: CheckpointInfo) -> tuple[int, str]:
 
 
 def _info(
-    directory: str, base: str, files: list[str], problems: list[Cause], in_state: bool
+    directory: str,
+    base: str,
+    files: list[str],
+    problems: list[Cause],
+    in_state: bool,
+    metadata: frozenset[str] | set[str] = frozenset(),
 ) -> CheckpointInfo:
     name, step = split_step(base)
     return CheckpointInfo(
@@ -279,6 +309,7 @@ def _info(
         files=tuple(sorted(files)),
         in_state_file=in_state,
         problems=tuple(dict.fromkeys(problems)),
+        metadata_file=base + METADATA_SUFFIX if base in metadata else None,
     )
 
 
@@ -306,6 +337,7 @@ def scan(directory: str, *, stats: bool = False) -> Inventory:
     recorded = tuple(resolve_recorded(directory, r, local) for r in state.recorded())
     in_state = {fs.basename(r.prefix) for r in recorded if r.prefix is not None}
     temp_bases = {t[: -len(TEMP_SUFFIX)] for t in listing.temp_dirs}
+    metadata = set(listing.metadata)
     infos: list[CheckpointInfo] = []
     for base, files in listing.prefixes.items():
         problems: list[Cause] = []
@@ -319,13 +351,13 @@ def scan(directory: str, *, stats: bool = False) -> Inventory:
             problems.append(Cause.MISSING_DATA_SHARD)
         elif not files.index and not files.shards:
             continue  # only a TF1 .meta graph file: not a checkpoint by itself
-        infos.append(_info(directory, base, files.files, problems, base in in_state))
+        infos.append(_info(directory, base, files.files, problems, base in in_state, metadata))
     for base in sorted(temp_bases - local):
         temp = [base + "_temp/"]
         infos.append(_info(directory, base, temp, [Cause.INCOMPLETE_SAVE], base in in_state))
     for base in sorted(in_state - local - temp_bases):
         if base in listing.other:  # a TF1 V1-format checkpoint: one file named like the prefix
-            infos.append(_info(directory, base, [base], [], True))
+            infos.append(_info(directory, base, [base], [], True, metadata))
         else:
             infos.append(_info(directory, base, [], [Cause.STATE_FILE_STALE], True))
     infos.sort(key=_order)
@@ -340,6 +372,8 @@ def scan(directory: str, *, stats: bool = False) -> Inventory:
         other=tuple(n for n in listing.other if n not in in_state),
         own=tuple(listing.own),
         undecodable=tuple(entries.undecodable),
+        orphan_metadata=tuple(b + METADATA_SUFFIX for b in listing.metadata if b not in local),
+        metadata_temps=tuple(listing.metadata_temps),
     )
     return inventory.with_stats() if stats else inventory
 
@@ -353,7 +387,8 @@ def list_checkpoints(
     The union of the ``checkpoint`` state file and one listing of the directory (no
     recursion). Each `CheckpointInfo` says whether the state file lists it and which
     problems the cheap checks found (an empty ``problems`` means it looks complete; run
-    `safeckpt.verify` to check its contents).
+    `safeckpt.verify` to check its contents), and the metrics its metadata file records
+    (one read per metadata file).
 
     Args:
         directory: A local path or URI (normalized like `SafeCheckpointManager` does).
@@ -368,7 +403,7 @@ def list_checkpoints(
     if checkpoint_name is not None:
         paths.normalize_checkpoint_name(checkpoint_name)
     try:
-        inventory = scan(path, stats=True)
+        inventory = scan(path, stats=True).with_metrics()
     except (NotFoundError, PermissionDeniedError) as exc:
         raise as_tensorflow(exc) from exc  # documented as TensorFlow's, as before
     refused = fs.access_error(fs.join(path, STATE_FILE))  # listable, but not searchable

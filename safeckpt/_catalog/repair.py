@@ -8,17 +8,20 @@ through an existing file, link or hard link.
 from __future__ import annotations
 
 import datetime as _dt
+import logging
 import math
 from dataclasses import dataclass
 from typing import Any
 
 from safeckpt._catalog.inventory import scan
-from safeckpt._format.layout import STATE_FILE
+from safeckpt._format.layout import METADATA_SUFFIX, STATE_FILE, split_step
 from safeckpt._format.protos import state_text
 from safeckpt._format.verify import check_prefix
 from safeckpt._io import fs, safeio
 from safeckpt._io.errors import io_errors, not_found
 from safeckpt._serialize import from_jsonable, to_jsonable
+
+logger = logging.getLogger("safeckpt")
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,8 @@ class RepairPlan:
         new_state: The state file's new text (None: nothing to record).
         backup: Where the previous state file was copied (set once applied).
         changed: Whether the new state differs from the old one.
+        orphan_metadata: Metadata files of the name whose checkpoint has no file left
+            (``<name>-N.safeckpt.json``); applying the plan removes them.
     """
 
     directory: str
@@ -56,6 +61,7 @@ class RepairPlan:
     new_state: str | None
     backup: str | None = None
     changed: bool = True
+    orphan_metadata: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serializable dictionary of every field."""
@@ -92,10 +98,14 @@ def plan_repair(directory: str, checkpoint_name: str | None = None) -> RepairPla
         good.append(info.prefix)
         stamps.append(old_times.get(info.basename, info.mtime or 0.0))
     old_text = _read_text(fs.join(directory, STATE_FILE))
+    orphans = tuple(
+        n for n in inventory.orphan_metadata if split_step(n[: -len(METADATA_SUFFIX)])[0] == name
+    )
     if not good:
         return RepairPlan(
-            directory, name, None, (), (), tuple(skipped), old_text, None, changed=False
-        )
+            directory, name, None, (), (), tuple(skipped), old_text, None, changed=False,
+            orphan_metadata=orphans,
+        )  # fmt: skip
     # What TensorFlow's manager writes (paths relative to the directory), byte for byte.
     names = [fs.basename(path) for path in good]
     new_text = state_text(names[-1], names, stamps, min(stamps) - 1.0)
@@ -109,6 +119,7 @@ def plan_repair(directory: str, checkpoint_name: str | None = None) -> RepairPla
         old_text,
         new_text,
         changed=new_text != old_text,
+        orphan_metadata=orphans,
     )
 
 
@@ -123,8 +134,8 @@ def apply_repair(plan: RepairPlan) -> RepairPlan:
     """Write the planned state file, keeping the old one as ``checkpoint.bak-<timestamp>``.
 
     Never deletes or changes checkpoint files, and never writes through an existing file or
-    link (see the module's docstring). Does nothing when the plan records nothing or
-    changes nothing.
+    link (see the module's docstring); removes the plan's orphan metadata files (a failure
+    is logged). Does nothing else when the plan records nothing or changes nothing.
 
     Raises:
         NotRegularFileError: The state file is a FIFO, socket or device (nothing written).
@@ -133,6 +144,13 @@ def apply_repair(plan: RepairPlan) -> RepairPlan:
     """
     from dataclasses import replace
 
+    for name in plan.orphan_metadata:
+        try:
+            safeio.remove_entry(fs.join(plan.directory, name))
+        except not_found():
+            pass
+        except io_errors() as exc:
+            logger.warning("Could not remove %s: %s", name, exc)
     if plan.new_state is None or not plan.changed:
         return plan
     state_path = fs.join(plan.directory, STATE_FILE)

@@ -5,4 +5,5 @@ May import: every package except `safeckpt._manager` (the command line never bui
 Modules:
     main: Argument parsing, the commands, exit codes; `console_main` is the entry point.
     graph: ``safeckpt inspect`` and ``safeckpt diff``: object trees of checkpoints.
+    best: The metrics and metadata recorded beside checkpoints, the best marked (``ls``).
 """

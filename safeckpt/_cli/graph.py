@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 from typing import Any, TextIO
 
+from safeckpt._cli.best import metadata_json, metadata_lines
 from safeckpt._diagnose.alternatives import with_alternatives
 from safeckpt._diagnose.path import diagnose
 from safeckpt._diagnosis import Diagnosis, human_size
 from safeckpt._errorbase import SafeCheckpointError
 from safeckpt._format.graph import CheckpointGraph, Entry
 from safeckpt._format.layout import INDEX_SUFFIX
+from safeckpt._format.metadata import read_metadata
 from safeckpt._format.verify import check_prefix, graph_or_diagnosis
 from safeckpt._io import fs
 from safeckpt._restore.request import resolve_request
@@ -68,7 +70,7 @@ def inspect(args: argparse.Namespace, out: TextIO) -> int:
     """Print the object tree of one checkpoint, optimizer slots under their variable."""
     graph = _graph(args.prefix)
     if args.json:
-        print(dumps(_as_dict(graph)), file=out)
+        print(dumps({**_as_dict(graph), "metadata": metadata_json(graph.prefix)}), file=out)
         return EXIT_OK
     kind = "TF1 name-based checkpoint (no object graph)" if graph.name_based else "object graph"
     print(f"{graph.prefix}: {kind}", file=out)
@@ -84,6 +86,15 @@ def inspect(args: argparse.Namespace, out: TextIO) -> int:
         for slot in slots.get(entry.path, ()):
             print(f"    slot {slot.slot_name}: {_describe(slot)}", file=out)
     print(f"{len(graph.entries)} values, {human_size(graph.total_bytes)} in all", file=out)
+    read = read_metadata(graph.prefix)
+    if read.metadata is not None:
+        print(f"metadata ({fs.basename(read.path)}):", file=out)
+        for line in metadata_lines(read.metadata):
+            print(f"  {line}", file=out)
+    elif read.problem is not None:
+        print(f"metadata: {read.path} is damaged ({read.problem})", file=out)
+    else:
+        print("metadata: none (plain TensorFlow, or an older safeckpt)", file=out)
     return EXIT_OK
 
 

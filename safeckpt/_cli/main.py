@@ -14,6 +14,7 @@ from safeckpt._catalog.repair import apply_repair, plan_repair
 from safeckpt._catalog.volume import ephemeral_allowed, ephemeral_note, low_space_note
 from safeckpt._causes import Cause
 from safeckpt._cli import graph
+from safeckpt._cli.best import best_of, best_prefixes, metrics_text, parse_best
 from safeckpt._cli.progress import Meter
 from safeckpt._diagnose.alternatives import with_alternatives
 from safeckpt._diagnose.path import diagnose, listed_problem, verify
@@ -26,6 +27,7 @@ from safeckpt._io import fs, paths
 from safeckpt._io.errors import io_errors
 from safeckpt._io.pool import map_io
 from safeckpt._io.translate import cause_of
+from safeckpt._metadata import KeepBest
 from safeckpt._serialize import dumps
 from safeckpt._version import __version__
 
@@ -71,6 +73,12 @@ def _parser() -> argparse.ArgumentParser:
     ls = sub.add_parser("ls", help="list the checkpoints of a directory", parents=[common])
     ls.add_argument("directory")
     ls.add_argument("--name", help="only checkpoints with this checkpoint_name")
+    ls.add_argument(
+        "--best",
+        metavar="METRIC[:min|max][:K]",
+        type=_best_argument,
+        help="mark the K best by this metric (default: the keep_best their metadata records)",
+    )
     ls.add_argument("--json", action="store_true")
     verify_cmd = sub.add_parser(
         "verify", help="verify one checkpoint or all in a directory", parents=[common]
@@ -108,6 +116,13 @@ def storage_notes(path: str, name: str | None) -> list[str]:
     return [n for n in notes if n is not None]
 
 
+def _best_argument(text: str) -> KeepBest | None:
+    try:
+        return parse_best(text)
+    except (TypeError, ValueError) as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _print_json(data: Any, out: TextIO) -> None:
     print(dumps(data), file=out)
 
@@ -141,7 +156,8 @@ def _status(info: CheckpointInfo) -> str:
 
 def _ls(args: argparse.Namespace, out: TextIO, meter: Meter) -> int:
     directory = paths.normalize_directory(args.directory)
-    inventory = scan(directory)
+    given: KeepBest | None = args.best
+    inventory = scan(directory).with_metrics()
 
     def with_status(info: CheckpointInfo) -> tuple[CheckpointInfo, str]:
         # One task per checkpoint: its stats, then its check, which the stat cache serves.
@@ -153,6 +169,8 @@ def _ls(args: argparse.Namespace, out: TextIO, meter: Meter) -> int:
     meter.finish()
     infos = [info for info, _ in rows_found]
     statuses = [status for _, status in rows_found]
+    rules = best_of(infos, given)
+    best = best_prefixes([i for i, s in rows_found if s == "ok"], rules)
     if args.json:
         _print_json(
             {
@@ -164,16 +182,18 @@ def _ls(args: argparse.Namespace, out: TextIO, meter: Meter) -> int:
                     "error": inventory.state.error,
                 },
                 "checkpoints": [
-                    {**i.to_dict(), "status": status}
+                    {**i.to_dict(), "status": status, "best": i.prefix in best}
                     for i, status in zip(infos, statuses, strict=True)
                 ],
                 "leftovers": inventory.leftovers(),
+                "best_by": {name: rule.to_dict() for name, rule in rules.items()},
+                "orphan_metadata": list(inventory.orphan_metadata),
             },
             out,
         )
         return EXIT_OK
     print(f"{directory}: {len(infos)} checkpoint{'s' if len(infos) != 1 else ''}", file=out)
-    rows = [("STEP", "PREFIX", "SIZE", "WRITTEN", "STATE", "STATUS")]
+    rows = [("STEP", "PREFIX", "SIZE", "WRITTEN", "STATE", "STATUS", "BEST", "METRICS")]
     for info, status in zip(infos, statuses, strict=True):
         rows.append(
             (
@@ -183,6 +203,8 @@ def _ls(args: argparse.Namespace, out: TextIO, meter: Meter) -> int:
                 info.mtime_text(),
                 "yes" if info.in_state_file else "no",
                 status,
+                "*" if info.prefix in best else "",
+                metrics_text(info.metrics),
             )
         )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
@@ -199,6 +221,10 @@ def _ls(args: argparse.Namespace, out: TextIO, meter: Meter) -> int:
         print(f"state file: latest {state.latest}", file=out)
     for leftover in inventory.leftovers():
         print(f"leftover: {leftover}", file=out)
+    for name, rule in rules.items():
+        print(f"best ({name}): {rule.k} by {rule.metric} ({rule.mode}), marked *", file=out)
+    for orphan in inventory.orphan_metadata:
+        print(f"orphan metadata: {fs.join(directory, orphan)}", file=out)
     return EXIT_OK
 
 

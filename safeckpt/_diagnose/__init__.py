@@ -10,4 +10,5 @@ Modules:
     directory: `diagnose_directory`: what is wrong with a checkpoint directory.
     names: A checkpoint that is not where it was expected: another step, another name.
     alternatives: Naming the checkpoints to use instead of a damaged one.
+    metadata: What a checkpoint's metadata file adds to a diagnosis (who wrote it, metrics).
 """

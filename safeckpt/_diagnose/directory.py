@@ -10,6 +10,7 @@ from safeckpt._catalog.lease import lease_evidence
 from safeckpt._catalog.nearby import similar_checkpoint_dirs, summarize
 from safeckpt._catalog.removed import relisted_if_gone
 from safeckpt._causes import Cause
+from safeckpt._diagnose.metadata import metadata_evidence, orphan_evidence
 from safeckpt._diagnose.names import describe_files, name_mismatch
 from safeckpt._diagnosis import Diagnosis, capped, describe_exception
 from safeckpt._format.verify import check_prefix
@@ -249,6 +250,8 @@ def _with_checkpoints(
             "checkpoint is complete; SafeCheckpointManager(..., cleanup_temp=True) does it)."
         )
     evidence.extend(lease_evidence(directory, inventory.own))
+    evidence.extend(metadata_evidence(newest.prefix) if newest.metadata_file else [])
+    evidence.extend(orphan_evidence(inventory))
     for worker in inventory.worker_temps:
         evidence.append(f"{fs.join(directory, worker)} is a multi-worker temporary directory.")
     if not findings:

@@ -9,6 +9,7 @@ from safeckpt._catalog.inventory import Inventory, scan
 from safeckpt._causes import Cause
 from safeckpt._diagnose.alternatives import with_alternatives
 from safeckpt._diagnose.directory import diagnose_directory, unavailable
+from safeckpt._diagnose.metadata import metadata_evidence
 from safeckpt._diagnose.names import describe_files, name_mismatch, step_not_found
 from safeckpt._diagnosis import Diagnosis, describe_exception
 from safeckpt._errorbase import CheckpointDirectoryError
@@ -78,6 +79,8 @@ def _refused(path: str, exc: PermissionError) -> Diagnosis:
 
 def _prefix(prefix: str, deep: bool) -> Diagnosis:
     result = check_prefix(prefix, deep=deep)
+    more = metadata_evidence(prefix)  # who wrote it, its metrics (never a cause)
+    result = replace(result, evidence=(*result.evidence, *more)) if more else result
     return result if result.ok else with_alternatives(result, prefix)
 
 

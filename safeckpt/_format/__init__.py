@@ -14,4 +14,5 @@ Modules:
     graph: The checkpoint's object graph and the program's, as comparable trees.
     sniff: Recognizing files that are not checkpoints by their first bytes.
     verify: Checking one prefix, quick (index, shard sizes, graph) or deep (every CRC32C).
+    metadata: The ``<prefix>.safeckpt.json`` file beside a checkpoint: check, write, read.
 """

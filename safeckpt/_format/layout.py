@@ -2,8 +2,9 @@
 
 Pure name parsing, no I/O: `classify` turns a listing into checkpoint prefixes and the
 leftovers TensorFlow writes (``<prefix>_temp/`` of interrupted saves, ``checkpoint.tmp*``
-state-file temporaries, ``workertemp_*`` of multi-worker training), and safeckpt's own
-``.safeckpt-*`` files (the writer lease).
+state-file temporaries, ``workertemp_*`` of multi-worker training), safeckpt's own
+``.safeckpt-*`` files (the writer lease), and the metadata file beside each checkpoint
+(``<prefix>.safeckpt.json``, with the temporaries of its atomic write).
 """
 
 from __future__ import annotations
@@ -24,6 +25,12 @@ WORKER_TEMP_PREFIX = "workertemp_"
 OWN_PREFIX = ".safeckpt-"
 #: ``.safeckpt-writer-<checkpoint_name>``: who saves checkpoints of that name here.
 LEASE_PREFIX = OWN_PREFIX + "writer-"
+#: ``<prefix>.safeckpt.json``: what safeckpt recorded about the checkpoint (docs/metadata.md).
+#: TensorFlow never matches it: its readers glob ``<prefix>.index`` and
+#: ``<prefix>.data-?????-of-?????``.
+METADATA_SUFFIX = ".safeckpt.json"
+#: ``<prefix>.safeckpt.json.safeckpt-tmp-*``: a metadata write a killed process never renamed.
+METADATA_TEMP_INFIX = METADATA_SUFFIX + ".safeckpt-tmp-"
 
 # ASCII digits only, and \Z (``$`` would also match before a trailing newline).
 _DATA_RE = re.compile(r"(?P<prefix>.+)\.data-(?P<shard>[0-9]{5})-of-(?P<count>[0-9]{5})\Z", re.S)
@@ -103,6 +110,8 @@ class Listing:
     worker_temps: list[str] = field(default_factory=list)
     own: list[str] = field(default_factory=list)
     other: list[str] = field(default_factory=list)
+    metadata: list[str] = field(default_factory=list)  # prefixes with a metadata file
+    metadata_temps: list[str] = field(default_factory=list)
 
     def complete_prefixes(self) -> list[str]:
         """Base names with an index file and every data shard their names declare."""
@@ -144,6 +153,10 @@ def classify(names: list[str]) -> Listing:
             entry = listing.prefixes.setdefault(shard[0], PrefixFiles())
             entry.shards[shard[1]] = shard[2]
             entry.files.append(name)
+        elif name.endswith(METADATA_SUFFIX) and len(name) > len(METADATA_SUFFIX):
+            listing.metadata.append(name[: -len(METADATA_SUFFIX)])
+        elif METADATA_TEMP_INFIX in name and not name.startswith(METADATA_TEMP_INFIX):
+            listing.metadata_temps.append(name)
         else:
             listing.other.append(name)
     return listing

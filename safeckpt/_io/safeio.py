@@ -47,7 +47,9 @@ __all__ = [
     "real_directory",
     "regular_size",
     "remove_entry",
+    "remove_file",
     "replace_file",
+    "write_atomically",
     "special_kind",
     "write_new",
 ]
@@ -268,6 +270,26 @@ def remove_entry(path: str) -> None:
         os.unlink(local)
 
 
+def remove_file(path: str) -> bool:
+    """Delete the file (or link, as a link) `path`; False when nothing was there.
+
+    Cheaper than `remove_entry` on object stores (one delete request, no directory check).
+
+    Raises:
+        IsADirectoryError: `path` is a directory (local paths).
+        tf.errors.OpError, OSError: It could not be removed.
+    """
+    local = fs.local_path(path)
+    try:
+        if local is None:
+            tf.io.gfile.remove(path)
+        else:
+            os.unlink(local)
+    except (tf.errors.NotFoundError, FileNotFoundError):
+        return False
+    return True
+
+
 def move_entry(source: str, destination: str) -> None:
     """Rename the entry `source` (a link moves as a link) to `destination`, never over one.
 
@@ -307,8 +329,11 @@ def real_directory(path: str) -> str:
     return path
 
 
-def write_new(path: str, data: bytes) -> None:
+def write_new(path: str, data: bytes, *, sync: bool = True) -> None:
     """Write `data` into a new file `path`; an existing entry there (even a link) is an error.
+
+    `sync` flushes it to the disk (``fsync``) before returning; without it the write is as
+    durable as TensorFlow's own checkpoint files (which are not synced either).
 
     Raises:
         FileExistsError: Something exists at `path`.
@@ -327,13 +352,32 @@ def write_new(path: str, data: bytes) -> None:
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view) :]
-        os.fsync(fd)
+        if sync:
+            os.fsync(fd)
     finally:
         os.close(fd)
 
 
-def replace_file(path: str, data: bytes) -> None:
+def write_atomically(path: str, data: bytes, *, sync: bool = True) -> None:
+    """Replace the file `path` with `data` so that a reader sees the old or the new bytes.
+
+    On ``gs://`` one object write (atomic there: one request instead of a temporary
+    object's write, copy and delete); elsewhere `replace_file`.
+
+    Raises:
+        tf.errors.OpError, OSError: It could not be written.
+    """
+    if fs.scheme_of(path) == "gs":
+        with tf.io.gfile.GFile(path, "wb") as handle:
+            handle.write(data)
+        return
+    replace_file(path, data, sync=sync)
+
+
+def replace_file(path: str, data: bytes, *, sync: bool = True) -> None:
     """Replace the file `path` with `data`: a unique new file renamed over it.
+
+    `sync`: see `write_new`.
 
     A link at `path` is replaced (the file it points to is untouched); nothing is written
     through an existing temporary file.
@@ -342,7 +386,7 @@ def replace_file(path: str, data: bytes) -> None:
         tf.errors.OpError, OSError: It could not be written (the temporary file is removed).
     """
     temporary = f"{path}.safeckpt-tmp-{os.getpid()}-{uuid.uuid4().hex}"
-    write_new(temporary, data)
+    write_new(temporary, data, sync=sync)
     try:
         local, target = fs.local_path(temporary), fs.local_path(path)
         if local is None or target is None:

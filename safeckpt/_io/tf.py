@@ -26,12 +26,21 @@ Modules:
 `tf.train.CheckpointManager` attributes a subclass has to read or set (there is no public
 way to change the rotation, the latest checkpoint or the directory of a manager):
     ``_checkpoint``, ``_checkpoint_prefix``, ``_directory``, ``_maybe_delete`` (the
-    ``max_to_keep`` rotation, path -> timestamp), ``_latest_checkpoint``,
-    ``_last_preserved_timestamp``, ``_checkpoint_interval``, ``_step_counter``,
+    ``max_to_keep`` rotation, path -> timestamp), ``_latest_checkpoint``, ``_max_to_keep``,
+    ``_keep_checkpoint_every_n_hours``, ``_last_preserved_timestamp``,
+    ``_checkpoint_interval``, ``_step_counter``,
     ``_last_checkpoint_step`` (these two exist only with an interval), ``_init_fn``,
-    ``_record_state()`` (writes the state file from the rotation) and ``_sweep()`` (deletes
-    what left the rotation): a save whose state write failed after its files were complete
-    records it again (`record_and_sweep`, what TF's own write callback does).
+    ``_record_state()`` (writes the state file from the rotation) and ``_sweep()``: TF's
+    ``save`` calls ``self._sweep()`` from its write callback ``_record_and_sweep_state``,
+    after the checkpoint's files are complete and the state file first records it (then it
+    records the state again); `SafeCheckpointManager` overrides it to write the metadata
+    file and apply ``keep_best``, and calls TF's own through `sweep`. TF's sweep pops the
+    oldest entries of ``_maybe_delete`` while it holds more than ``_max_to_keep``, keeps
+    (pops, without deleting) those the ``keep_checkpoint_every_n_hours`` rule preserves, and
+    deletes ``<p>.index`` and ``<p>.data-?????-of-?????`` of the others (glob; TF 2.21.0
+    read, and the same method since TF 2.0). A save whose state write failed after its
+    files were complete records it again (`record_and_sweep`, what TF's own write callback
+    does).
     ``last_checkpoint_step`` is a constructor argument only from TF 2.20 on
     (`manager_takes_last_checkpoint_step`); on older TF the attribute is set afterwards.
 
@@ -245,6 +254,22 @@ def with_write_callback(options: Any, callback: Any) -> Any:
         callback,
     ]
     return options
+
+
+def max_to_keep(manager: Any) -> int | None:
+    """The manager's ``max_to_keep`` (None: keep everything)."""
+    value: int | None = manager._max_to_keep
+    return value
+
+
+def keeps_hours(manager: Any) -> bool:
+    """Whether ``keep_checkpoint_every_n_hours`` may keep a checkpoint TF's sweep pops."""
+    return bool(manager._keep_checkpoint_every_n_hours)
+
+
+def sweep(manager: Any) -> None:
+    """TensorFlow's own ``_sweep`` of the rotation (deletes what leaves ``max_to_keep``)."""
+    tf.train.CheckpointManager._sweep(manager)
 
 
 def relocate(manager: Any, directory: str, prefix: str) -> None:
@@ -478,5 +503,12 @@ __all__ = [
     "set_latest",
     "set_rotation",
     "strategy_worker",
+    "keeps_hours",
+    "max_to_keep",
+    "put_save_state",
+    "record_and_sweep",
+    "save_state",
+    "sweep",
+    "with_write_callback",
     "tf",
 ]

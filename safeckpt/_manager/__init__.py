@@ -2,7 +2,8 @@
 
 The only package that changes a `tf.train.CheckpointManager`'s state through the adapter
 (`safeckpt._io.tf`: `init_manager`, `set_rotation`, `set_latest`, `record_state`, `relocate`,
-`note_restored_step`; tests/test_architecture.py enforces it), and within it only
+`note_restored_step`, `put_save_state`, `record_and_sweep`, `sweep`;
+tests/test_architecture.py enforces it), and within it only
 `SafeCheckpointManager` (`manager`) calls them: the restore engine returns a `RestorePlan`
 (with the error of a failed restore) and the manager applies it, `reconcile` returns the
 state to adopt, and `saving.save_as_worker` calls back the manager's `_relocate`.
@@ -19,4 +20,9 @@ Modules:
         non-chief worker's save into its own directory (`save_as_worker`).
     reconcile: The state TensorFlow's recorded rotation should become, by the rule (a value
         the manager applies at first use).
+    attempts: A save retried after a transient storage error (only this attempt's files
+        removed), and the `SaveError` of one that does not survive (full disk, storage).
+    finite: ``check_finite=True``: a state with NaN or infinity is refused before writing.
+    retention: Metadata files written after each save and ``keep_best`` applied around
+        TensorFlow's sweep; the best checkpoint found again from the files.
 """

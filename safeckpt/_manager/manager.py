@@ -36,7 +36,14 @@ from safeckpt._manager.attempts import before_writing, plan, save_retrying
 from safeckpt._manager.finite import refuse_nonfinite
 from safeckpt._manager.options import manager_options
 from safeckpt._manager.reconcile import reconcile
+from safeckpt._manager.retention import (
+    Keeper,
+    check_keep_best,
+    metadata_prefix,
+    read_for_manager,
+)
 from safeckpt._manager.saving import (
+    expected_prefix,
     prepare_save,
     raise_counter,
     read_only_error,
@@ -44,6 +51,7 @@ from safeckpt._manager.saving import (
     save_as_worker,
     special_state,
 )
+from safeckpt._metadata import CheckpointMetadata, KeepBest
 from safeckpt._multiworker import context
 from safeckpt._multiworker.agreement import Agreement
 from safeckpt._public import public
@@ -112,6 +120,12 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
         writer_lease: Hold the directory's writer lease (``.safeckpt-writer-<name>``) while
             saving, so that a second live writer of the same name is refused with
             `ConcurrentWriterError` (docs/fallback.md, "Two writers"). False: no lease.
+        keep_best: A `KeepBest`: the rotation never deletes one of the `k` best checkpoints
+            by that metric of ``save(metrics=...)`` (docs/metadata.md); see
+            `best_checkpoint`. None (the default): TensorFlow's rotation.
+
+    Each save writes ``<prefix>.safeckpt.json`` beside the checkpoint once its files are
+    complete (`metadata`; docs/metadata.md).
 
     Under `tf.distribute.MultiWorkerMirroredStrategy` (docs/fallback.md) only the chief
     writes the shared `directory`; the others save into a private, deleted
@@ -153,10 +167,12 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
         save_retry: StorageRetry | Literal["auto"] | None = "auto",
         check_finite: bool = False,
         allow_ephemeral: bool = False,
+        keep_best: KeepBest | None = None,
     ) -> None:
         check_checkpoint(checkpoint, init_fn)
         max_to_keep = check_max_to_keep(max_to_keep)
         keep_checkpoint_every_n_hours = check_hours(keep_checkpoint_every_n_hours)
+        keep_best = check_keep_best(keep_best)
         options = manager_options(
             create_directory, read_only, fallback, on_empty, verify, cleanup_temp, quarantine,
             match, storage_retry, writer_lease, save_retry, check_finite, allow_ephemeral,
@@ -193,6 +209,8 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
         self._lease = WriterLease(directory, checkpoint_name) if holds else None
         if not options.read_only and self._worker.is_chief:
             warn_at_construction(directory, checkpoint_name, options.allow_ephemeral)
+        task = self._worker.describe() if self._worker.task_type is not None else None
+        self._keeper = Keeper(directory, checkpoint_name, keep_best, task)
 
     def _reconcile(self) -> Inventory | None:
         """Make the recorded state follow the rule, once, on first use (not at construction).
@@ -207,6 +225,7 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
             self._inherited = frozenset(adapter.rotation(self))
             return None
         self._reconciled = True
+        self._keeper.seen(inventory)
         if self._lease is not None:
             self._lease.first_look(lease_name(self.checkpoint_name) in inventory.own)
         state = reconcile(inventory, self.checkpoint_name, adapter.rotation(self))
@@ -392,6 +411,7 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
             if result.error is not None:
                 raise result.error
             assert report is not None
+            report = self._keeper.annotate(report)
             self.last_restore = report
             return report
 
@@ -418,8 +438,16 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
         checkpoint_number: Any = None,
         check_interval: bool = True,
         options: Any = None,
+        *,
+        metrics: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
     ) -> str | None:
         """Save a checkpoint, as `tf.train.CheckpointManager.save` does, never over another.
+
+        Once TensorFlow's files are complete, ``<prefix>.safeckpt.json`` is written beside
+        them (atomically; docs/metadata.md): the step, time, versions, host and process, a
+        fingerprint of the variables, `metrics` and `metadata`. Its presence means the save
+        finished; a checkpoint without it is as usable.
 
         When TensorFlow's numbering (``save_counter + 1``) names a checkpoint whose files
         exist (after restoring an older checkpoint, or in a new run next to old ones), the
@@ -430,11 +458,22 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
         ``<directory>/workertemp_<task_id>/``, which is then deleted, and the path returned
         is the one the chief writes in `directory`.
 
+        Args:
+            checkpoint_number: TensorFlow's: the number of the checkpoint (default: the
+                next ``save_counter``).
+            check_interval: TensorFlow's: honour ``checkpoint_interval``.
+            options: TensorFlow's `tf.train.CheckpointOptions`.
+            metrics: Numbers by name (``{"val_loss": 0.31}``; ``nan`` and infinities are
+                kept but never rank as best), recorded and used by ``keep_best``.
+            metadata: Anything JSON-serializable (str keys, finite numbers) to record.
+
         The manager holds the directory's writer lease for its `checkpoint_name`
         (``writer_lease=True``, docs/fallback.md): a save that finds another live writer's
         lease raises before anything is written.
 
         Raises:
+            TypeError: A `metrics` or `metadata` value is not acceptable (naming its key;
+                raised before anything is written).
             ReadOnlyError: The manager was created with ``read_only=True``.
             ConcurrentWriterError: Another live writer saves checkpoints of this name here.
             SaveError: The ``checkpoint`` state file is a directory, FIFO or device, the
@@ -450,6 +489,7 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
         """
         if self._options.read_only:
             raise read_only_error(self._path)
+        pending = self._keeper.check(metrics, metadata)
         self._reconcile()
         if self._state_unwritable:
             self._state_unwritable = refuse_if_state_unwritable(self._path)
@@ -463,6 +503,8 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
             checkpoint, adapter.checkpoint_prefix(self), checkpoint_number,
             self._existing_steps, self._lease, chief=self._worker.is_chief,
         ))  # fmt: skip
+        checkpoint, prefix = adapter.checkpoint_of(self), adapter.checkpoint_prefix(self)
+        self._keeper.expect(pending, expected_prefix(checkpoint, prefix, checkpoint_number))
 
         def tf_save(written: Any = options) -> str | None:
             return super(SafeCheckpointManager, self).save(  # type: ignore[no-any-return]
@@ -508,6 +550,48 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
         )
         adapter.set_latest(self, None if latest is None else move(latest))
         adapter.relocate(self, into, move(adapter.checkpoint_prefix(self)))
+
+    def _sweep(self) -> None:
+        """TensorFlow's rotation, after it recorded a save: metadata, ``keep_best``, its sweep.
+
+        Overrides `tf.train.CheckpointManager`'s (called by its save once the checkpoint's
+        files are complete; `safeckpt._io.tf.sweep`). Only the chief writes metadata; every
+        worker applies ``keep_best`` to its rotation.
+        """
+        chief = self._worker.is_chief
+        self._keeper.sweep(
+            self, adapter.max_to_keep(self), lambda: adapter.sweep(self), chief=chief
+        )
+
+    @property
+    def keep_best(self) -> KeepBest | None:
+        """The ``keep_best`` option (None: TensorFlow's rotation)."""
+        return self._keeper.keep
+
+    @property
+    def best_checkpoint(self) -> str | None:
+        """The best checkpoint by ``keep_best`` that verifies (quick), or None.
+
+        Found from the metadata files on disk (so after a restart too, and the same on every
+        worker of a multi-worker job once the chief's save is finished): one listing, one
+        read per metadata file of this name, and a quick verification of the best, passing
+        over a damaged one to the next best. None without ``keep_best`` or when no
+        checkpoint has the metric. `restore` still resumes from the newest; restore this one
+        with ``manager.restore(manager.best_checkpoint)``.
+        """
+        return self._keeper.best()
+
+    def metadata(self, prefix: Any = None) -> CheckpointMetadata | None:
+        """The metadata recorded beside `prefix` (default: `latest_checkpoint`), or None.
+
+        None when there is no checkpoint, or no metadata file (plain TensorFlow, an older
+        safeckpt, a save interrupted before it); a damaged file is logged and gives None.
+        """
+        if prefix is None:
+            prefix = self.latest_checkpoint
+            if prefix is None:
+                return None
+        return read_for_manager(metadata_prefix(prefix))
 
     def _sync_checkpoint(self) -> None:
         """Wait for an asynchronous save (`sync`, also for checkpoints without one)."""

@@ -37,6 +37,17 @@ def requested_number(counter: Any, checkpoint_number: Any) -> int | None:
         return None
 
 
+def expected_prefix(checkpoint: Any, prefix: str, checkpoint_number: Any) -> str | None:
+    """The prefix TensorFlow's save is about to write (eager mode; else None).
+
+    Call it after `prepare_save`, which may have raised the counter.
+    """
+    if not tf.executing_eagerly():
+        return None
+    number = requested_number(checkpoint.save_counter, checkpoint_number)
+    return None if number is None else f"{prefix}-{number}"
+
+
 def renumber_above(
     prefix: str, number: int | None, explicit: bool, existing: frozenset[int]
 ) -> int | None:

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from safeckpt._causes import Cause
+from safeckpt._diagnose.metadata import mismatch_evidence
 from safeckpt._diagnosis import Diagnosis
 from safeckpt._format.graph import CheckpointGraph, Entry, ProgramObject, program_graph
 from safeckpt._io import fs
@@ -282,7 +283,20 @@ def _listed(title: str, paths: tuple[str, ...]) -> list[str]:
 
 
 def diagnose_match(match: Match, prefix: str, mode: MatchMode) -> Diagnosis | None:
-    """The diagnosis of a match `mode` does not accept, or None when it may go ahead."""
+    """The diagnosis of a match `mode` does not accept, or None when it may go ahead.
+
+    With a metadata file, the evidence also says what wrote the checkpoint and which
+    variables were added, removed or reshaped since.
+    """
+    found = _diagnose_match(match, prefix, mode)
+    if found is None:
+        return None
+    reshaped = [m.path for m in match.mismatched]
+    more = mismatch_evidence(prefix, match.unmatched, match.unused, reshaped)
+    return replace(found, evidence=(*found.evidence, *more)) if more else found
+
+
+def _diagnose_match(match: Match, prefix: str, mode: MatchMode) -> Diagnosis | None:
     if mode is MatchMode.PARTIAL:
         return None
     base, directory = fs.basename(prefix), fs.dirname(prefix)

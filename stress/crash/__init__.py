@@ -23,9 +23,11 @@ cleanup_temp=True/False alternately).restore()``, saves once more, and the harne
   anything newer and the ``max_to_keep - 1`` newest complete checkpoints keep byte-identical
   files; older ones may only disappear (TensorFlow's documented ``max_to_keep`` rotation),
   never change;
-* with ``cleanup_temp=True`` nothing but complete checkpoints, the state file and the writer
-  lease remains after that save (each leftover is reported once, by the first such save it
-  survives).
+* metadata files never outlive their checkpoints, name their checkpoint and are never
+  older than its index (`metadata_findings`), and the resumed save has one;
+* with ``cleanup_temp=True`` nothing but complete checkpoints (with their metadata files),
+  the state file and the writer lease remains after that save (each leftover is reported
+  once, by the first such save it survives).
 
 The resumed process then becomes the training process of the next kill, so each directory
 (a *chain*, restarted empty every few kills) accumulates what real crashes leave behind.

@@ -7,6 +7,7 @@ Nothing here imports safeckpt: every tensor of every ``ckpt-N`` is read with Ten
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 from collections.abc import Iterable
@@ -128,10 +129,14 @@ def state_paths(directory: str) -> tuple[str | None, list[str]]:
 
 
 def leftovers(directory: str, complete: Iterable[Facts]) -> list[str]:
-    """Entries of `directory` but the state file, the writer lease and complete checkpoints."""
+    """Entries of `directory` but the state file, the lease and complete checkpoints.
+
+    A complete checkpoint's metadata file (docs/metadata.md) belongs to it.
+    """
     keep = {STATE_FILE, LEASE}
     for facts in complete:
         keep.update(name for name, _ in facts.hashes)
+        keep.add(f"{CHECKPOINT_NAME}-{facts.step}{METADATA_SUFFIX}")
     out = []
     for name in sorted(os.listdir(directory)):
         if name in keep:
@@ -143,6 +148,46 @@ def leftovers(directory: str, complete: Iterable[Facts]) -> list[str]:
         else:
             out.append(name)
     return out
+
+
+METADATA_SUFFIX = ".safeckpt.json"
+
+
+def leftover_prefix(name: str) -> str:
+    """The checkpoint a leftover entry belongs to (``ckpt-3`` of a data or metadata file)."""
+    return name.split(".data-")[0].removesuffix(METADATA_SUFFIX)
+
+
+def metadata_findings(directory: str, complete: dict[int, Facts]) -> list[str]:
+    """Violations of "metadata files never outlive their checkpoints" (docs/metadata.md).
+
+    Decided from the files alone: a ``ckpt-N.safeckpt.json`` must sit next to a file of
+    ``ckpt-N`` (its index or data), name that checkpoint, and, next to a complete one, be
+    no older than its index (it is written after the checkpoint: an older file would
+    describe an earlier checkpoint of that number).
+    """
+    names = set(os.listdir(directory))
+    bad = []
+    for name in sorted(n for n in names if n.endswith(METADATA_SUFFIX)):
+        base = name[: -len(METADATA_SUFFIX)]
+        if not any(n.startswith(base + ".") and n != name for n in names):
+            bad.append(f"{name} outlived its checkpoint")
+            continue
+        try:
+            with open(os.path.join(directory, name), encoding="utf-8") as handle:
+                data = json.load(handle)
+        except (OSError, ValueError) as exc:
+            bad.append(f"{name} is not readable JSON: {exc}")
+            continue
+        named = data.get("checkpoint") if isinstance(data, dict) else None
+        if named != base:
+            bad.append(f"{name} describes {named!r}")
+        step = int(base.rsplit("-", 1)[1]) if base.rsplit("-", 1)[-1].isdigit() else None
+        if step in complete:
+            index = os.stat(os.path.join(directory, base + ".index")).st_mtime_ns
+            if os.stat(os.path.join(directory, name)).st_mtime_ns < index:
+                bad.append(f"{name} is older than {base}.index (a stale file)")
+    return bad
 
 
 def listing(directory: str) -> list[str]:

@@ -19,7 +19,17 @@ from stress.crash._child import (
     elements_per_var,
 )
 from stress.crash._inject import POINTS, RANDOM, point_needs_strace, strace_args, strace_available
-from stress.crash._oracle import Facts, Oracle, leftovers, listing, state_paths, where_landed
+from stress.crash._oracle import (
+    METADATA_SUFFIX,
+    Facts,
+    Oracle,
+    leftover_prefix,
+    leftovers,
+    listing,
+    metadata_findings,
+    state_paths,
+    where_landed,
+)
 from stress.crash._process import Child, ChildEndedError, one_line
 from stress.crash._schedule import cleanup_flags, schedule
 from stress.crash._summary import Summary, Trial
@@ -328,12 +338,17 @@ class _Harness:
         if latest != f"{CHECKPOINT_NAME}-{s}":
             bad.append(f"after the save the state file names {latest}, not ckpt-{s}")
         trial.leftovers_after = leftovers(self.chain_dir, complete_after.values())
+        bad.extend(metadata_findings(self.chain_dir, complete_after))
+        if facts is not None and not os.path.exists(
+            os.path.join(self.chain_dir, f"{CHECKPOINT_NAME}-{s}{METADATA_SUFFIX}")
+        ):
+            bad.append(f"the resumed run's ckpt-{s} has no metadata file after save() returned")
         if trial.cleanup_temp:
             # Each leftover is reported once, by the first cleanup_temp=True save it survives.
             fresh = [
                 x
                 for x in trial.leftovers_after
-                if x not in self.reported and x.split(".data-")[0] not in self.listed_at_start
+                if x not in self.reported and leftover_prefix(x) not in self.listed_at_start
             ]
             self.reported.update(fresh)
             if fresh:

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import shutil
 from pathlib import Path
 
 import tensorflow as tf
 
-from stress.ranking._oracle import STATE, Written, prefixes_of
+from stress.ranking._oracle import METADATA_SUFFIX, STATE, Written, prefixes_of
 from stress.ranking._scenarios import NAME, Op
 
 
@@ -98,6 +99,32 @@ class Run:
         if not op["keep_old"]:
             shutil.rmtree(self.dir)
         self.dir = new
+
+    def _op_metadata(self, op: Op) -> None:
+        """Metadata files as an earlier safeckpt run leaves them (docs/metadata.md).
+
+        One beside every checkpoint of the name in the run directory, and one ``orphan``
+        whose checkpoint is gone (a kill between the rotation's two deletes).
+        """
+        bases = {b for b in prefixes_of(os.listdir(self.dir)) if b.startswith(NAME + "-")}
+        for base in sorted(bases | {f"{NAME}-{op['orphan']}"}):
+            if base == f"{NAME}-{op['orphan']}" and base in bases:
+                continue
+            writer = {"safeckpt": "0.0.1", "tensorflow": "2.16.2", "python": "3.10.0"}
+            document = {
+                "format": "safeckpt-metadata",
+                "version": "1.0",
+                "checkpoint": base,
+                "step": int(base.rsplit("-", 1)[1]),
+                "time": 1.0,
+                "writer": {**writer, "host": "old", "pid": 1, "task": None},
+                "variables": None,
+                "metrics": {},
+                "metadata": {},
+                "keep_best": None,
+            }
+            text = json.dumps(document) + "\n"
+            Path(self.dir, base + METADATA_SUFFIX).write_text(text)
 
     def _op_delete(self, op: Op) -> None:
         for f in self._files_of(self.dir, op["prefix"]):

@@ -69,6 +69,34 @@ class Ranking:
     any_data: bool = False
 
 
+#: safeckpt's metadata file beside a checkpoint (docs/metadata.md).
+METADATA_SUFFIX = ".safeckpt.json"
+
+
+def metadata_violations(
+    before: dict[str, str], after: dict[str, str], new_save: str | None
+) -> list[tuple[str, str]]:
+    """Check that metadata files never outlive their checkpoints, from the listings alone.
+
+    `before` / `after`: every file name of the directory -> sha256, before the manager was
+    constructed and after its save. A metadata file after the save must sit beside a file of
+    its checkpoint, or be an orphan that was already one before (same bytes, its checkpoint
+    already gone); the new save has one.
+    """
+    out: list[tuple[str, str]] = []
+    alive, alive_before = prefixes_of(after), prefixes_of(before)
+    for name, digest in sorted(after.items()):
+        if not name.endswith(METADATA_SUFFIX):
+            continue
+        base = name[: -len(METADATA_SUFFIX)]
+        orphan_before = base not in alive_before and before.get(name) == digest
+        if base not in alive and not orphan_before:
+            out.append(("metadata_outlived", f"{name} is left without {base}"))
+    if new_save and os.path.basename(new_save) + METADATA_SUFFIX not in after:
+        out.append(("metadata_missing", f"the new save {new_save} has no metadata file"))
+    return out
+
+
 def split_name(base: str) -> tuple[str, int] | None:
     """``("ckpt", 3)`` for ``ckpt-3``."""
     m = _STEP_RE.match(base)
@@ -233,6 +261,7 @@ class Observed:
     reopen_error: str | None = None
     outside_after: dict[str, str] = field(default_factory=dict)
     tf_intact: set[str] | None = None  # base names plain TF left intact (max_to_keep=None)
+    all_after: dict[str, str] = field(default_factory=dict)  # every file after the save
 
 
 def check(b: Before, o: Observed, max_to_keep: int | None) -> list[tuple[str, str]]:

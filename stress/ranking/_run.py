@@ -69,6 +69,15 @@ def _outside(root: str, directory: str) -> dict[str, str]:
     return out
 
 
+def _all_files(directory: str) -> dict[str, str]:
+    """Every regular file of `directory` (metadata files included) -> sha256."""
+    return {
+        f: sha(os.path.join(directory, f))
+        for f in sorted(os.listdir(directory))
+        if os.path.isfile(os.path.join(directory, f))
+    }
+
+
 def _listing(directory: str) -> oracle.Listing:
     files, text, mtime = {}, None, None
     for f in os.listdir(directory):
@@ -121,6 +130,7 @@ def drive(config: Config, directory: str) -> oracle.Observed:
         o.save_error = _err(e)
         return o
     o.after, o.quarantined = _ckpt_files(directory), _quarantined(directory)
+    o.all_after = _all_files(directory)
     again = _Model()
     try:
         reopened = _manager(config, again, directory)
@@ -159,10 +169,14 @@ def execute(scenario: Scenario, tmp: str) -> list[tuple[str, str]]:
             for c, w in before.facts.items()
             if before.intact(c) and after and all(after.get(f) == h for f, h in w.hashes.items())
         }
+    files_before = _all_files(directory)
     observed = drive(config, directory)
     observed.tf_intact = tf_intact
     observed.outside_after = _outside(root, directory)
-    return oracle.check(before, observed, config.max_to_keep)
+    found = oracle.check(before, observed, config.max_to_keep)
+    if observed.new_save is not None:  # the save ran: its rotation decided
+        found += oracle.metadata_violations(files_before, observed.all_after, observed.new_save)
+    return found
 
 
 def replay(scenario: Scenario, workdir: str | None = None) -> list[tuple[str, str]]:

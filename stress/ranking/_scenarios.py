@@ -193,6 +193,9 @@ GENERATORS = {f: globals()[f"gen_{f}"] for f in FAMILIES}
 
 
 def generate(rng: random.Random, family: str) -> list[Op]:
-    """The ops of one scenario of ``family``."""
+    """The ops of one scenario of ``family``, then metadata files beside its checkpoints.
+
+    The metadata op draws nothing from `rng`, so the families' scenarios stay as they were.
+    """
     ops: list[Op] = GENERATORS[family](rng)
-    return ops
+    return [*ops, {"op": "metadata", "orphan": 999}]

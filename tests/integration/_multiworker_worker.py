@@ -47,6 +47,9 @@ from tensorflow.python.eager import context as tf_context
 
 import safeckpt
 
+#: The ``loss`` metric of the save at each step (``--keep-best``): best at step 2, then worse.
+LOSSES = (0.9, 0.5, 0.1, 0.4, 0.6, 0.7, 0.8, 0.85)
+
 
 def main() -> int:
     parser = argparse.ArgumentParser()
@@ -64,6 +67,7 @@ def main() -> int:
     parser.add_argument("--peer-timeout", type=float)
     parser.add_argument("--linger", type=float, default=0.0)
     parser.add_argument("--delay", type=float, default=0.0)
+    parser.add_argument("--keep-best", action="store_true", help="keep_best by a 'loss' metric")
     args = parser.parse_args()
 
     strategy = tf.distribute.MultiWorkerMirroredStrategy()
@@ -81,7 +85,10 @@ def main() -> int:
         )
         step = tf.Variable(0, dtype=tf.int64, name="step")
         checkpoint = tf.train.Checkpoint(w=w, seen=seen, step=step)
-        manager = safeckpt.SafeCheckpointManager(checkpoint, args.directory, max_to_keep=3)
+        best = safeckpt.KeepBest("loss") if args.keep_best else None
+        manager = safeckpt.SafeCheckpointManager(
+            checkpoint, args.directory, max_to_keep=3, keep_best=best
+        )
 
     def replica_step() -> None:
         ctx = tf.distribute.get_replica_context()
@@ -123,10 +130,14 @@ def main() -> int:
     result["saves"] = []
     for _ in range(steps):
         train_step()
-        path = manager.save()
+        loss = LOSSES[int(step.numpy()) % len(LOSSES)]
+        path = manager.save(metrics={"loss": loss} if args.keep_best else None)
         result["saves"].append({"path": path, "w": float(w.numpy()[0]), "step": int(step.numpy())})
     result["checkpoints"] = list(manager.checkpoints)
     result["latest_checkpoint"] = manager.latest_checkpoint
+    if args.keep_best:  # after an agreed restore: the chief's files are all written
+        result["agreed"] = manager.restore().save_path
+        result["best"] = manager.best_checkpoint
     if args.probe_directory:
         probe = safeckpt.SafeCheckpointManager(checkpoint, args.probe_directory, max_to_keep=3)
         try:

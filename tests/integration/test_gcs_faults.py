@@ -176,6 +176,8 @@ def test_save_and_retention(gcs: _gcs.GcsEmulator, gcs_dir: str) -> None:
         "ckpt-3.data-00000-of-00001",
         "ckpt-4.index",
         "ckpt-4.data-00000-of-00001",
+        "ckpt-3.safeckpt.json",  # the metadata files (docs/metadata.md), swept with theirs
+        "ckpt-4.safeckpt.json",
     }
     assert manager.checkpoints == [f"{gcs_dir}/ckpt-3", f"{gcs_dir}/ckpt-4"]
     restored = Trainee()

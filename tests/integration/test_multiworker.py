@@ -246,7 +246,11 @@ def test_both_workers_fall_back_to_the_same_checkpoint(tmp_path: Path) -> None:
     assert _names(directory) == [
         ".safeckpt-writer-ckpt",  # the chief's writer lease (none on the other worker)
         "checkpoint",
-        *(f"ckpt-{k}.{suffix}" for k in (2, 3, 4) for suffix in ("data-00000-of-00001", "index")),
+        *(
+            f"ckpt-{k}.{suffix}"
+            for k in (2, 3, 4)
+            for suffix in ("data-00000-of-00001", "index", "safeckpt.json")  # the chief's metadata
+        ),
     ]
     saved_w = {s["step"]: s["w"] for s in chief["saves"]}
     assert len(set(saved_w.values())) == 4  # every step changed the weights

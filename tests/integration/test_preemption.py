@@ -122,7 +122,11 @@ def test_a_non_chief_writes_its_handler_directory_itself(
     private = failure_handling._non_chief_checkpoint_dir(str(tmp_path / "ckpt"), 1)
     manager = safeckpt.SafeCheckpointManager(trainee.checkpoint, private, max_to_keep=1)
     assert manager.save() == os.path.join(private, "ckpt-1")  # not .../workertemp_1 again
-    assert sorted(os.listdir(private)) == ["checkpoint", *_files("ckpt-1")]
+    assert sorted(os.listdir(private)) == [
+        "checkpoint",
+        *_files("ckpt-1"),
+        "ckpt-1.safeckpt.json",  # the metadata of the checkpoint this manager wrote itself
+    ]
 
 
 def _files(prefix: str) -> list[str]:

@@ -159,8 +159,10 @@ def test_restore_and_max_to_keep(ram_dir: str, chdir_tmp: Path) -> None:
         "checkpoint",
         f"ckpt-3{DATA}",
         "ckpt-3.index",
+        "ckpt-3.safeckpt.json",  # the metadata files beside each checkpoint
         f"ckpt-4{DATA}",
         "ckpt-4.index",
+        "ckpt-4.safeckpt.json",
     ]
     again = Trainee()
     assert SafeCheckpointManager(again.checkpoint, ram_dir, 2).restore_or_initialize() == (
@@ -236,7 +238,11 @@ def test_quarantine_on_ram(ram_dir: str) -> None:
     assert report.save_path == f"{ram_dir}/ckpt-2"
     assert any("quarantine" in note for note in report.notes)
     assert not any(n.startswith("ckpt-3") for n in names(ram_dir))
-    assert names(f"{ram_dir}/quarantine") == [f"ckpt-3{DATA}", "ckpt-3.index"]
+    assert names(f"{ram_dir}/quarantine") == [
+        f"ckpt-3{DATA}",
+        "ckpt-3.index",
+        "ckpt-3.safeckpt.json",  # the metadata file moves with its checkpoint
+    ]
     # Training goes on: the next save is healthy and is what a new process restores.
     trainee.set(10)
     saved = manager.save()

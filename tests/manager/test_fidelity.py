@@ -55,9 +55,15 @@ def state_of(directory: str | os.PathLike[str]) -> Any:
 
 
 def files_in(directory: str | os.PathLike[str]) -> set[str]:
-    """The files of `directory` but safeckpt's writer lease (``.safeckpt-writer-<name>``, the
-    one file a saving SafeCheckpointManager adds, by design: docs/fallback.md, "Two writers")."""
-    return {n for n in os.listdir(directory) if not n.startswith(".safeckpt-writer-")}
+    """The files of `directory` but safeckpt's writer lease (``.safeckpt-writer-<name>``,
+    docs/fallback.md, "Two writers") and metadata files (``<prefix>.safeckpt.json``,
+    docs/metadata.md; tests/test_metadata_rotation.py checks they follow the checkpoints),
+    the files a saving SafeCheckpointManager adds, by design."""
+    return {
+        n
+        for n in os.listdir(directory)
+        if not n.startswith(".safeckpt-writer-") and not n.endswith(".safeckpt.json")
+    }
 
 
 def ckpt_files(*prefixes: str) -> set[str]:

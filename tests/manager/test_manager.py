@@ -74,6 +74,7 @@ def test_read_only_refuses_to_save(tmp_path: Path, trainee: Trainee) -> None:
         "checkpoint",
         "ckpt-1.data-00000-of-00001",
         "ckpt-1.index",
+        "ckpt-1.safeckpt.json",  # its metadata file
     ]
 
 
