@@ -21,7 +21,7 @@ def test_every_worker_agrees_on_the_best_checkpoint(tmp_path: Path) -> None:
     directory = tmp_path / "ckpts"
     args = ["--directory", str(directory), "--keep-best", "--steps", "6"]
     chief, other = run_cluster([args, args], "train", script=WORKER)
-    # Losses by step: 0.5, 0.1, 0.4, 0.6, 0.7, 0.8 (tests/integration/_multiworker_worker.py LOSSES).
+    # Losses by step: 0.5, 0.1, 0.4, 0.6, 0.7, 0.8 (LOSSES in _multiworker_worker.py).
     best = str(directory / "ckpt-2")
     assert chief["best"] == other["best"] == best
     assert chief["agreed"] == other["agreed"] == str(directory / "ckpt-6")

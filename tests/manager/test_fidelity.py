@@ -57,7 +57,7 @@ def state_of(directory: str | os.PathLike[str]) -> Any:
 def files_in(directory: str | os.PathLike[str]) -> set[str]:
     """The files of `directory` but safeckpt's writer lease (``.safeckpt-writer-<name>``,
     docs/fallback.md, "Two writers") and metadata files (``<prefix>.safeckpt.json``,
-    docs/metadata.md; tests/test_metadata_rotation.py checks they follow the checkpoints),
+    docs/metadata.md; tests/manager/test_keep_best.py checks they follow the checkpoints),
     the files a saving SafeCheckpointManager adds, by design."""
     return {
         n
