@@ -15,9 +15,10 @@ from typing import Any
 
 import pytest
 
+from safeckpt import KeepBest, SafeCheckpointManager
 from safeckpt._causes import Cause
 from safeckpt._cli.main import main
-from testing.checkpoints import write_checkpoints
+from testing.checkpoints import Trainee, write_checkpoints
 from testing.jsonschema import SCHEMA, problems
 
 
@@ -52,6 +53,14 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[str, Any]]:
     (bad / "ckpt-2.index").unlink()  # an incomplete checkpoint in the listing
     empty = root / "empty"
     empty.mkdir()
+    best = root / "best"  # metadata files, metrics, keep_best, an orphan metadata file
+    trainee = Trainee()
+    manager = SafeCheckpointManager(
+        trainee.checkpoint, str(best), max_to_keep=2, keep_best=KeepBest("val_loss")
+    )
+    for loss in (0.5, 0.1, 0.4, 0.6):
+        manager.save(metrics={"val_loss": loss})
+    (best / "ckpt-9.safeckpt.json").write_text("{}")
     commands = [
         ["doctor", str(good)],
         ["doctor", str(bad), "--deep"],
@@ -66,6 +75,9 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[str, Any]]:
         ["repair", str(empty), "--dry-run"],
         ["inspect", str(good / "ckpt-1")],
         ["diff", str(good / "ckpt-1"), str(bad / "ckpt-1")],
+        ["ls", str(best)],
+        ["inspect", str(best / "ckpt-2")],
+        ["repair", str(best), "--dry-run"],
     ]
     found = []
     for args in commands:
@@ -86,3 +98,13 @@ def test_every_commands_json_matches_its_documented_schema(runs: list[tuple[str,
         for c in output["checkpoints"]
     ]
     assert nulls and all(isinstance(n, int) for n in nulls)  # ls measures every checkpoint
+
+
+def test_the_runs_cover_metrics_best_and_metadata(runs: list[tuple[str, Any]]) -> None:
+    listed = [o for c, o in runs if c == "ls" and o["best_by"]]
+    assert listed, "no ls run with a keep_best rule"
+    marked = [c for c in listed[0]["checkpoints"] if c["best"]]
+    assert [c["metrics"] for c in marked] == [{"val_loss": 0.1}]
+    assert listed[0]["orphan_metadata"] == ["ckpt-9.safeckpt.json"]
+    inspected = [o for c, o in runs if c == "inspect" and o["metadata"] is not None]
+    assert inspected and inspected[0]["metadata"]["metrics"] == {"val_loss": 0.1}
