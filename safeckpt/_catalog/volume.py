@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import os
 
-from safeckpt._format.layout import INDEX_SUFFIX, data_shard, split_step
+from safeckpt._format.layout import INDEX_SUFFIX, METADATA_SUFFIX, data_shard, split_step
 from safeckpt._io import fs, storage
 
 logger = logging.getLogger("safeckpt")
@@ -61,7 +61,8 @@ def newest_size(directory: str, name: str) -> int | None:
     total = 0
     for entry in names:
         shard = data_shard(entry)
-        if entry == prefix + INDEX_SUFFIX or (shard is not None and shard[0] == prefix):
+        own = entry in (prefix + INDEX_SUFFIX, prefix + METADATA_SUFFIX)  # the next save's too
+        if own or (shard is not None and shard[0] == prefix):
             try:
                 total += os.stat(os.path.join(local, entry)).st_size
             except OSError:

@@ -31,7 +31,13 @@ from typing import Any, TypeVar
 from safeckpt._causes import Cause
 from safeckpt._diagnosis import Diagnosis, human_size
 from safeckpt._errors import SaveError
-from safeckpt._format.layout import INDEX_SUFFIX, STATE_FILE, TEMP_SUFFIX, data_shard
+from safeckpt._format.layout import (
+    INDEX_SUFFIX,
+    METADATA_SUFFIX,
+    STATE_FILE,
+    TEMP_SUFFIX,
+    data_shard,
+)
 from safeckpt._format.statefile import read_state
 from safeckpt._io import fs, safeio, storage
 from safeckpt._io import tf as adapter
@@ -147,7 +153,10 @@ def _names_checkpoint(directory: str, prefix: str) -> bool | None:
 
 
 def _newest_size(directory: str, latest: str | None) -> int | None:
-    """Bytes of the newest checkpoint's files (what the next save needs), None if unknown."""
+    """Bytes of the newest checkpoint's files (what the next save needs), None if unknown.
+
+    Its metadata file counts too: the next save writes one (docs/metadata.md).
+    """
     if latest is None or fs.local_path(directory) is None:
         return None
     base = fs.basename(latest)
@@ -156,7 +165,7 @@ def _newest_size(directory: str, latest: str | None) -> int | None:
         return sum(
             fs.stat(fs.join(directory, n))[0]
             for n in names
-            if n == base + INDEX_SUFFIX or _shard_of(n, base)
+            if n in (base + INDEX_SUFFIX, base + METADATA_SUFFIX) or _shard_of(n, base)
         )
     except _IO:
         return None

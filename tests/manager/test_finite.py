@@ -75,6 +75,7 @@ def test_every_floating_variable_is_checked_and_the_first_ones_are_named(tmp_pat
     assert sorted(p.name for p in tmp_path.glob("ckpt-*")) == [
         "ckpt-1.data-00000-of-00001",
         "ckpt-1.index",
+        "ckpt-1.safeckpt.json",  # the first save's metadata; nothing of ckpt-2
     ]
 
 
