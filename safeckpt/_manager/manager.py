@@ -560,7 +560,7 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
         """
         chief = self._worker.is_chief
         self._keeper.sweep(
-            self, adapter.max_to_keep(self), lambda: adapter.sweep(self), chief=chief
+            self, adapter.max_to_keep(self), lambda: adapter.sweep(self, SafeCheckpointManager), chief=chief
         )
 
     @property

@@ -439,10 +439,12 @@ def test_a_listing_failure_inside_tensorflows_reader_is_not_a_model_mismatch(
 
 def test_the_writer_lease_costs_a_save_one_read(gcs: _gcs.GcsEmulator, gcs_dir: str) -> None:
     # docs/fallback.md, "Two writers": on gs:// the lease is read before every save and
-    # written only when it changes hands or is older than REMOTE_REFRESH_SECONDS.
-    plain_dir, safe_dir = gcs_dir + "-tf", gcs_dir + "-safe"
+    # written only when it changes hands or is older than REMOTE_REFRESH_SECONDS. The same
+    # manager without the lease stands in for TensorFlow's save plus the metadata file's
+    # requests (those are tests/integration/test_metadata_gcs.py's).
+    plain_dir, safe_dir = gcs_dir + "-nolease", gcs_dir + "-safe"
     trainee = Trainee()
-    plain = tf.train.CheckpointManager(trainee.checkpoint, plain_dir, max_to_keep=2)
+    plain = SafeCheckpointManager(trainee.checkpoint, plain_dir, max_to_keep=2, writer_lease=False)
     safe = SafeCheckpointManager(trainee.checkpoint, safe_dir, max_to_keep=2)
     for manager in (plain, safe):
         for k in (1, 2, 3):  # past the first saves: the rotation deletes from now on

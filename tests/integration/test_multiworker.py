@@ -187,7 +187,12 @@ def test_a_workertemp_directory_is_the_workers_own(
     assert manager_context(str(tmp_path)) == worker_context()
     manager = safeckpt.SafeCheckpointManager(Trainee().checkpoint, private, max_to_keep=1)
     assert manager.save() == str(private / "ckpt-1")  # not workertemp_1/workertemp_1
-    assert _names(private) == ["checkpoint", "ckpt-1.data-00000-of-00001", "ckpt-1.index"]
+    assert _names(private) == [
+        "checkpoint",
+        "ckpt-1.data-00000-of-00001",
+        "ckpt-1.index",
+        "ckpt-1.safeckpt.json",  # its metadata (docs/metadata.md), deleted with the directory
+    ]
 
 
 def test_non_chief_saves_into_workertemp_and_never_touches_the_chiefs_files(
