@@ -335,6 +335,7 @@ def test_tf_keras_backup_and_restore_with_safeckpt_resumes_both_workers(tmp_path
         "checkpoint",
         "ckpt-2.data-00000-of-00001",
         "ckpt-2.index",
+        "ckpt-2.safeckpt.json",  # its metadata, written by the chief (docs/metadata.md)
     ]
 
     second = _keras_cluster("tf_keras", backup)  # both workers restarted
@@ -366,8 +367,10 @@ def test_safeckpt_keras_backup_and_restore_resumes_both_workers(tmp_path: Path) 
         ".safeckpt-writer-backup",  # the chief's writer lease
         "backup-1.data-00000-of-00001",
         "backup-1.index",
+        "backup-1.safeckpt.json",
         "backup-2.data-00000-of-00001",
         "backup-2.index",
+        "backup-2.safeckpt.json",
         "checkpoint",
     ]
 
@@ -441,7 +444,7 @@ def test_a_report_from_another_safeckpt_version_is_diagnosed_on_every_worker(
     """Worker 1 posts its report in a message format this safeckpt does not read."""
     fault = ["--directory", str(tmp_path / "ckpts"), "--peer-timeout", "60"]
     chief, foreign = run_cluster(
-        [[*fault, "--linger", "3"], [*fault, "--fault", "foreign"]], "fault"
+        [[*fault, "--linger", "3"], [*fault, "--fault", "foreign"]], "fault", script=WORKER
     )
     for result in (chief, foreign):
         assert result["error"]["type"] == "WorkerUnavailableError"
