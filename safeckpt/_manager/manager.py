@@ -560,7 +560,10 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
         """
         chief = self._worker.is_chief
         self._keeper.sweep(
-            self, adapter.max_to_keep(self), lambda: adapter.sweep(self, SafeCheckpointManager), chief=chief
+            self,
+            adapter.max_to_keep(self),
+            lambda: adapter.sweep(self, SafeCheckpointManager),
+            chief=chief,
         )
 
     @property
