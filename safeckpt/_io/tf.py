@@ -267,7 +267,7 @@ def keeps_hours(manager: Any) -> bool:
     return bool(manager._keep_checkpoint_every_n_hours)
 
 
-def sweep(manager: Any, owner: type) -> None:
+def sweep(manager: Any, owner: Any) -> None:
     """TensorFlow's own ``_sweep`` of the rotation (deletes what leaves ``max_to_keep``).
 
     The next ``_sweep`` after `owner` (the subclass that overrides it) in the manager's class
