@@ -287,7 +287,12 @@ def test_a_workertemp_directory_is_the_workers_own(
     assert manager_context(str(tmp_path)) == worker_context()
     manager = safeckpt.SafeCheckpointManager(Trainee().checkpoint, private, max_to_keep=1)
     assert manager.save() == str(private / "ckpt-1")  # not workertemp_1/workertemp_1
-    assert _names(private) == ["checkpoint", "ckpt-1.data-00000-of-00001", "ckpt-1.index"]
+    assert _names(private) == [
+        "checkpoint",
+        "ckpt-1.data-00000-of-00001",
+        "ckpt-1.index",
+        "ckpt-1.safeckpt.json",  # this manager writes its own directory, metadata included
+    ]
 
 
 def test_non_chief_saves_into_workertemp_and_never_touches_the_chiefs_files(
@@ -428,6 +433,7 @@ def test_tf_keras_backup_and_restore_with_safeckpt_resumes_both_workers(tmp_path
         "checkpoint",
         "ckpt-2.data-00000-of-00001",
         "ckpt-2.index",
+        "ckpt-2.safeckpt.json",  # its metadata (docs/metadata.md)
     ]
 
     second = _keras_cluster("tf_keras", backup)  # both workers restarted
@@ -459,8 +465,10 @@ def test_safeckpt_keras_backup_and_restore_resumes_both_workers(tmp_path: Path) 
         ".safeckpt-writer-backup",  # the chief's writer lease
         "backup-1.data-00000-of-00001",
         "backup-1.index",
+        "backup-1.safeckpt.json",  # the metadata files (docs/metadata.md)
         "backup-2.data-00000-of-00001",
         "backup-2.index",
+        "backup-2.safeckpt.json",
         "checkpoint",
     ]
 

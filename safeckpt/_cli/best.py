@@ -56,11 +56,11 @@ def best_prefixes(infos: list[CheckpointInfo], rules: dict[str, KeepBest]) -> se
     return best
 
 
-def metrics_text(metrics: dict[str, float] | None) -> str:
-    """``val_loss=0.31 acc=0.9``, or ``-``."""
+def metrics_text(metrics: dict[str, float] | None, sep: str = ",") -> str:
+    """``acc=0.9,val_loss=0.31`` (one table cell: no spaces), or ``-``."""
     if not metrics:
         return "-"
-    return " ".join(f"{k}={v:.6g}" for k, v in sorted(metrics.items()))
+    return sep.join(f"{k}={v:.6g}" for k, v in sorted(metrics.items()))
 
 
 def metadata_lines(meta: CheckpointMetadata) -> list[str]:
@@ -68,7 +68,7 @@ def metadata_lines(meta: CheckpointMetadata) -> list[str]:
     lines = [
         f"written by: {meta.writer_text()}",
         f"step: {meta.step}",
-        f"metrics: {metrics_text(meta.metrics)}",
+        f"metrics: {metrics_text(meta.metrics, ' ')}",
     ]
     if meta.metadata:
         lines.append("metadata: " + ", ".join(f"{k}={v!r}" for k, v in meta.metadata.items()))

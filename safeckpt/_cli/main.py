@@ -135,8 +135,15 @@ def _ls(args: argparse.Namespace, out: TextIO) -> int:
         )
         return EXIT_OK
     print(f"{directory}: {len(infos)} checkpoint{'s' if len(infos) != 1 else ''}", file=out)
-    rows = [("STEP", "PREFIX", "SIZE", "WRITTEN", "STATE", "STATUS", "BEST", "METRICS")]
+    # Metrics and the best only when there are any: a plain TensorFlow directory's table is
+    # unchanged, and STATUS stays the last column.
+    recorded = bool(rules) or any(i.metrics for i in infos)
+    extra = ("BEST", "METRICS") if recorded else ()
+    rows = [("STEP", "PREFIX", "SIZE", "WRITTEN", "STATE", *extra, "STATUS")]
     for info, status in zip(infos, statuses, strict=True):
+        marks = (
+            ("*" if info.prefix in best else "-", metrics_text(info.metrics)) if recorded else ()
+        )
         rows.append(
             (
                 "-" if info.step is None else str(info.step),
@@ -144,9 +151,8 @@ def _ls(args: argparse.Namespace, out: TextIO) -> int:
                 human_size(info.size_bytes),
                 info.mtime_text(),
                 "yes" if info.in_state_file else "no",
+                *marks,
                 status,
-                "*" if info.prefix in best else "",
-                metrics_text(info.metrics),
             )
         )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]

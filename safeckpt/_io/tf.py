@@ -161,9 +161,15 @@ def keeps_hours(manager: Any) -> bool:
     return bool(manager._keep_checkpoint_every_n_hours)
 
 
+#: TensorFlow's own sweep, taken from its module at import: ``tf.train.CheckpointManager``
+#: may be replaced by `SafeCheckpointManager` later (tf_keras users patch it in), whose
+#: ``_sweep`` calls this one.
+_TF_SWEEP = _checkpoint_management.CheckpointManager._sweep
+
+
 def sweep(manager: Any) -> None:
     """TensorFlow's own ``_sweep`` of the rotation (deletes what leaves ``max_to_keep``)."""
-    tf.train.CheckpointManager._sweep(manager)
+    _TF_SWEEP(manager)
 
 
 def relocate(manager: Any, directory: str, prefix: str) -> None:
