@@ -8,6 +8,7 @@ local paths). The best are marked by the same rule the manager keeps them by
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from safeckpt._catalog.best import Scored, rank_best
@@ -27,6 +28,14 @@ def parse_best(text: str | None) -> KeepBest | None:
     metric, _, rest = text.partition(":")
     mode, _, k = rest.partition(":")
     return KeepBest(metric, mode or "min", int(k) if k else 1)
+
+
+def with_metrics(info: CheckpointInfo) -> CheckpointInfo:
+    """`info` with the metrics its metadata file records (one read; none without a file)."""
+    if info.metadata_file is None:
+        return info
+    meta = read_metadata(info.prefix).metadata
+    return replace(info, metrics=None if meta is None else dict(meta.metrics))
 
 
 def best_of(infos: list[CheckpointInfo], given: KeepBest | None) -> dict[str, KeepBest]:

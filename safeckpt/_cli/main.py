@@ -11,7 +11,7 @@ from safeckpt._catalog.inventory import Inventory, scan
 from safeckpt._catalog.repair import apply_repair, plan_repair
 from safeckpt._causes import Cause
 from safeckpt._cli import graph
-from safeckpt._cli.best import best_of, best_prefixes, metrics_text, parse_best
+from safeckpt._cli.best import best_of, best_prefixes, metrics_text, parse_best, with_metrics
 from safeckpt._diagnose.alternatives import with_alternatives
 from safeckpt._diagnose.path import diagnose, listed_problem, verify
 from safeckpt._diagnosis import Diagnosis, describe_exception, human_size
@@ -102,11 +102,12 @@ def _status(info: CheckpointInfo) -> str:
 def _ls(args: argparse.Namespace, out: TextIO) -> int:
     directory = paths.normalize_directory(args.directory)
     given: KeepBest | None = args.best
-    inventory = scan(directory).with_metrics()
+    inventory = scan(directory)
 
     def with_status(info: CheckpointInfo) -> tuple[CheckpointInfo, str]:
-        # One task per checkpoint: its stats, then its check, which the stat cache serves.
-        return inventory.stated(info), _status(info)
+        # One task per checkpoint: its stats, its metrics, then its check (the stat cache
+        # serves it), so that remote requests run in one parallel pass.
+        return with_metrics(inventory.stated(info)), _status(info)
 
     rows_found = map_io(directory, with_status, inventory.family(args.name))
     infos = [info for info, _ in rows_found]
