@@ -8,6 +8,7 @@ local paths). The best are marked by the same rule the manager keeps them by
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from safeckpt._catalog.best import Scored, rank_best
@@ -27,6 +28,14 @@ def parse_best(text: str | None) -> KeepBest | None:
     metric, _, rest = text.partition(":")
     mode, _, k = rest.partition(":")
     return KeepBest(metric, mode or "min", int(k) if k else 1)
+
+
+def with_metrics(info: CheckpointInfo) -> CheckpointInfo:
+    """`info` with the metrics its metadata file records (one read; none without a file)."""
+    if info.metadata_file is None:
+        return info
+    meta = read_metadata(info.prefix).metadata
+    return replace(info, metrics=None if meta is None else dict(meta.metrics))
 
 
 def best_of(infos: list[CheckpointInfo], given: KeepBest | None) -> dict[str, KeepBest]:
@@ -56,11 +65,11 @@ def best_prefixes(infos: list[CheckpointInfo], rules: dict[str, KeepBest]) -> se
     return best
 
 
-def metrics_text(metrics: dict[str, float] | None) -> str:
-    """``val_loss=0.31 acc=0.9``, or ``-``."""
+def metrics_text(metrics: dict[str, float] | None, sep: str = ",") -> str:
+    """``acc=0.9,val_loss=0.31`` (one table cell: no spaces), or ``-``."""
     if not metrics:
         return "-"
-    return " ".join(f"{k}={v:.6g}" for k, v in sorted(metrics.items()))
+    return sep.join(f"{k}={v:.6g}" for k, v in sorted(metrics.items()))
 
 
 def metadata_lines(meta: CheckpointMetadata) -> list[str]:
@@ -68,7 +77,7 @@ def metadata_lines(meta: CheckpointMetadata) -> list[str]:
     lines = [
         f"written by: {meta.writer_text()}",
         f"step: {meta.step}",
-        f"metrics: {metrics_text(meta.metrics)}",
+        f"metrics: {metrics_text(meta.metrics, ' ')}",
     ]
     if meta.metadata:
         lines.append("metadata: " + ", ".join(f"{k}={v!r}" for k, v in meta.metadata.items()))

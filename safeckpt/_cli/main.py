@@ -14,7 +14,7 @@ from safeckpt._catalog.repair import apply_repair, plan_repair
 from safeckpt._catalog.volume import ephemeral_allowed, ephemeral_note, low_space_note
 from safeckpt._causes import Cause
 from safeckpt._cli import graph
-from safeckpt._cli.best import best_of, best_prefixes, metrics_text, parse_best
+from safeckpt._cli.best import best_of, best_prefixes, metrics_text, parse_best, with_metrics
 from safeckpt._cli.progress import Meter
 from safeckpt._diagnose.alternatives import with_alternatives
 from safeckpt._diagnose.path import diagnose, listed_problem, verify
@@ -157,11 +157,12 @@ def _status(info: CheckpointInfo) -> str:
 def _ls(args: argparse.Namespace, out: TextIO, meter: Meter) -> int:
     directory = paths.normalize_directory(args.directory)
     given: KeepBest | None = args.best
-    inventory = scan(directory).with_metrics()
+    inventory = scan(directory)
 
     def with_status(info: CheckpointInfo) -> tuple[CheckpointInfo, str]:
-        # One task per checkpoint: its stats, then its check, which the stat cache serves.
-        return inventory.stated(info), _status(info)
+        # One task per checkpoint: its stats, its metrics, then its check (the stat cache
+        # serves it), so that remote requests run in one parallel pass.
+        return with_metrics(inventory.stated(info)), _status(info)
 
     family = inventory.family(args.name)
     done = lambda k, n: meter.items("checked", k, n)  # noqa: E731
@@ -193,8 +194,15 @@ def _ls(args: argparse.Namespace, out: TextIO, meter: Meter) -> int:
         )
         return EXIT_OK
     print(f"{directory}: {len(infos)} checkpoint{'s' if len(infos) != 1 else ''}", file=out)
-    rows = [("STEP", "PREFIX", "SIZE", "WRITTEN", "STATE", "STATUS", "BEST", "METRICS")]
+    # Metrics and the best only when there are any: a plain TensorFlow directory's table is
+    # unchanged, and STATUS stays the last column.
+    recorded = bool(rules) or any(i.metrics for i in infos)
+    extra = ("BEST", "METRICS") if recorded else ()
+    rows = [("STEP", "PREFIX", "SIZE", "WRITTEN", "STATE", *extra, "STATUS")]
     for info, status in zip(infos, statuses, strict=True):
+        marks = (
+            ("*" if info.prefix in best else "-", metrics_text(info.metrics)) if recorded else ()
+        )
         rows.append(
             (
                 "-" if info.step is None else str(info.step),
@@ -202,9 +210,8 @@ def _ls(args: argparse.Namespace, out: TextIO, meter: Meter) -> int:
                 human_size(info.size_bytes) if info.size_bytes is not None else "unknown",
                 info.mtime_text(),
                 "yes" if info.in_state_file else "no",
+                *marks,
                 status,
-                "*" if info.prefix in best else "",
-                metrics_text(info.metrics),
             )
         )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]

@@ -34,12 +34,14 @@ def test_ls_shows_the_metrics_and_marks_the_recorded_best(tmp_path: Path) -> Non
     _run_with_best(tmp_path)
     code, text = run("ls", str(tmp_path))
     assert code == 0
-    rows = {
-        line.split()[1]: line for line in text.splitlines() if line.startswith(("2 ", "4 ", "5 "))
-    }
-    assert set(rows) == {"ckpt-2", "ckpt-4", "ckpt-5"}
-    assert " * " in rows["ckpt-2"] and "val_loss=0.2" in rows["ckpt-2"]
-    assert " * " not in rows["ckpt-4"] and " * " not in rows["ckpt-5"]
+    lines = text.splitlines()
+    assert lines[1].split() == [
+        "STEP", "PREFIX", "SIZE", "WRITTEN", "STATE", "BEST", "METRICS", "STATUS",
+    ]  # fmt: skip
+    cells = {line.split()[1]: line.split() for line in lines[2:5]}
+    assert set(cells) == {"ckpt-2", "ckpt-4", "ckpt-5"}
+    assert cells["ckpt-2"][-3:] == ["*", "acc=0.8,val_loss=0.2", "ok"]
+    assert cells["ckpt-4"][-3] == cells["ckpt-5"][-3] == "-"
     assert "best (ckpt): 1 by val_loss (min)" in text
     code, text = run("ls", str(tmp_path), "--json")
     data = json.loads(text)

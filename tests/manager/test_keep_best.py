@@ -307,3 +307,17 @@ def test_asynchronous_saves_write_metadata_after_their_files(tmp_path: Path) -> 
         0.4,
         0.6,
     ]
+
+
+def test_saves_work_when_tf_train_checkpoint_manager_is_patched(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """tf_keras users replace ``tf.train.CheckpointManager`` by safeckpt's: the sweep still
+    reaches TensorFlow's own (no recursion)."""
+    monkeypatch.setattr(tf.train, "CheckpointManager", safeckpt.SafeCheckpointManager)
+    v = tf.Variable(0.0)
+    manager = tf.train.CheckpointManager(tf.train.Checkpoint(v=v), str(tmp_path), 1)
+    for step in (1, 2, 3):
+        v.assign(float(step))
+        manager.save()
+    assert on_disk(tmp_path) == ({3}, {3})
