@@ -28,8 +28,8 @@ demo: $(VENV)/.installed
 	$(PY) examples/demo.py
 
 lint: $(VENV)/.installed
-	$(PY) -m ruff check safeckpt tests examples benchmarks stress noxfile.py
-	$(PY) -m ruff format --check safeckpt tests examples benchmarks stress noxfile.py
+	$(PY) -m ruff check safeckpt tests testing examples benchmarks stress noxfile.py
+	$(PY) -m ruff format --check safeckpt tests testing examples benchmarks stress noxfile.py
 
 typecheck: $(VENV)/.installed
 	$(PY) -m mypy --strict safeckpt
@@ -50,7 +50,7 @@ stress: $(VENV)/.installed
 	$(PY) -m stress.ranking --cases 2000
 	$(PY) -m stress.hostile --cases 2000
 	$(PY) -m stress.concurrency --seconds 60 --rounds 500
-	$(PY) -m pytest -q -m stress tests/test_preemption.py
+	$(PY) -m pytest -q -m stress tests/integration/test_preemption.py
 
 # Side-by-side timings against plain tf.train.CheckpointManager; rewrites docs/benchmarks.md.
 bench: $(VENV)/.installed
@@ -77,9 +77,11 @@ dist: $(VENV)/.installed
 	$(PY) -m zipfile -l dist/safeckpt-*.whl | awk '{print $$1}' > dist/.wheel-files
 	grep -qx 'safeckpt/py.typed' dist/.wheel-files
 	grep -qx 'safeckpt/__main__.py' dist/.wheel-files
-	! grep -E '^(tests|stress|examples|benchmarks|docs)/' dist/.wheel-files
+	for f in $$(find safeckpt -name '*.py' -not -path '*/__pycache__/*'); do \
+		grep -qx "$$f" dist/.wheel-files || { echo "wheel lacks $$f"; exit 1; }; done
+	! grep -E '^(tests|testing|stress|examples|benchmarks|docs)/' dist/.wheel-files
 	$(PY) -m tarfile -l dist/safeckpt-*.tar.gz | awk '{print $$1}' | sed 's|^[^/]*/||' > dist/.sdist-files
-	for f in tests/conftest.py stress/__init__.py examples/demo.py docs/index.md Makefile \
+	for f in tests/conftest.py testing/__init__.py stress/__init__.py examples/demo.py docs/index.md Makefile \
 		pyproject.toml README.md safeckpt/py.typed; do grep -qx "$$f" dist/.sdist-files \
 		|| { echo "sdist lacks $$f"; exit 1; }; done
 	rm dist/.wheel-files dist/.sdist-files

@@ -1,7 +1,7 @@
 """gs:// figures: requests and wall time on TensorFlow's real gs:// client, 20 ms per request.
 
 TensorFlow's own ``gs://`` client talks to fake-gcs-server through the counting proxy of
-``stress/_gcs.py``, which adds `LATENCY` to every request (a same-region GCS round trip is
+``testing/gcs/``, which adds `LATENCY` to every request (a same-region GCS round trip is
 of that order). For directories of `SIZES` checkpoints (written locally with TF, then loaded
 into the emulator with its ``-data`` preload, state file included, every checkpoint listed:
 ``max_to_keep=None``), it counts the requests and times each operation:
@@ -157,7 +157,7 @@ def measure_gcs(
     latency: float = LATENCY,
 ) -> GcsResult:
     """Measure the gs:// figures (see the module docstring); never raises for a child."""
-    from stress import _gcs
+    from testing.gcs import server as _gcs
 
     t0 = time.monotonic()
     reason = _gcs.skip_reason()
@@ -232,8 +232,8 @@ def _child(spec: dict[str, Any]) -> list[dict[str, Any]]:
     import tensorflow as tf
 
     import safeckpt
-    from safeckpt import _cli
-    from stress import _gcs
+    from safeckpt._cli import main as cli
+    from testing.gcs import server as _gcs
 
     tf.get_logger().setLevel("ERROR")
     gcs = _gcs.GcsEmulator.attach(spec["emulator"])
@@ -251,7 +251,7 @@ def _child(spec: dict[str, Any]) -> list[dict[str, Any]]:
         return manager
 
     def ls() -> int:
-        return _cli.main(["ls", directory], stdout=io.StringIO(), stderr=io.StringIO())
+        return cli.main(["ls", directory], stdout=io.StringIO(), stderr=io.StringIO())
 
     actions: dict[str, Callable[[], Any]] = {
         "construct": construct,
@@ -368,7 +368,7 @@ def section(g: GcsResult | None) -> list[str]:
     ms = g.latency * 1e3
     lines += [
         "TensorFlow's own `gs://` client (libcurl, retries, 5 s stat cache) talks to "
-        "fake-gcs-server on loopback through the counting proxy of `stress/_gcs.py`, which adds "
+        "fake-gcs-server on loopback through the counting proxy of `testing/gcs/`, which adds "
         f"**{ms:.0f} ms to every request**. Each directory holds N checkpoints of a tiny model "
         "written by TF with `max_to_keep=None` (all listed in the state file). Every sequence "
         "runs in a fresh process (cold caches, as a job starts), each operation once; "

@@ -16,7 +16,7 @@ import tensorflow as tf
 
 import safeckpt
 from benchmarks._data import Load, MiB
-from safeckpt import _crc32c
+from safeckpt._format import crc32c
 
 
 def _busy_jiffies() -> int | None:
@@ -83,7 +83,7 @@ def machine_info(workdir: Path) -> list[tuple[str, str]]:
         fs = f"{workdir} on {out[0]} ({out[1]})"
     except (OSError, subprocess.CalledProcessError, IndexError):
         fs = str(workdir)
-    crc = _crc32c.BACKEND
+    crc = crc32c.BACKEND
     if crc == "google_crc32c":
         try:
             from importlib.metadata import version
@@ -97,7 +97,7 @@ def machine_info(workdir: Path) -> list[tuple[str, str]]:
         ("Python", platform.python_version()),
         ("TensorFlow", tf.__version__),
         ("safeckpt", safeckpt.__version__),
-        ("CRC32C backend", f"`{crc}` (`safeckpt._crc32c.BACKEND`)"),
+        ("CRC32C backend", f"`{crc}` (`safeckpt._format.crc32c.BACKEND`)"),
         ("Working directory", fs),
     ]
 

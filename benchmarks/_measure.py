@@ -28,7 +28,7 @@ import tensorflow as tf
 import safeckpt
 from benchmarks._data import BigResult, Measurements, MiB, Profile, Series, log
 from benchmarks._machine import LoadMeter, drop_caches, machine_info
-from safeckpt import _crc32c
+from safeckpt._format import crc32c
 
 # --- timing ----------------------------------------------------------------------------------
 
@@ -146,25 +146,50 @@ def bench_save(model: Model, root: Path, repeats: int, warmup: int) -> dict[str,
         directory = str(root / f"save_{name}")
         if name == "plain":
             return tf.train.CheckpointManager(ckpt, directory, max_to_keep=3)
-        cleanup = name == "safe_cleanup"
-        return safeckpt.SafeCheckpointManager(ckpt, directory, 3, cleanup_temp=cleanup)
+        cleanup, finite = name == "safe_cleanup", name == "safe_finite"
+        best = safeckpt.KeepBest("val_loss") if name == "safe_best" else None
+        return safeckpt.SafeCheckpointManager(
+            ckpt, directory, 3, cleanup_temp=cleanup, check_finite=finite, keep_best=best
+        )
 
     managers: dict[str, Any] = {}
-    for name in ("plain", "safe", "safe_cleanup"):
+    for name in ("plain", "safe", "safe_cleanup", "safe_finite", "safe_best"):
         manager = make(name)
         for _ in range(3):  # every timed save then sweeps one
             manager.save()
         managers[name] = manager
     # sync() first: each save starts without the previous one's dirty pages being written back.
+    calls: dict[str, Callable[[], Any]] = {n: m.save for n, m in managers.items()}
+    calls["safe_best"] = _save_with_metrics(managers["safe_best"])
     res = interleave(
-        {n: m.save for n, m in managers.items()},
+        calls,
         repeats=repeats,
         warmup=warmup,
         before=lambda _name: os.sync(),
     )
     for name, manager in managers.items():  # the shape stayed: 3 checkpoints each
-        assert len(manager.checkpoints) == 3, (name, manager.checkpoints)
+        kept = 4 if name == "safe_best" else 3  # and the best one
+        assert len(manager.checkpoints) == kept, (name, manager.checkpoints)
     return res
+
+
+def _save_with_metrics(manager: Any) -> Callable[[], Any]:
+    """A save with metrics and metadata whose metric gets worse each time (issue 23).
+
+    With ``keep_best=KeepBest("val_loss")`` the first (best) checkpoint stays beside the
+    newest 3, so the rotation keeps one more checkpoint, every save writes its metadata file
+    and removes the one of the checkpoint it sweeps.
+    """
+    count = iter(range(1, 1 << 30))
+
+    def save() -> Any:
+        n = next(count)
+        return manager.save(
+            metrics={"val_loss": float(n), "accuracy": 1.0 / n},
+            metadata={"epoch": n, "config": {"lr": 1e-3, "layers": [64, 64]}},
+        )
+
+    return save
 
 
 def bench_restore(model: Model, root: Path, repeats: int, warmup: int) -> dict[str, Series]:
@@ -241,9 +266,9 @@ def bench_big(root: Path, total: int, count: int, repeats: int, cold_repeats: in
     fallback_deep = None
     fallback_backend = None
     fallback_error = None
-    default = _crc32c.BACKEND
+    default = crc32c.BACKEND
     try:
-        fallback_backend = _crc32c.set_backend("tensorflow-tfrecord")
+        fallback_backend = crc32c.set_backend("tensorflow-tfrecord")
         log(f"deep verify once with the {fallback_backend} backend")
         fallback_deep = Series("deep_fallback")
         start = time.perf_counter()
@@ -252,7 +277,7 @@ def bench_big(root: Path, total: int, count: int, repeats: int, cold_repeats: in
     except ValueError as exc:
         fallback_error = str(exc)
     finally:
-        _crc32c.set_backend(default)
+        crc32c.set_backend(default)
 
     cold: dict[str, Series] | None = None
     cold_error: str | None = None
@@ -280,7 +305,7 @@ def bench_big(root: Path, total: int, count: int, repeats: int, cold_repeats: in
         fallback_deep,
         fallback_backend,
         fallback_error,
-        _crc32c.BACKEND,
+        crc32c.BACKEND,
     )
 
 

@@ -24,6 +24,11 @@ and wall time on TensorFlow's real gs:// client at 20 ms per request, for 3, 100
 checkpoints, plain against safeckpt (construction, ``latest_checkpoint``, restore), and
 safeckpt's listing, diagnosis, verification and ``safeckpt ls``.
 
+Part 4 (`benchmarks._cli`): the command line as whole processes: ``safeckpt doctor DIR``
+against ``python -c "import tensorflow"``, and ``python -m safeckpt ls`` of 1,000 gs://
+checkpoints with the CLI's default block size against TensorFlow's. ``--only cli`` runs it
+alone.
+
 Measuring (`benchmarks._measure`) returns plain data (`benchmarks._data`); rendering
 (`benchmarks._render`) turns it into the markdown. ``--from-json`` renders saved data without
 measuring (and without importing TensorFlow). Not part of ``make test``; no timing is
@@ -46,6 +51,9 @@ _ROOT = Path(__file__).resolve().parent.parent
 if str(_ROOT) not in sys.path:  # run as a script from a checkout without an install
     sys.path.insert(0, str(_ROOT))
 
+from benchmarks._cli import CliResult, measure_cli  # noqa: E402
+from benchmarks._cli import checks as cli_checks  # noqa: E402
+from benchmarks._cli import section as cli_section  # noqa: E402
 from benchmarks._data import Measurements, log  # noqa: E402
 from benchmarks._gcs import GCS_QUICK_SIZES, SIZES, GcsResult, measure_gcs  # noqa: E402
 from benchmarks._render import checks, report  # noqa: E402
@@ -81,6 +89,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=None,
         help="the gs:// part (benchmarks/_gcs.py; default: on when fake-gcs-server can run)",
     )
+    p.add_argument(
+        "--only",
+        choices=["cli"],
+        default=None,
+        help="measure one section alone and print its markdown (cli: benchmarks/_cli.py)",
+    )
     args = p.parse_args(argv)
     if args.repeats is None:
         args.repeats = 3 if args.quick else 15
@@ -99,12 +113,21 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.only == "cli":
+        alone = measure_cli(args.workdir, args.repeats, gcs=args.gcs is not False)
+        print("\n".join(cli_section(alone)))
+        for c in cli_checks(alone):
+            log(f"{'PASS' if c.passed else 'FAIL'}: {c.target}: {c.measured}")
+        return 0
     gcs: GcsResult | None = None
+    cli: CliResult | None = None
     if args.from_json is not None:
         saved = json.loads(args.from_json.read_text())
         data = Measurements.from_dict(saved)
         if saved.get("gcs") is not None:
             gcs = GcsResult.from_dict(saved["gcs"])
+        if saved.get("cli") is not None:
+            cli = CliResult.from_dict(saved["cli"])
     else:
         from benchmarks._measure import measure  # imports TensorFlow
 
@@ -118,19 +141,24 @@ def main(argv: Sequence[str] | None = None) -> int:
             gcs = measure_gcs(args.workdir, sizes)
             if gcs.skipped is not None and args.gcs:
                 log(f"gs:// part not measured: {gcs.skipped}")
+        cli = measure_cli(args.workdir, min(args.repeats, 5), gcs=args.gcs is not False)
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        saved = {**data.to_dict(), "gcs": None if gcs is None else gcs.to_dict()}
+        saved = {
+            **data.to_dict(),
+            "gcs": None if gcs is None else gcs.to_dict(),
+            "cli": None if cli is None else cli.to_dict(),
+        }
         args.json.write_text(json.dumps(saved, indent=1) + "\n")
         log(f"wrote {args.json}")
-    text = report(data, gcs)
+    text = report(data, gcs) + "\n".join(cli_section(cli))
     if args.output is None:
         print(text)
     else:
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text(text + ("" if text.endswith("\n") else "\n"))
         log(f"wrote {args.output}")
-    failed = [c for c in checks(data, gcs) if not c.passed]
+    failed = [c for c in [*checks(data, gcs), *cli_checks(cli)] if not c.passed]
     for c in failed:
         log(f"target missed: {c.target}: {c.measured}")
     return 1 if failed and args.strict else 0

@@ -24,7 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 import safeckpt
-from safeckpt._cli import main as _cli_main
+from safeckpt._cli.main import main as _cli_main
 
 
 def safeckpt_cli(argv: list[str]) -> int:

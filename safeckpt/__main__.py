@@ -1,5 +1,5 @@
 """``python -m safeckpt``."""
 
-from safeckpt._cli import console_main
+from safeckpt._cli.main import console_main
 
 console_main()

@@ -54,6 +54,8 @@ class Cause(Vocabulary):
     WORKER_UNAVAILABLE = "worker_unavailable"
     REMOVED_CONCURRENTLY = "removed_concurrently"
     CONCURRENT_WRITER = "concurrent_writer"
+    DISK_FULL = "disk_full"
+    NONFINITE_VALUES = "nonfinite_values"
     UNKNOWN = "unknown"
 
 

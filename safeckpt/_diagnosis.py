@@ -74,8 +74,8 @@ class Diagnosis:
         if self.candidates:
             lines.append("  Usable checkpoints (newest first):")
             lines.extend(
-                f"    - {c.prefix}  (step {c.step if c.step is not None else '?'}, "
-                f"written {c.mtime_text()})"
+                f"    - {c.prefix}  (step {c.step if c.step is not None else '?'}"
+                + (f", written {c.mtime_text()})" if c.mtime is not None else ")")
                 for c in self.candidates[:5]
             )
             if len(self.candidates) > 5:
@@ -102,3 +102,15 @@ def capped(lines: Iterable[str], count: int, limit: int = MAX_EVIDENCE) -> list[
     if count > len(head):
         head.append(f"… and {count - len(head):,} more.")
     return head
+
+
+def human_size(size: int | None) -> str:
+    """``1234567`` gives ``"1.2 MB"`` (decimal units); None (not measured) ``"size unknown"``."""
+    if size is None:
+        return "size unknown"
+    value = float(size)
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if value < 1000 or unit == "TB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{size} B"  # pragma: no cover

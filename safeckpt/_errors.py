@@ -27,18 +27,22 @@ checkpoint that was tried and rejected, newest first. All errors survive `pickle
 `copy.deepcopy` with their attributes.
 
 Bad arguments (wrong type, unknown option value) are plain `TypeError` / `ValueError`.
+
+Importing this module imports TensorFlow (its classes subclass ``tf.errors``): the two
+classes that do not, `SafeCheckpointError` and `CheckpointDirectoryError`, live in
+`safeckpt._errorbase` (imported from there by the command line's code paths) and are
+re-exported here.
 """
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Sequence
-from typing import Any
 
 from safeckpt._causes import CHECKPOINT_DAMAGE, MISMATCH, NOT_FOUND, Cause
 from safeckpt._diagnosis import Diagnosis
+from safeckpt._errorbase import CheckpointDirectoryError, SafeCheckpointError
+from safeckpt._io.tf import tf
 from safeckpt._public import public
-from safeckpt._tf import tf
 
 _OpError = tf.errors.OpError
 _UNKNOWN: int = tf.errors.UNKNOWN
@@ -48,53 +52,6 @@ _PERMISSION_DENIED: int = tf.errors.PERMISSION_DENIED
 _INVALID_ARGUMENT: int = tf.errors.INVALID_ARGUMENT
 _UNAVAILABLE: int = tf.errors.UNAVAILABLE
 _FAILED_PRECONDITION: int = tf.errors.FAILED_PRECONDITION
-
-
-@public
-class SafeCheckpointError(Exception):
-    """Base class of every error raised by safeckpt."""
-
-    def __init__(self, message: str, diagnosis: Diagnosis | None = None) -> None:
-        Exception.__init__(self, message)
-        self._message = message
-        self.diagnosis = diagnosis
-
-    @property
-    def message(self) -> str:
-        """The full readable message (the same as ``str(error)``)."""
-        return self._message
-
-    def __str__(self) -> str:
-        return self._message
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        # Rebuild from the constructor's arguments, each stored under the same name. This is
-        # also what tf.errors.OpError.__reduce__ assumes, so both agree.
-        names = [
-            p.name
-            for p in inspect.signature(type(self).__init__).parameters.values()
-            if p.name != "self"
-        ]
-        return type(self), tuple(getattr(self, name) for name in names), self.__dict__.copy()
-
-    def __setstate__(self, state: dict[str, Any] | None) -> None:
-        self.__dict__.update(state or {})
-
-
-@public
-class CheckpointDirectoryError(SafeCheckpointError, ValueError):
-    """The `directory` given to `SafeCheckpointManager` cannot be used.
-
-    Attributes:
-        directory: The normalized directory (or the raw value when it could not be normalized).
-        diagnosis: What is wrong and what to do, when a diagnosis applies.
-    """
-
-    def __init__(
-        self, message: str, diagnosis: Diagnosis | None = None, directory: str | None = None
-    ) -> None:
-        SafeCheckpointError.__init__(self, message, diagnosis)
-        self.directory = directory
 
 
 class _OpErrorMixin(SafeCheckpointError):
@@ -260,3 +217,21 @@ def restore_error(
         cls = RestoreError
     text = message if message is not None else str(diagnosis)
     return cls(text, diagnosis, attempts)
+
+
+__all__ = [
+    "CheckpointCorruptedError",
+    "CheckpointDirectoryError",
+    "CheckpointMismatchError",
+    "CheckpointNotFoundError",
+    "CheckpointPermissionError",
+    "ConcurrentWriterError",
+    "NoUsableCheckpointError",
+    "ReadOnlyError",
+    "RestoreError",
+    "SafeCheckpointError",
+    "SaveError",
+    "StorageUnavailableError",
+    "WorkerUnavailableError",
+    "restore_error",
+]

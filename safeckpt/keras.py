@@ -17,15 +17,18 @@ from typing import Any
 
 import keras
 
-from safeckpt import _distribute, _fs, _paths, _safeio, _tf
-from safeckpt._arguments import check_max_to_keep
-from safeckpt._inventory import scan
-from safeckpt._layout import TEMP_SUFFIX, split_step
-from safeckpt._lease import lease_name
-from safeckpt._manager import SafeCheckpointManager
-from safeckpt._policies import FallbackPolicy, normalize_fallback, normalize_match, normalize_verify
+from safeckpt._catalog.inventory import scan
+from safeckpt._catalog.lease import lease_name
+from safeckpt._format.layout import METADATA_SUFFIX, TEMP_SUFFIX, split_step
+from safeckpt._io import fs, paths, safeio
+from safeckpt._io import tf as adapter
+from safeckpt._io.tf import tf
+from safeckpt._manager.arguments import check_max_to_keep
+from safeckpt._manager.manager import SafeCheckpointManager
+from safeckpt._multiworker import context
 from safeckpt._report import Outcome
-from safeckpt._tf import tf
+from safeckpt._restore.policies import FallbackPolicy, normalize_fallback
+from safeckpt._settings import normalize_match, normalize_verify
 
 __all__ = ["BackupAndRestore"]
 
@@ -101,7 +104,7 @@ class BackupAndRestore(keras.callbacks.Callback):  # type: ignore[misc]
         self._current_epoch = 0
         if not backup_dir:
             raise ValueError("Empty `backup_dir` argument passed")
-        self.backup_dir = _paths.normalize_directory(backup_dir, "backup_dir")
+        self.backup_dir = paths.normalize_directory(backup_dir, "backup_dir")
         if save_freq != "epoch" and not isinstance(save_freq, int):
             raise ValueError(
                 "Invalid value for argument `save_freq`. "
@@ -163,7 +166,7 @@ class BackupAndRestore(keras.callbacks.Callback):  # type: ignore[misc]
         logger.log(level, "BackupAndRestore: %s", report)
         self._current_epoch = int(epoch.numpy())
         self._resumed_at = self._current_epoch
-        _tf.set_initial_epoch(model, self._current_epoch)
+        adapter.set_initial_epoch(model, self._current_epoch)
 
     def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
         """Record the epoch in progress (what a batch-level backup resumes)."""
@@ -207,17 +210,18 @@ class BackupAndRestore(keras.callbacks.Callback):  # type: ignore[misc]
     def on_train_end(self, logs: Any = None) -> None:
         """Delete this callback's backups (``delete_checkpoint=True``), nothing else."""
         if self._resumed_at is not None:
-            if _tf.initial_epoch(self.model) == self._resumed_at:
-                _tf.set_initial_epoch(self.model, None)
+            if adapter.initial_epoch(self.model) == self._resumed_at:
+                adapter.set_initial_epoch(self.model, None)
             self._resumed_at = None
-        if self.delete_checkpoint and _distribute.worker_context().is_chief:
+        if self.delete_checkpoint and context.worker_context().is_chief:
             delete_backups(self.backup_dir)
 
 
 def delete_backups(directory: str) -> list[str]:
     """Delete the backups `BackupAndRestore` writes in `directory`, and nothing else.
 
-    Removes every ``backup-<N>`` checkpoint (complete or damaged) and its ``_temp`` leftover,
+    Removes every ``backup-<N>`` checkpoint (complete or damaged), its metadata file and its
+    ``_temp`` leftover,
     the writer lease of ``backup`` (``.safeckpt-writer-backup``), the ``checkpoint`` state
     file when it lists only backups, its ``checkpoint.tmp*``
     leftovers then, and finally `directory` itself if it is then empty (local paths only).
@@ -229,18 +233,23 @@ def delete_backups(directory: str) -> list[str]:
         return []
     inventory = scan(directory)
     doomed = [
-        _fs.join(directory, name)
+        fs.join(directory, name)
         for info in inventory.family(CHECKPOINT_NAME)
-        for name in info.files
+        for name in (*info.files, *([info.metadata_file] if info.metadata_file else []))
+    ]
+    doomed += [  # metadata files without their checkpoint, and killed metadata writes
+        fs.join(directory, name)
+        for name in (*inventory.orphan_metadata, *inventory.metadata_temps)
+        if split_step(name.split(METADATA_SUFFIX, 1)[0])[0] == CHECKPOINT_NAME
     ]
     doomed += [
-        _fs.join(directory, name)
+        fs.join(directory, name)
         for name in inventory.temp_dirs
         if split_step(name.removesuffix(TEMP_SUFFIX))[0] == CHECKPOINT_NAME
     ]
     lease = lease_name(CHECKPOINT_NAME)
     doomed += [
-        _fs.join(directory, name)
+        fs.join(directory, name)
         for name in inventory.own
         if name == lease or name.startswith(lease + ".tmp-")
     ]
@@ -249,18 +258,18 @@ def delete_backups(directory: str) -> list[str]:
     if (
         state.exists
         and state.problem is None
-        and all(split_step(_fs.basename(path))[0] == CHECKPOINT_NAME for path in recorded)
+        and all(split_step(fs.basename(path))[0] == CHECKPOINT_NAME for path in recorded)
     ):
         doomed.append(state.path)
-        doomed += [_fs.join(directory, name) for name in inventory.state_temps]
+        doomed += [fs.join(directory, name) for name in inventory.state_temps]
     removed = []
     for path in doomed:
         try:
-            _safeio.remove_entry(path)  # a link as a link: never what it points to
+            safeio.remove_entry(path)  # a link as a link: never what it points to
         except (tf.errors.NotFoundError, FileNotFoundError):
             continue
         removed.append(path)
-    if _fs.scheme_of(directory) is None:
+    if fs.scheme_of(directory) is None:
         try:
             os.rmdir(directory)  # fails (and keeps it) unless it is empty
         except OSError:

@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import Trainee
 
 from safeckpt import Cause, Outcome, RestoreReport, SafeCheckpointManager
+from testing.checkpoints import Trainee
 
 
 def test_report_round_trips_and_passes_status_through(ckpt_dir: Path) -> None:

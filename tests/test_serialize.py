@@ -6,11 +6,13 @@ import dataclasses
 import json
 from pathlib import Path
 
-from conftest import Trainee, write_checkpoints
+import pytest
 
 import safeckpt
 from safeckpt import Cause, CheckpointInfo, Diagnosis, Outcome, RestoreReport
-from safeckpt._repair import RepairPlan, plan_repair
+from safeckpt._catalog.repair import RepairPlan, plan_repair
+from safeckpt._serialize import MalformedError, parse, to_jsonable
+from testing.checkpoints import Trainee, write_checkpoints
 
 
 def _round_trip(obj: object) -> object:
@@ -62,3 +64,19 @@ def test_repair_plan_round_trips_with_every_field(tmp_path: Path) -> None:
     data = plan.to_dict()
     assert set(data) == _serialized_fields(RepairPlan)
     assert data["skipped"][0] == {"prefix": str(d / "ckpt-2"), "reason": plan.skipped[0].reason}
+
+
+def test_parse_rebuilds_every_result_type_and_names_a_bad_field(ckpt_dir: Path) -> None:
+    (ckpt_dir / "ckpt-3.data-00000-of-00001").write_bytes(b"short")
+    diagnosis = safeckpt.diagnose(ckpt_dir)
+    report = safeckpt.SafeCheckpointManager(Trainee().checkpoint, str(ckpt_dir), 3).restore()
+    plan = plan_repair(str(ckpt_dir))
+    for obj in (diagnosis.candidates[0], diagnosis, report, plan):
+        data = json.loads(json.dumps(to_jsonable(obj)))
+        assert parse(type(obj), data) == obj
+    data = json.loads(json.dumps(to_jsonable(diagnosis)))
+    data["candidates"][1]["problems"] = ["made_up"]
+    with pytest.raises(MalformedError, match=r"^candidates\[1\]\.problems\[0\]: 'made_up' is not"):
+        parse(Diagnosis, data)
+    with pytest.raises(MalformedError, match=r"^Diagnosis: unexpected field 'ok'"):
+        parse(Diagnosis, diagnosis.to_dict())  # to_dict adds "ok"; parse takes to_jsonable

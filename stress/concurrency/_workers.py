@@ -18,7 +18,7 @@ from typing import Any
 import tensorflow as tf
 
 import safeckpt
-from safeckpt import _cli
+from safeckpt._cli import main as cli
 from stress.concurrency._oracle import file_hash_or_gone, first_writer_losses
 
 LIBRARIES = ("safeckpt", "tf")
@@ -234,7 +234,7 @@ def doctor(*, go: Any, stop: Any, directory: str, seconds: float, ready: Any) ->
     end = time.monotonic() + seconds
     while time.monotonic() < end and not stop.is_set():
         out = io.StringIO()
-        code = _cli.main(["doctor", directory], stdout=out, stderr=out)
+        code = cli.main(["doctor", directory], stdout=out, stderr=out)
         codes.append(code)
         if code != 0 and len(failures) < 5:
             failures.append(out.getvalue()[:2000])

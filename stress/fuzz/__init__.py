@@ -76,8 +76,7 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before any module imports TensorFlow
 
 # Import every module here: a child that drops to `nobody` after `from stress import fuzz`
-# may not be able to read the checkout any more (see `stress._privileges`).
-from stress._privileges import is_root
+# may not be able to read the checkout any more (see `testing.privileges`).
 from stress.fuzz._case import CaseDir, Damage, Generator, Op
 from stress.fuzz._cli import main
 from stress.fuzz._damage import (
@@ -107,6 +106,7 @@ from stress.fuzz._oracle import Result, Truth, compute_truth
 from stress.fuzz._run import evaluate, run, run_config
 from stress.fuzz._shrink import minimize, replay
 from stress.fuzz._summary import CaseRecord, Summary
+from testing.privileges import is_root
 
 __all__ = [
     "BASELINE",

@@ -1,7 +1,7 @@
 """The command line, ``python -m stress.fuzz`` (see `stress.fuzz` for the flags).
 
 As root, the permission damage runs in an extra pass: a child ``python -m stress.fuzz``
-with a hidden flag, which drops to ``nobody`` (`stress._privileges`) once everything is
+with a hidden flag, which drops to ``nobody`` (`testing.privileges`) once everything is
 imported and writes its summary as JSON for the parent to merge.
 """
 
@@ -16,14 +16,6 @@ import sys
 import tempfile
 from collections.abc import Sequence
 
-from stress._privileges import (
-    REPO,
-    drop_privileges,
-    is_root,
-    nobody_exists,
-    python_child,
-    user_name,
-)
 from stress.fuzz._case import Damage
 from stress.fuzz._damage import available_kinds, make_case
 from stress.fuzz._model import BASELINE, CONFIGS, Config, build_pristine
@@ -31,6 +23,14 @@ from stress.fuzz._oracle import Result, Truth, intact_text
 from stress.fuzz._run import evaluate, quiet, run, scratch_dir
 from stress.fuzz._shrink import minimize, replay
 from stress.fuzz._summary import Summary
+from testing.privileges import (
+    REPO,
+    drop_privileges,
+    is_root,
+    nobody_exists,
+    python_child,
+    user_name,
+)
 
 
 def _print_case(damages: Sequence[Damage], truth: Truth, results: Sequence[Result]) -> None:

@@ -11,11 +11,11 @@ import os
 import random
 from collections.abc import Sequence
 
-from stress._privileges import is_root
 from stress.fuzz import _damage_files as files
 from stress.fuzz import _damage_state as state
 from stress.fuzz._case import CaseDir, Damage, Generator
 from stress.fuzz._model import DATA, INDEX, STEPS, Pristine
+from testing.privileges import is_root
 
 #: Damage kinds: name -> (weight, generator, needs a non-root user).
 KINDS: dict[str, tuple[float, Generator, bool]] = {

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from safeckpt._index import read_index  # reading our own, known-good files
+from safeckpt._format.index import read_index  # reading our own, known-good files
 
 NAME = "ckpt"
 STEPS = (1, 2, 3, 4, 5)

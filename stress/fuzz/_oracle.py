@@ -18,7 +18,6 @@ import tensorflow as tf
 from google.protobuf import text_format
 from tensorflow.python.training import checkpoint_state_pb2
 
-from stress._privileges import is_root
 from stress.fuzz._case import CaseDir, family_prefixes
 from stress.fuzz._model import (
     DATA,
@@ -31,6 +30,7 @@ from stress.fuzz._model import (
     late_value,
     sha,
 )
+from testing.privileges import is_root
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,6 @@ import absl.logging
 import tensorflow as tf
 
 from safeckpt import Outcome, SafeCheckpointError, SafeCheckpointManager
-from stress._privileges import user_name
 from stress.fuzz._case import CaseDir
 from stress.fuzz._damage import available_kinds, make_case
 from stress.fuzz._model import CONFIGS, Config, Model, build_pristine, tf_checkpoint
@@ -38,6 +37,7 @@ from stress.fuzz._oracle import (
     snapshot,
 )
 from stress.fuzz._summary import CaseRecord, Summary
+from testing.privileges import user_name
 
 
 def _slipped(diagnoses: Iterable[Any]) -> int:

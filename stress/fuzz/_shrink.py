@@ -10,12 +10,12 @@ import dataclasses
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from stress._privileges import user_name
 from stress.fuzz._case import Damage, Op
 from stress.fuzz._damage import available_kinds, make_case, replay_case
 from stress.fuzz._model import CONFIGS, Config, build_pristine
 from stress.fuzz._oracle import Result, Truth
 from stress.fuzz._run import evaluate, quiet, scratch_dir
+from testing.privileges import user_name
 
 
 def _shrink(items: list[Any], fails: Callable[[list[Any]], bool]) -> list[Any]:

@@ -24,7 +24,7 @@ Entry points (`_entries`): ``diagnose``, ``verify`` (quick, deep), ``list_checkp
 manager's construction, ``latest_checkpoint``, ``restore()`` (read-only, quick, deep),
 ``save()`` with ``cleanup_temp=True`` and with ``quarantine=True``, and every CLI command
 (``doctor``, ``ls``, ``verify``, ``inspect``, ``diff``, ``repair``, with ``--deep``,
-``--json``, ``--dry-run``), in-process through ``safeckpt._cli.main`` and, for a sample, as a
+``--json``, ``--dry-run``), in-process through ``safeckpt._cli.main.main`` and, for a sample, as a
 real ``python -m safeckpt`` process.
 
 The oracle (`_oracle`) is independent of safeckpt's code: documented exception types only,

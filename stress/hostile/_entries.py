@@ -79,7 +79,7 @@ _CLI = (
 )
 
 #: Control entry points: deliberately misbehaving calls that prove the oracle flags each
-#: kind of violation (tests/test_hostile.py); never drawn by the generator.
+#: kind of violation (tests/integration/test_hostile.py); never drawn by the generator.
 _CONTROL = (
     EntryPoint("control_write_outside", False, (SAFE,)),
     EntryPoint("control_write_inside", True),

@@ -25,10 +25,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from stress._privileges import REPO, is_root, nobody_exists
 from stress.hostile._case import Case, Layout, build_case, remove_tree
 from stress.hostile._entries import ENTRIES, argv_for
 from stress.hostile._oracle import Bounds, judge, snapshot
+from testing.privileges import REPO, is_root, nobody_exists
 
 try:
     import pwd

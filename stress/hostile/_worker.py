@@ -39,10 +39,10 @@ import numpy as np
 import tensorflow as tf
 
 import safeckpt
-from safeckpt import _cli
-from stress._privileges import drop_privileges
+from safeckpt._cli import main as cli
 from stress.hostile._case import DATA, INDEX, NAME, STATE, STEPS, ckpt_time
 from stress.hostile._entries import ENTRIES, argv_for
+from testing.privileges import drop_privileges
 
 #: Output kept per call (the rest is only counted).
 OUTPUT_CAP = 1 << 20
@@ -213,7 +213,7 @@ def _cli_call(name: str, call: Call, paths: dict[str, str]) -> None:
         print('Traceback (most recent call last):\n  File "x", line 1', file=err)
         code = 3
     else:
-        code = _cli.main(argv, stdout=out, stderr=err)
+        code = cli.main(argv, stdout=out, stderr=err)
     call.exit = code
     call.keep_output(out.getvalue())
     text = err.getvalue()

@@ -1,0 +1,1 @@
+"""The test suite: tests/<package>/ mirrors safeckpt/_<package>/; integration/ has processes."""

@@ -1,0 +1,1 @@
+"""Tests that need processes, servers or clusters: gs://, multi-worker, crashes, harness slices."""

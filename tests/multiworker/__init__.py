@@ -1,0 +1,1 @@
+"""Tests of safeckpt/_multiworker/ (the cluster tests are in tests/integration/)."""
