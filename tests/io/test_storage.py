@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +21,7 @@ from safeckpt._cli.main import main
 from safeckpt._io.storage import QUIET_ENV, Mount, ephemeral_reason, mount_of, parse_mountinfo
 from testing.checkpoints import Trainee
 from testing.jsonschema import command_problems
+from testing.mounts import tmpfs
 
 WARNING = "will not outlive the job"
 
@@ -53,21 +52,8 @@ def loud(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def tmpfs_dir(tmp_path: Path) -> Iterator[Path]:
     """A tmpfs mounted at ``tmp_path/ram``, unmounted afterwards."""
-    where = tmp_path / "ram"
-    where.mkdir()
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root (mount -t tmpfs)")
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(where)],
-        capture_output=True,
-        text=True,
-    )
-    if done.returncode != 0:
-        pytest.skip(f"mount -t tmpfs is not allowed here: {done.stderr.strip()}")
-    try:
+    with tmpfs(tmp_path / "ram", "4m") as where:
         yield where
-    finally:
-        subprocess.run(["umount", "-l", str(where)], check=False)
 
 
 def test_mountinfo_lines_are_parsed_and_the_longest_mount_point_wins() -> None:

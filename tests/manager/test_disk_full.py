@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import pytest
 import tensorflow as tf
 
 from safeckpt import Cause, SafeCheckpointManager, SaveError
+from testing.mounts import tmpfs
 
 ELEMENTS = 75_000  # 300 KB of float32: one checkpoint
 MOUNT_BYTES = 1 << 20
@@ -26,21 +26,8 @@ MOUNT_BYTES = 1 << 20
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
     """A 1 MiB tmpfs mounted at ``tmp_path/small``, unmounted afterwards."""
-    where = tmp_path / "small"
-    where.mkdir()
-    if os.geteuid() != 0:
-        pytest.skip("mounting a small tmpfs needs root (mount -t tmpfs)")
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={MOUNT_BYTES}", "tmpfs", str(where)],
-        capture_output=True,
-        text=True,
-    )
-    if done.returncode != 0:
-        pytest.skip(f"mount -t tmpfs is not allowed here: {done.stderr.strip()}")
-    try:
+    with tmpfs(tmp_path / "small", MOUNT_BYTES) as where:
         yield where
-    finally:
-        subprocess.run(["umount", "-l", str(where)], check=False)
 
 
 def _model() -> tuple[tf.Variable, tf.train.Checkpoint]:
