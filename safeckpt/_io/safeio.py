@@ -30,7 +30,7 @@ import uuid
 from typing import Any, BinaryIO
 
 from safeckpt._io import fs
-from safeckpt._io.errors import NotFoundError, io_errors
+from safeckpt._io.errors import NotFoundError, io_errors, not_found
 from safeckpt._io.tf import tf
 
 __all__ = [
@@ -285,7 +285,7 @@ def remove_file(path: str) -> bool:
             tf.io.gfile.remove(path)
         else:
             os.unlink(local)
-    except (tf.errors.NotFoundError, FileNotFoundError):
+    except not_found():
         return False
     return True
 
