@@ -109,7 +109,7 @@ def measure_cli(workdir: Path | None, rounds: int, gcs: bool = True) -> CliResul
 
 def _measure_gcs_ls(scratch: Path, result: CliResult, env: dict[str, str]) -> None:
     from benchmarks._gcs import _write_local
-    from stress import _gcs
+    from testing.gcs import server as _gcs
 
     reason = _gcs.skip_reason()
     if reason is not None:
