@@ -9,10 +9,18 @@ oldest). Local directories only, standard library only (no TensorFlow).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 
-from safeckpt._format.layout import INDEX_SUFFIX, METADATA_SUFFIX, data_shard, split_step
+from safeckpt._format.index import IndexFormatError, read_index
+from safeckpt._format.layout import (
+    INDEX_SUFFIX,
+    METADATA_SUFFIX,
+    data_shard,
+    shard_path,
+    split_step,
+)
 from safeckpt._io import fs, storage
 
 logger = logging.getLogger("safeckpt")
@@ -37,14 +45,19 @@ def ephemeral_note(directory: str) -> str | None:
     )
 
 
-def newest_size(directory: str, name: str) -> int | None:
+def newest_size(directory: str, name: str, latest: str | None = None) -> int | None:
     """Bytes of the files of the highest-numbered checkpoint `name` with an index, or None.
 
-    Local directories only (one listing and a stat per file of that checkpoint).
+    Local directories only. Given `latest` (the prefix the state file names, which
+    TensorFlow's constructor has read), that checkpoint is measured without listing the
+    directory: its index (read for the number of shards), shards and metadata file. Else
+    one listing and a stat per file of the newest.
     """
     local = fs.local_path(directory)
     if local is None:
         return None
+    if latest is not None:
+        return _size_of(os.path.join(local, os.path.basename(latest)))
     try:
         names = os.listdir(local)
     except OSError:
@@ -70,9 +83,25 @@ def newest_size(directory: str, name: str) -> int | None:
     return total
 
 
-def low_space_note(directory: str, name: str) -> str | None:
-    """A note when the local file system has less free space than the next save needs."""
-    needed = newest_size(directory, name)
+def _size_of(prefix: str) -> int | None:
+    """Bytes of a local checkpoint's index, data shards and metadata file, or None."""
+    try:
+        shards = read_index(prefix + INDEX_SUFFIX).num_shards
+        total = sum(os.stat(shard_path(prefix, k, shards)).st_size for k in range(shards))
+        total += os.stat(prefix + INDEX_SUFFIX).st_size
+    except (OSError, IndexFormatError):
+        return None
+    with contextlib.suppress(OSError):  # none (plain TF, an older save): nothing to add
+        total += os.stat(prefix + METADATA_SUFFIX).st_size  # the next save writes one too
+    return total
+
+
+def low_space_note(directory: str, name: str, latest: str | None = None) -> str | None:
+    """A note when the local file system has less free space than the next save needs.
+
+    `latest`: see `newest_size`.
+    """
+    needed = newest_size(directory, name, latest)
     local = fs.local_path(directory)
     free = None if local is None else storage.free_bytes(local)
     if needed is None or free is None or free >= needed:
@@ -85,18 +114,28 @@ def low_space_note(directory: str, name: str) -> str | None:
     )
 
 
+#: Directories whose storage was judged in this process (the ephemeral note, once each).
 _WARNED: set[str] = set()
 
 
-def warn_at_construction(directory: str, name: str, allow_ephemeral: bool) -> None:
+def warn_at_construction(
+    directory: str, name: str, allow_ephemeral: bool, latest: str | None
+) -> None:
     """Log the two notes for a manager that saves into `directory`.
 
-    The ephemeral-storage one once per directory and process.
+    The ephemeral-storage one once per directory and process (the mount table is read once
+    per directory). The low-space one measures the checkpoint the state file names
+    (`latest`, read by TensorFlow's constructor): construction never lists the directory,
+    so its cost does not grow with the number of checkpoints; without a recorded latest
+    checkpoint there is nothing to measure.
     """
-    note = None if ephemeral_allowed(allow_ephemeral) else ephemeral_note(directory)
-    if note is not None and directory not in _WARNED:
+    if not ephemeral_allowed(allow_ephemeral) and directory not in _WARNED:
         _WARNED.add(directory)
-        logger.warning("Checkpoints here will not outlive the job: %s", note)
-    space = low_space_note(directory, name)
+        note = ephemeral_note(directory)
+        if note is not None:
+            logger.warning("Checkpoints here will not outlive the job: %s", note)
+    if latest is None:
+        return
+    space = low_space_note(directory, name, latest)
     if space is not None:
         logger.warning("%s", space)

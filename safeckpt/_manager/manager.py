@@ -208,7 +208,10 @@ class SafeCheckpointManager(tf.train.CheckpointManager):  # type: ignore[misc]
         holds = holds and self._worker.stands_for is None  # not a worker's private directory
         self._lease = WriterLease(directory, checkpoint_name) if holds else None
         if not options.read_only and self._worker.is_chief:
-            warn_at_construction(directory, checkpoint_name, options.allow_ephemeral)
+            latest = adapter.latest(self)  # from the state file TensorFlow's constructor read
+            if latest is not None and fs.dirname(latest) != directory:
+                latest = None  # recorded elsewhere (a moved directory): not measured here
+            warn_at_construction(directory, checkpoint_name, options.allow_ephemeral, latest)
         task = self._worker.describe() if self._worker.task_type is not None else None
         self._keeper = Keeper(directory, checkpoint_name, keep_best, task)
 

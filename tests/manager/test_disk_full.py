@@ -119,3 +119,30 @@ def test_construction_warns_when_the_next_save_cannot_fit(
     with caplog.at_level(logging.WARNING, "safeckpt"):
         SafeCheckpointManager(_model()[1], directory, max_to_keep=1)
     assert f"has {free} bytes free, less than the {newest} bytes" in caplog.text
+
+
+def test_the_construction_check_never_lists_the_directory(
+    small_disk: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Construction stays O(1) next to many checkpoints (docs/benchmarks.md): the newest is
+    # the one the state file names, measured from its own files, never found by a listing.
+    directory = small_disk / "ckpts"
+    _v, checkpoint = _model()
+    SafeCheckpointManager(checkpoint, directory, max_to_keep=None).save()
+    for k in range(2, 40):  # small, older-looking leftovers a listing would have to read
+        (directory / f"ckpt-{k}_temp").mkdir()
+    newest = sum(p.stat().st_size for p in directory.glob("ckpt-1.*"))
+    _fill(small_disk, leave=100_000)
+    listed: list[str] = []
+
+    def refuse(path: object = ".") -> list[str]:
+        listed.append(str(path))
+        raise AssertionError(f"construction listed {path}")
+
+    monkeypatch.setattr(os, "listdir", refuse)
+    monkeypatch.setattr(os, "scandir", refuse)
+    with caplog.at_level(logging.WARNING, "safeckpt"):
+        SafeCheckpointManager(_model()[1], directory, max_to_keep=1)
+    monkeypatch.undo()
+    assert listed == []
+    assert f"less than the {newest} bytes" in caplog.text
