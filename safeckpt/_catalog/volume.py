@@ -86,9 +86,12 @@ def newest_size(directory: str, name: str, latest: str | None = None) -> int | N
 def _size_of(prefix: str) -> int | None:
     """Bytes of a local checkpoint's index, data shards and metadata file, or None."""
     try:
-        shards = read_index(prefix + INDEX_SUFFIX).num_shards
-        total = sum(os.stat(shard_path(prefix, k, shards)).st_size for k in range(shards))
-        total += os.stat(prefix + INDEX_SUFFIX).st_size
+        total = os.stat(prefix + INDEX_SUFFIX).st_size
+        try:  # one shard, the common case: no need to read the index
+            total += os.stat(shard_path(prefix, 0, 1)).st_size
+        except FileNotFoundError:
+            shards = read_index(prefix + INDEX_SUFFIX).num_shards
+            total += sum(os.stat(shard_path(prefix, k, shards)).st_size for k in range(shards))
     except (OSError, IndexFormatError):
         return None
     with contextlib.suppress(OSError):  # none (plain TF, an older save): nothing to add
