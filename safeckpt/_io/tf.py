@@ -59,12 +59,26 @@ Keras 3 models: ``_initial_epoch``, where Keras's own ``BackupAndRestore`` tells
 resume (``fit`` starts at ``model._initial_epoch or initial_epoch``; Keras 3.12.4 and 3.15.1,
 read by the TF, JAX and torch trainers alike). There is no public way to resume ``fit``; used
 by `safeckpt.keras.BackupAndRestore` (`initial_epoch`, `set_initial_epoch`).
+
+Keras 3's ``fit`` (TF trainer, Keras 3.15.1; `keras_fit`): a callback is not told which
+other callbacks run beside it, what data is read or how; ``fit``'s own frame holds the
+``CallbackList`` (local ``callbacks``, its ``callbacks`` list) and the ``TFEpochIterator``
+(local ``epoch_iterator``: ``steps_per_epoch``, ``num_batches``, ``data_adapter``, whose class
+names the kind of input; ``_shuffle`` of ``ArrayDataAdapter``, ``shuffle`` of
+``PyDatasetAdapter``, ``_dataset`` of ``TFDatasetAdapter``). Read by walking up from the
+callback's ``on_train_begin`` to the frame whose ``f_locals`` hold both; absent (a loop that
+calls the hooks itself, another Keras) means None and the callback works without them.
+``_symbolic_build(data_batch=...)`` of a Keras model builds its compiled metrics (and an
+unbuilt model and optimizer) from shapes alone, as ``fit`` does under a distribution strategy
+(`build_from_spec`). ``_as_serialized_graph()`` of a `tf.data.Dataset` is the input
+pipeline's graph (`dataset_graph`), for the ops that make an epoch differ from the last.
 """
 
 from __future__ import annotations
 
 import collections
 import copy
+import dataclasses
 import functools
 import inspect
 import logging
@@ -365,6 +379,75 @@ def set_initial_epoch(model: Any, epoch: int | None) -> None:
     model._initial_epoch = epoch
 
 
+@dataclasses.dataclass(frozen=True)
+class KerasFit:
+    """What a callback can learn of the Keras ``fit`` that calls it (see the module doc).
+
+    Attributes:
+        callback_list: The ``CallbackList`` ``fit`` calls (its methods dispatch every hook).
+        callbacks: Its callbacks, in order, Keras's ``History`` and progress bar included.
+        input_kind: The class name of the data adapter (``"ArrayDataAdapter"``,
+            ``"TFDatasetAdapter"``, ``"PyDatasetAdapter"``, ``"GeneratorDataAdapter"``, ...).
+        shuffle: The adapter's shuffle setting (True, False or ``"batch"``); None when the
+            adapter has none.
+        steps_per_epoch: ``fit``'s ``steps_per_epoch`` (None: each epoch reads its input
+            from the start).
+        num_batches: Batches per epoch, when known.
+        dataset: The `tf.data.Dataset` of a ``TFDatasetAdapter``, else None.
+    """
+
+    callback_list: Any
+    callbacks: tuple[Any, ...]
+    input_kind: str
+    shuffle: object
+    steps_per_epoch: int | None
+    num_batches: int | None
+    dataset: Any
+
+
+def keras_fit(callback: Any, depth: int = 8) -> KerasFit | None:
+    """The Keras ``fit`` that is calling `callback`'s hook now, or None (see the module doc)."""
+    frame = inspect.currentframe()
+    try:
+        for _ in range(depth):
+            frame = frame.f_back if frame is not None else None
+            if frame is None:
+                return None
+            local = frame.f_locals
+            listed = getattr(local.get("callbacks"), "callbacks", None)
+            iterator = local.get("epoch_iterator")
+            data = getattr(iterator, "data_adapter", None)
+            if isinstance(listed, list) and data is not None and any(c is callback for c in listed):
+                shuffle = getattr(data, "_shuffle", getattr(data, "shuffle", None))
+                steps = getattr(iterator, "steps_per_epoch", None)
+                batches = getattr(iterator, "num_batches", None)
+                return KerasFit(
+                    callback_list=local["callbacks"],
+                    callbacks=tuple(listed),
+                    input_kind=type(data).__name__,
+                    shuffle=shuffle if isinstance(shuffle, (bool, str)) else None,
+                    steps_per_epoch=steps if isinstance(steps, int) else None,
+                    num_batches=batches if isinstance(batches, int) else None,
+                    dataset=getattr(data, "_dataset", None),
+                )
+        return None
+    finally:
+        del frame
+
+
+def dataset_graph(dataset: Any) -> bytes | None:
+    """The serialized ``GraphDef`` of a `tf.data.Dataset`'s pipeline, or None."""
+    try:
+        return bytes(dataset._as_serialized_graph().numpy())
+    except Exception:
+        return None
+
+
+def build_from_spec(model: Any, spec: Any) -> None:
+    """Build an unbuilt Keras model, its compiled metrics and optimizer from `spec`'s shapes."""
+    model._symbolic_build(data_batch=spec)
+
+
 # --- distribution and trackables ------------------------------------------------------
 
 
@@ -492,7 +575,11 @@ __all__ = [
     "drop_pending_restorations",
     "errors",
     "finish_without_state",
+    "KerasFit",
+    "build_from_spec",
+    "dataset_graph",
     "imported",
+    "keras_fit",
     "init_fn",
     "interval_skips",
     "latest",

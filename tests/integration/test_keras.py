@@ -183,7 +183,9 @@ def test_completed_run_then_new_fit_starts_fresh(tmp_path: Path) -> None:
     assert fit(model, [], epochs=2).epoch == [0, 1]
 
 
-def test_step_backups_resume_the_interrupted_epoch_from_its_first_batch(tmp_path: Path) -> None:
+def test_step_backups_resume_the_interrupted_epoch_after_the_backed_up_batch(
+    tmp_path: Path,
+) -> None:
     model = make_model()
     with pytest.raises(RuntimeError, match="StepsInterruption"):
         # 4 batches an epoch; a backup every 3 batches: after batches 3, 6 (epoch 1, batch 1)
@@ -193,8 +195,8 @@ def test_step_backups_resume_the_interrupted_epoch_from_its_first_batch(tmp_path
     resumed = make_model()
     callback = BackupAndRestore(tmp_path, save_freq=3, delete_checkpoint=False)
     history = fit(resumed, [callback], epochs=3)
-    assert history.epoch == [1, 2]  # epoch 1 again, from its first batch
-    assert int(resumed.optimizer.iterations) == 6 + 8  # restored 6, then 2 epochs of 4
+    assert history.epoch == [1, 2]  # epoch 1 continues after its second batch
+    assert int(resumed.optimizer.iterations) == 6 + 2 + 4  # restored 6, 2 of epoch 1, epoch 2
 
 
 def test_a_backup_of_another_model_raises_the_mismatch(tmp_path: Path) -> None:
@@ -235,11 +237,17 @@ def test_safeckpt_options_are_validated(tmp_path: Path) -> None:
         BackupAndRestore(tmp_path, "epoch", False, True, 2)  # type: ignore[misc]
 
 
-def test_an_unbuilt_model_gets_keras_error(tmp_path: Path) -> None:
-    model = keras.Sequential([keras.layers.Dense(1)])
-    model.compile(optimizer="sgd", loss="mse")
-    with pytest.raises(ValueError, match="you model must be built before you call `fit\\(\\)`"):
-        fit(model, [BackupAndRestore(tmp_path)])
+def test_an_unbuilt_model_resumes_and_is_matched_once_built(tmp_path: Path) -> None:
+    interrupted(tmp_path, after_epoch=1)
+    unbuilt = keras.Sequential([keras.layers.Dense(4, "relu"), keras.layers.Dense(1)])
+    unbuilt.compile(optimizer="adam", loss="mse")
+    assert fit(unbuilt, [BackupAndRestore(tmp_path)], epochs=3).epoch == [2]
+    assert int(unbuilt.optimizer.iterations) == 8 + 4  # 2 epochs restored, then 1 of 4
+    other = keras.Sequential([keras.layers.Dense(5, "relu"), keras.layers.Dense(1)])
+    other.compile(optimizer="adam", loss="mse")
+    interrupted(tmp_path / "again", after_epoch=1)
+    with pytest.raises(safeckpt.CheckpointMismatchError):
+        fit(other, [BackupAndRestore(tmp_path / "again")], epochs=3)
 
 
 def test_importing_safeckpt_does_not_import_safeckpt_keras() -> None:
