@@ -487,6 +487,8 @@ class BackupAndRestore(keras.callbacks.Callback):  # type: ignore[misc]
 
     def _after_epoch(self, epoch: int) -> None:
         """After the other callbacks' ``on_epoch_end``: back up at an epoch-end ``save_freq``."""
+        if self._preempted:
+            return  # fit stopped in the middle of the epoch: the preemption backup stands
         self._current_epoch = epoch + 1
         self._last_batch_seen = 0
         if self._watch.received is not None and not self._preempted:

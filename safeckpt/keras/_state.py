@@ -146,7 +146,7 @@ def decode(data: bytes) -> FitState:
         if _JSON not in members or any(i.file_size > len(data) for i in members.values()):
             raise FitStateError("not a fit state")
         document = json.loads(archive.read(_JSON))
-        if not isinstance(document, dict) or document.get("version") != VERSION:
+        if not isinstance(document, dict) or document["version"] != VERSION:
             raise FitStateError("a fit state of another version")
         cache: dict[int, np.ndarray] = {}
 

@@ -328,3 +328,95 @@ def test_kill_during_a_backup_resumes_from_the_newest_complete_backup(tmp_path: 
     # The resumed backup's files are untouched, and nothing was numbered over it.
     assert {n: (backup_dir / n).read_bytes() for n in snapshot} == snapshot
     shutil.rmtree(backup_dir)
+
+
+# --- the fit's other callbacks, and where an interrupted epoch continues -----------------------
+
+
+class EpochCounter(keras.callbacks.Callback):
+    """A user callback with a state of its own (the `safeckpt.keras.StatefulCallback` methods)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.epochs_seen: list[int] = []
+
+    def on_train_begin(self, logs: Any = None) -> None:
+        self.epochs_seen = []  # reset, as Keras's own callbacks do
+
+    def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+        self.epochs_seen.append(epoch)
+
+    def backup_state(self) -> dict[str, Any]:
+        return {"epochs_seen": list(self.epochs_seen), "array": np.arange(3)}
+
+    def restore_state(self, state: dict[str, Any]) -> None:
+        assert np.array_equal(state["array"], np.arange(3))
+        self.epochs_seen = state["epochs_seen"]
+
+
+@pytest.mark.parametrize("order", ["backup first", "backup last"])
+def test_a_user_callback_state_resumes(tmp_path: Path, order: str) -> None:
+    def callbacks(counter: EpochCounter, *extra: Any) -> list[Any]:
+        both = [BackupAndRestore(tmp_path), counter]
+        return [*(both if order == "backup first" else both[::-1]), *extra]
+
+    counter = EpochCounter()
+    with pytest.raises(RuntimeError, match="EpochInterruption"):
+        fit(make_model(), callbacks(counter, Interrupt(epoch=2)))
+    assert counter.epochs_seen == [0, 1, 2]
+    resumed = EpochCounter()
+    assert fit(make_model(), callbacks(resumed)).epoch == [3, 4]
+    assert resumed.epochs_seen == [0, 1, 2, 3, 4]  # as if never interrupted
+
+
+def test_a_state_that_cannot_be_backed_up_stops_the_fit_naming_the_callback(
+    tmp_path: Path,
+) -> None:
+    class Unsavable(EpochCounter):
+        def backup_state(self) -> dict[str, Any]:
+            return {"handle": object()}
+
+    with pytest.raises(TypeError, match=r"state of .*Unsavable#0\['handle'\]: object"):
+        fit(make_model(), [BackupAndRestore(tmp_path), Unsavable()])
+
+
+def test_shuffled_arrays_restart_the_interrupted_epoch_and_say_why_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    x, y = DATA
+    model = make_model()
+    callbacks = [BackupAndRestore(tmp_path, save_freq=3), Interrupt(batches=7)]
+    with pytest.raises(RuntimeError, match="StepsInterruption"):
+        model.fit(x, y, batch_size=4, epochs=3, verbose=0, shuffle=True, callbacks=callbacks)
+    resumed = make_model()
+    with caplog.at_level(logging.INFO, logger="safeckpt"):
+        history = resumed.fit(x, y, batch_size=4, epochs=3, verbose=0, shuffle=True,
+                              callbacks=[BackupAndRestore(tmp_path, save_freq=3)])  # fmt: skip
+    assert history.epoch == [1, 2]
+    assert int(resumed.optimizer.iterations) == 6 + 8  # epoch 1 again from its first batch
+    said = [r.getMessage() for r in caplog.records if "runs again" in r.getMessage()]
+    assert said == [
+        "BackupAndRestore: epoch 1 was interrupted after batch 2; it runs again from its "
+        "first batch because the arrays are shuffled (fit(..., shuffle=True))."
+    ]
+
+
+def test_callbacks_after_a_resumed_mid_epoch_see_the_true_batch_numbers(tmp_path: Path) -> None:
+    class Batches(keras.callbacks.Callback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.seen: list[tuple[int, int]] = []
+            self.epoch = -1
+
+        def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
+            self.epoch = epoch
+
+        def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
+            self.seen.append((self.epoch, batch))
+
+    with pytest.raises(RuntimeError, match="StepsInterruption"):
+        fit(make_model(), [BackupAndRestore(tmp_path, save_freq=3), Interrupt(batches=7)])
+    batches = Batches()
+    fit(make_model(), [batches, BackupAndRestore(tmp_path, save_freq=3)], epochs=3)
+    # Epoch 1 continues at batch 2 (batches 0 and 1 were backed up after 6 batches).
+    assert batches.seen == [(1, 2), (1, 3), (2, 0), (2, 1), (2, 2), (2, 3)]
