@@ -394,6 +394,7 @@ class KerasFit:
             from the start).
         num_batches: Batches per epoch, when known.
         dataset: The `tf.data.Dataset` of a ``TFDatasetAdapter``, else None.
+        frame: ``fit``'s own frame: on the stack for as long as ``fit`` runs.
     """
 
     callback_list: Any
@@ -403,6 +404,7 @@ class KerasFit:
     steps_per_epoch: int | None
     num_batches: int | None
     dataset: Any
+    frame: Any
 
 
 def keras_fit(callback: Any, depth: int = 8) -> KerasFit | None:
@@ -429,6 +431,7 @@ def keras_fit(callback: Any, depth: int = 8) -> KerasFit | None:
                     steps_per_epoch=steps if isinstance(steps, int) else None,
                     num_batches=batches if isinstance(batches, int) else None,
                     dataset=getattr(data, "_dataset", None),
+                    frame=frame,
                 )
         return None
     finally:

@@ -34,7 +34,7 @@ from safeckpt._multiworker import context
 from safeckpt._report import Outcome
 from safeckpt._restore.policies import FallbackPolicy, normalize_fallback
 from safeckpt._restore.reading import match_or_raise
-from safeckpt._settings import normalize_match, normalize_verify
+from safeckpt._settings import MatchMode, normalize_match, normalize_verify
 from safeckpt.keras._callbacks import apply_states, capture_states
 from safeckpt.keras._cleanup import CHECKPOINT_NAME, delete_backups
 from safeckpt.keras._preemption import SignalWatch
@@ -162,7 +162,6 @@ class BackupAndRestore(keras.callbacks.Callback):  # type: ignore[misc]
         self._pending_check: str | None = None  # a backup restored into an unbuilt model
         self._skip: SkipBatches | None = None  # the resumed epoch's batches to skip
         self._train_function: Callable[..., Any] | None = None
-        self._last_logs: Any = None
         self._idle_step = False  # the loop step in progress is past a resumed epoch's end
         self._handled: tuple[str, int] | None = None  # the last hook this callback ran
         self._fresh_iterator = True
@@ -198,14 +197,11 @@ class BackupAndRestore(keras.callbacks.Callback):  # type: ignore[misc]
         epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="backup_epoch")
         batch = tf.Variable(0, dtype=tf.int64, trainable=False, name="backup_batch")
         fit_state = tf.Variable(b"", dtype=tf.string, trainable=False, name="backup_fit_state")
-        objects: dict[str, Any] = {
-            "model": model,
-            "epoch": epoch,
-            "batch": batch,
-            "fit_state": fit_state,
-        }
+        objects: dict[str, Any] = {"model": model, "epoch": epoch, "batch": batch}
         if optimizer is not None:
             objects["optimizer"] = optimizer
+        if self._match is MatchMode.CONSUMED:  # every value of the backup must be used
+            objects["fit_state"] = fit_state
         self._variables = (epoch, batch, fit_state)
         self._backup_checkpoint = tf.train.Checkpoint(**objects)
         self._manager = SafeCheckpointManager(
@@ -219,6 +215,11 @@ class BackupAndRestore(keras.callbacks.Callback):  # type: ignore[misc]
         )
         built = model.built
         report = self._manager.restore()
+        if "fit_state" not in objects:
+            # Added after the restore, it takes the backup's value as it is tracked
+            # (restore-on-create); a backup written before fit states existed has none and
+            # matches as it did then.
+            self._backup_checkpoint.fit_state = fit_state
         if report.save_path is not None:
             level = logging.WARNING if report.outcome is Outcome.FELL_BACK else logging.INFO
             logger.log(level, "BackupAndRestore: %s", report)
@@ -226,7 +227,7 @@ class BackupAndRestore(keras.callbacks.Callback):  # type: ignore[misc]
                 self._pending_check = report.save_path
             self._resume_from(int(epoch.numpy()), fit_state.numpy())
         if self.save_before_preemption:
-            self._watch.install()
+            self._watch.install(self._fit.frame if self._fit is not None else None)
         if self._fit is not None:
             self._wrap(self._fit.callback_list)
         elif self._pending_check is not None or self._skip is not None:
@@ -301,6 +302,7 @@ class BackupAndRestore(keras.callbacks.Callback):  # type: ignore[misc]
         if self._train_function is not None:
             self.model.train_function = self._train_function
             self._train_function = None
+        self._fit = None  # nor fit's frame, its callbacks and its data kept alive
 
     def _guarded(self, name: str, *args: Any) -> Any:
         """Call the wrapped hook; if it raises, end this fit's hooks and signal handlers."""
@@ -400,17 +402,16 @@ class BackupAndRestore(keras.callbacks.Callback):  # type: ignore[misc]
         skip = self._skip
         if skip is not None and self._restored is not None:
             restored, self._restored = self._restored, None
-            for _ in range(skip.count):
-                next(iterator)
+            if skip.count < skip.batches_per_epoch:  # a whole epoch needs no reading
+                for _ in range(skip.count):
+                    next(iterator)
             self._restore_metrics(restored.metrics, iterator)
         if self._idle_step:
-            return self._last_logs  # nothing read, nothing trained, no hook called
+            # Nothing read, nothing trained, no hook called: the epoch's logs so far.
+            return self.model.get_metrics_result()
         if self._pending_check is not None:
-            logs = self._first_step_and_match(original, iterator)
-        else:
-            logs = original(iterator)
-        self._last_logs = logs
-        return logs
+            return self._first_step_and_match(original, iterator)
+        return original(iterator)
 
     def _first_step_and_match(self, original: Callable[..., Any], iterator: Any) -> Any:
         """The first step of a model restored unbuilt, then its match against the backup.

@@ -20,15 +20,33 @@ from typing import Any
 SIGNALS: tuple[signal.Signals, ...] = (signal.SIGTERM,)
 
 
+def on_stack(target: FrameType, frame: FrameType | None) -> bool:
+    """Whether `target` is `frame` or one of its callers (the function is still running)."""
+    while frame is not None:
+        if frame is target:
+            return True
+        frame = frame.f_back
+    return False
+
+
 class SignalWatch:
-    """The signal handlers of one ``fit`` (see the module doc)."""
+    """The signal handlers of one ``fit`` (see the module doc).
+
+    A signal that arrives when the ``fit`` it watches is no longer running (it ended by an
+    exception no hook saw) is not kept: the previous handlers are put back and get it at once.
+    """
 
     def __init__(self) -> None:
         self._previous: dict[signal.Signals, Any] = {}
+        self._fit_frame: FrameType | None = None
         self.received: signal.Signals | None = None
 
-    def install(self) -> None:
+    def install(self, fit_frame: FrameType | None = None) -> None:
         """Watch `SIGNALS` (``fit`` must run in the main thread).
+
+        Args:
+            fit_frame: The frame of the ``fit`` watched, when known: a signal that comes
+                once it is off the stack goes straight to the previous handlers.
 
         Raises:
             RuntimeError: Called outside the main thread, where Python cannot handle signals.
@@ -39,11 +57,14 @@ class SignalWatch:
                 "the main thread: Python handles signals only there."
             )
         self.received = None
+        self._fit_frame = fit_frame
         for number in SIGNALS:
             self._previous[number] = signal.signal(number, self._handle)
 
     def _handle(self, number: int, frame: FrameType | None) -> None:
         self.received = signal.Signals(number)
+        if self._fit_frame is not None and not on_stack(self._fit_frame, frame):
+            self.release()  # the fit is over: nothing will back up, give the signal back
 
     @property
     def installed(self) -> bool:
@@ -53,6 +74,7 @@ class SignalWatch:
     def release(self, deliver: bool = True) -> None:
         """Put the previous handlers back; deliver a received signal again to them."""
         previous, self._previous = self._previous, {}
+        self._fit_frame = None
         for number, handler in previous.items():
             signal.signal(number, handler)
         if deliver and self.received is not None and previous:

@@ -420,3 +420,42 @@ def test_callbacks_after_a_resumed_mid_epoch_see_the_true_batch_numbers(tmp_path
     fit(make_model(), [batches, BackupAndRestore(tmp_path, save_freq=3)], epochs=3)
     # Epoch 1 continues at batch 2 (batches 0 and 1 were backed up after 6 batches).
     assert batches.seen == [(1, 2), (1, 3), (2, 0), (2, 1), (2, 2), (2, 3)]
+
+
+def test_a_backup_of_the_last_batch_of_an_epoch_runs_only_that_epochs_end(tmp_path: Path) -> None:
+    with pytest.raises(RuntimeError, match="StepsInterruption"):
+        # 4 batches an epoch: backed up after batch 4 of epoch 0, before its on_epoch_end.
+        fit(make_model(), [BackupAndRestore(tmp_path, save_freq=4), Interrupt(batches=4)])
+    resumed = make_model()
+    history = fit(resumed, [BackupAndRestore(tmp_path, save_freq=4)], epochs=2)
+    assert history.epoch == [0, 1]  # epoch 0's end (its logs, validation, callbacks) runs
+    assert int(resumed.optimizer.iterations) == 4 + 4  # but none of its batches again
+    assert history.history["loss"][0] > 0
+
+
+def test_a_backup_written_before_fit_states_existed_still_resumes(tmp_path: Path) -> None:
+    import tensorflow as tf
+
+    model = make_model()
+    fit(model, [], epochs=2)
+    epoch = tf.Variable(2, dtype=tf.int64)
+    batch = tf.Variable(0, dtype=tf.int64)
+    old = tf.train.Checkpoint(model=model, optimizer=model.optimizer, epoch=epoch, batch=batch)
+    for folder in ("existing", "consumed"):
+        manager = safeckpt.SafeCheckpointManager(old, tmp_path / folder, max_to_keep=2,
+                                                 checkpoint_name="backup")  # fmt: skip
+        manager.save()
+    resumed = make_model()
+    history = fit(resumed, [BackupAndRestore(tmp_path / "existing")], epochs=4)
+    assert history.epoch == [2, 3]
+    assert int(resumed.optimizer.iterations) == 8 + 8
+    # A strict match wants a value for every object, the fit state included.
+    with pytest.raises(safeckpt.CheckpointMismatchError, match="fit_state"):
+        fit(make_model(), [BackupAndRestore(tmp_path / "consumed", match="consumed")])
+
+
+def test_a_strict_match_resumes_a_backup_with_its_fit_state(tmp_path: Path) -> None:
+    interrupted(tmp_path, after_epoch=1, match="consumed")
+    resumed = make_model()
+    history = fit(resumed, [BackupAndRestore(tmp_path, match="consumed")], epochs=3)
+    assert history.epoch == [2] and int(resumed.optimizer.iterations) == 8 + 4

@@ -84,3 +84,36 @@ def test_outside_the_main_thread_it_is_refused() -> None:
     assert len(errors) == 1 and "main thread" in str(errors[0])
     with pytest.raises(RuntimeError):
         raise errors[0]
+
+
+def test_a_signal_after_the_watched_fit_is_gone_goes_to_the_previous_handler_at_once() -> None:
+    calls: list[int] = []
+
+    def previous(number: int, frame: FrameType | None) -> None:
+        calls.append(number)
+
+    def a_fit_that_raised() -> FrameType:
+        frame = sys._getframe()
+        return frame  # returns: its frame is off the stack from here on
+
+    old = signal.signal(signal.SIGTERM, previous)
+    try:
+        watch = SignalWatch()
+        watch.install(a_fit_that_raised())
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert calls == [signal.SIGTERM]  # not kept for a backup nobody will write
+        assert not watch.installed and signal.getsignal(signal.SIGTERM) is previous
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+def test_a_signal_while_the_watched_fit_runs_is_kept() -> None:
+    old = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        watch = SignalWatch()
+        watch.install(sys._getframe())  # this test is the "fit": it is on the stack
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert watch.received is signal.SIGTERM and watch.installed
+        watch.release()
+    finally:
+        signal.signal(signal.SIGTERM, old)

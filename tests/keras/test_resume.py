@@ -51,7 +51,8 @@ def test_random_ops_of_real_pipelines(dataset: Any, random: bool) -> None:
 
 def fit(**changes: Any) -> KerasFit:
     base = KerasFit(callback_list=None, callbacks=(), input_kind="ArrayDataAdapter",
-                    shuffle=False, steps_per_epoch=None, num_batches=5, dataset=None)  # fmt: skip
+                    shuffle=False, steps_per_epoch=None, num_batches=5, dataset=None,
+                    frame=None)  # fmt: skip
     return dataclasses.replace(base, **changes)
 
 
