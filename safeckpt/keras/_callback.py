@@ -248,9 +248,8 @@ class BackupAndRestore(keras.callbacks.Callback):  # type: ignore[misc]
                     epoch,
                 )
         if self._restored is not None:
-            own = self._restored.own
-            self._batches_seen_since_last_saving = int(own["batches_since_save"])
-            self._last_batch_seen = int(own["last_batch_seen"])
+            self._batches_seen_since_last_saving = self._restored.batches_since_save
+            self._last_batch_seen = self._restored.last_batch_seen
         decision = plan(position, self._fit, self._steps_per_execution())
         if isinstance(decision, RestartEpoch):
             logger.warning(
@@ -543,10 +542,8 @@ class BackupAndRestore(keras.callbacks.Callback):  # type: ignore[misc]
                 if batches_done
                 else ()
             ),
-            own={
-                "batches_since_save": self._batches_seen_since_last_saving,
-                "last_batch_seen": self._last_batch_seen,
-            },
+            batches_since_save=self._batches_seen_since_last_saving,
+            last_batch_seen=self._last_batch_seen,
         )
         epoch_variable.assign(epoch)
         batch_variable.assign(self._last_batch_seen)

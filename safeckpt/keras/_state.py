@@ -67,13 +67,16 @@ class FitState:
         metrics: The values of the model's metric variables (``model.metrics_variables``)
             at a mid-epoch backup, in order; empty after an epoch-end backup (``fit`` resets
             them at each epoch's start).
-        own: This callback's own counters (its batch counting for an integer ``save_freq``).
+        batches_since_save: The callback's own count of batches since its last backup (an
+            integer ``save_freq``).
+        last_batch_seen: The number of the last batch it saw (Keras's counting).
     """
 
     position: Position
     callbacks: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     metrics: tuple[np.ndarray, ...] = ()
-    own: Mapping[str, Any] = field(default_factory=dict)
+    batches_since_save: int = 0
+    last_batch_seen: int = 0
 
 
 def encode(state: FitState) -> bytes:
@@ -122,7 +125,10 @@ def encode(state: FitState) -> bytes:
         "position": vars(state.position),
         "callbacks": {k: pack(v, f"state of {k}") for k, v in state.callbacks.items()},
         "metrics": [pack(np.asarray(m), "metrics") for m in state.metrics],
-        "own": pack(state.own, "BackupAndRestore"),
+        "own": {
+            "batches_since_save": state.batches_since_save,
+            "last_batch_seen": state.last_batch_seen,
+        },
     }
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
@@ -173,11 +179,35 @@ def decode(data: bytes) -> FitState:
         position = Position(**document["position"])
         callbacks = unpack(document["callbacks"])
         metrics = tuple(np.asarray(unpack(m)) for m in document["metrics"])
-        own = unpack(document["own"])
+        own = document["own"]
+        counters = (own["batches_since_save"], own["last_batch_seen"])
     except FitStateError:
         raise
     except (zipfile.BadZipFile, ValueError, KeyError, TypeError, OSError) as e:
         raise FitStateError(f"not a readable fit state: {e}") from e
-    if not isinstance(callbacks, dict) or not isinstance(own, dict):
-        raise FitStateError("not a fit state")
-    return FitState(position=position, callbacks=callbacks, metrics=metrics, own=own)
+    if not isinstance(callbacks, dict) or not all(isinstance(v, dict) for v in callbacks.values()):
+        raise FitStateError("not a fit state: the callbacks' states are not dicts")
+    if not _valid(position) or not all(_is_int(c) for c in counters):
+        raise FitStateError("not a fit state: a position or a counter is not a number")
+    return FitState(
+        position=position,
+        callbacks=callbacks,
+        metrics=metrics,
+        batches_since_save=counters[0],
+        last_batch_seen=counters[1],
+    )
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _valid(position: Position) -> bool:
+    return (
+        _is_int(position.epoch)
+        and _is_int(position.batches_done)
+        and isinstance(position.fresh_iterator, bool)
+        and (position.batches_per_epoch is None or _is_int(position.batches_per_epoch))
+        and _is_int(position.steps_per_execution)
+        and position.steps_per_execution > 0
+    )

@@ -30,11 +30,12 @@ def test_position_metrics_and_counters_come_back() -> None:
             steps_per_execution=3,
         ),
         metrics=tuple(np.asarray(m) for m in metrics),
-        own={"batches_since_save": 2, "last_batch_seen": 7},
+        batches_since_save=2,
+        last_batch_seen=7,
     )
     back = decode(encode(state))
     assert back.position == state.position
-    assert dict(back.own) == {"batches_since_save": 2, "last_batch_seen": 7}
+    assert (back.batches_since_save, back.last_batch_seen) == (2, 7)
     assert [m.shape for m in back.metrics] == [(), (2, 3)]  # a 0-d value stays 0-d
     assert [m.dtype for m in back.metrics] == [np.float32, np.int64]
     assert np.array_equal(back.metrics[1], metrics[1])
@@ -93,7 +94,7 @@ def _archive(document: Any, members: dict[str, bytes] | None = None) -> bytes:
                 "position": {"epoch": 1, "unknown": 2},
                 "callbacks": {},
                 "metrics": [],
-                "own": {},
+                "own": {"batches_since_save": 0, "last_batch_seen": 0},
             }
         ),
         _archive(
@@ -102,14 +103,26 @@ def _archive(document: Any, members: dict[str, bytes] | None = None) -> bytes:
                 "position": {"epoch": 1},
                 "callbacks": {"a": {"__safeckpt_array__": 5}},
                 "metrics": [],
-                "own": {},
+                "own": {"batches_since_save": 0, "last_batch_seen": 0},
             }
         ),
         _archive(
-            {"version": 1, "position": {"epoch": 1}, "callbacks": [], "metrics": [], "own": {}}
+            {
+                "version": 1,
+                "position": {"epoch": 1},
+                "callbacks": [],
+                "metrics": [],
+                "own": {"batches_since_save": 0, "last_batch_seen": 0},
+            }
         ),
         _archive(
-            {"version": 1, "position": {"epoch": 1}, "callbacks": {}, "metrics": [], "own": {}},
+            {
+                "version": 1,
+                "position": {"epoch": 1},
+                "callbacks": {},
+                "metrics": [],
+                "own": {"batches_since_save": 0, "last_batch_seen": 0},
+            },
             {"0.npy": b"\x93NUMPY garbage"},
         )[:-30],
     ],
@@ -117,6 +130,30 @@ def _archive(document: Any, members: dict[str, bytes] | None = None) -> bytes:
 def test_bytes_that_are_not_a_fit_state_are_a_fit_state_error(data: bytes) -> None:
     with pytest.raises(FitStateError):
         decode(data)
+
+
+GOOD = {"version": 1, "position": {"epoch": 1}, "callbacks": {}, "metrics": [],
+        "own": {"batches_since_save": 0, "last_batch_seen": 0}}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"position": {"epoch": "1"}},
+        {"position": {"epoch": -1}},
+        {"position": {"epoch": 1, "fresh_iterator": 1}},
+        {"position": {"epoch": 1, "steps_per_execution": 0}},
+        {"position": {"epoch": 1, "batches_per_epoch": 2.5}},
+        {"own": {"batches_since_save": True, "last_batch_seen": 0}},
+        {"own": {"batches_since_save": 0}},
+        {"callbacks": {"a": [1]}},
+        {"metrics": 3},
+    ],
+)
+def test_a_fit_state_with_wrong_types_is_a_fit_state_error(change: dict[str, Any]) -> None:
+    assert decode(_archive(GOOD)).position == Position(epoch=1)
+    with pytest.raises(FitStateError):
+        decode(_archive({**GOOD, **change}))
 
 
 def test_a_pickled_array_is_never_loaded() -> None:
@@ -128,7 +165,7 @@ def test_a_pickled_array_is_never_loaded() -> None:
             "position": {"epoch": 1},
             "callbacks": {"a": {"__safeckpt_array__": 0}},
             "metrics": [],
-            "own": {},
+            "own": {"batches_since_save": 0, "last_batch_seen": 0},
         },
         {"0.npy": member.getvalue()},
     )
