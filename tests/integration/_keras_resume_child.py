@@ -29,6 +29,7 @@ X = np.concatenate([IDS, RNG.random((40, 3), dtype=np.float32)], axis=1)
 Y = RNG.random((40, 1), dtype=np.float32)
 VAL = (np.concatenate([IDS[:8], RNG.random((8, 3), dtype=np.float32)], axis=1),
        RNG.random((8, 1), dtype=np.float32))  # fmt: skip
+MID_EPOCH = ("batch", "dataset", "pydataset")  # interrupted in the middle of an epoch
 SEEN: list[list[int]] = []  # the sample ids of every batch trained, in order
 
 
@@ -95,10 +96,22 @@ def callbacks(run: str) -> list[Any]:
     ]
 
 
+class Batches(keras.utils.PyDataset):  # type: ignore[misc]
+    """The same 5 batches of 8 in the same order every epoch."""
+
+    def __len__(self) -> int:
+        return 5
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        return X[index * 8 : (index + 1) * 8], Y[index * 8 : (index + 1) * 8]
+
+
 def data() -> dict[str, Any]:
     if SCENARIO == "dataset":
         ds = tf.data.Dataset.from_tensor_slices((X, Y)).batch(8)
         return {"x": ds}
+    if SCENARIO == "pydataset":
+        return {"x": Batches(), "shuffle": False}
     return {"x": X, "y": Y, "batch_size": 8, "shuffle": False}
 
 
@@ -109,7 +122,7 @@ def fit(m: keras.Model, cbs: list[Any]) -> Any:
 def run(name: str, interrupt: Interrupt | None, built: bool = True) -> dict[str, Any]:
     SEEN.clear()
     m, log = model(built), Log()
-    options = {"save_freq": 3} if SCENARIO in ("batch", "dataset") else {}
+    options = {"save_freq": 3} if SCENARIO in MID_EPOCH else {}
     cbs = [BackupAndRestore(os.path.join(ROOT, "backup"), **options), *callbacks(name), log]
     if SCENARIO == "reversed":
         cbs = [*cbs[1:-1], cbs[0], log]  # the backup callback after the stateful ones
@@ -128,7 +141,7 @@ def run(name: str, interrupt: Interrupt | None, built: bool = True) -> dict[str,
 
 built = SCENARIO != "unbuilt"
 full = run("full", None, built)
-if SCENARIO in ("batch", "dataset"):
+if SCENARIO in MID_EPOCH:
     first = run("first", Interrupt(batches=23), built)  # epoch 4 after 3 of its 5 batches
 else:
     first = run("first", Interrupt(epoch=4), built)  # a plateau: every counter is running

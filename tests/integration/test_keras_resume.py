@@ -65,7 +65,7 @@ def test_resumed_at_an_epoch_end_is_the_same_fit(name: str, tmp_path: Path) -> N
     assert_same_fit(full, first, resumed)
 
 
-@pytest.mark.parametrize("name", ["batch", "dataset"])
+@pytest.mark.parametrize("name", ["batch", "dataset", "pydataset"])
 def test_resumed_in_the_middle_of_an_epoch_sees_every_batch_once(name: str, tmp_path: Path) -> None:
     result = scenario(name, tmp_path)
     full, first, resumed = result["full"], result["first"], result["resumed"]
