@@ -349,27 +349,22 @@ class BackupAndRestore(keras.callbacks.Callback):  # type: ignore[misc]
     def _list_batch_end(self, batch: int, logs: Any = None) -> Any:
         if self._beyond_epoch(batch):
             return None
-        true_batch = self._true_batch(batch)
-        self._handled = None
-        try:
-            return self._wrapped["on_train_batch_end"](true_batch, logs)
-        except BaseException:
-            # A callback before this one stopped the fit: the batch is trained, back it up.
-            if self._handled != ("batch", true_batch):
-                self._after_batch(true_batch)
-            self._abandon()
-            raise
+        return self._end("on_train_batch_end", self._true_batch(batch), logs, self._after_batch)
 
     def _list_epoch_end(self, epoch: int, logs: Any = None) -> Any:
         self._skip = None
         self._restored = None
+        return self._end("on_epoch_end", epoch, logs, self._after_epoch)
+
+    def _end(self, hook: str, number: int, logs: Any, after: Callable[[int], None]) -> Any:
+        """Dispatch an end hook; if a callback before this one raises, still back up."""
         self._handled = None
         try:
-            return self._wrapped["on_epoch_end"](epoch, logs)
+            return self._wrapped[hook](number, logs)
         except BaseException:
-            # A callback before this one stopped the fit: the epoch is trained, back it up.
-            if self._handled != ("epoch", epoch):
-                self._after_epoch(epoch)
+            # The epoch or batch is trained: back it up before the exception goes on.
+            if self._handled != (hook, number):
+                after(number)
             self._abandon()
             raise
 
@@ -455,12 +450,12 @@ class BackupAndRestore(keras.callbacks.Callback):  # type: ignore[misc]
 
     def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
         """Back up at the end of the epoch with ``save_freq="epoch"`` (or a preemption)."""
-        self._handled = ("epoch", epoch)
+        self._handled = ("on_epoch_end", epoch)
         self._after_epoch(epoch)
 
     def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
         """Back up every `save_freq` batches with an integer `save_freq` (or a preemption)."""
-        self._handled = ("batch", batch)
+        self._handled = ("on_train_batch_end", batch)
         self._after_batch(batch)
 
     def on_train_end(self, logs: Any = None) -> None:
