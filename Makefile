@@ -50,6 +50,7 @@ stress: $(VENV)/.installed
 	$(PY) -m stress.ranking --cases 2000
 	$(PY) -m stress.hostile --cases 2000
 	$(PY) -m stress.concurrency --seconds 60 --rounds 500
+	$(PY) -m stress.keras --trials 40
 	$(PY) -m pytest -q -m stress tests/integration/test_preemption.py
 
 # Side-by-side timings against plain tf.train.CheckpointManager; rewrites docs/benchmarks.md.
