@@ -51,7 +51,8 @@ stress: $(VENV)/.installed
 	$(PY) -m stress.hostile --cases 2000
 	$(PY) -m stress.concurrency --seconds 60 --rounds 500
 	$(PY) -m stress.keras --trials 40
-	$(PY) -m pytest -q -m stress tests/integration/test_preemption.py
+	$(PY) -m pytest -q -m stress tests/integration/test_preemption.py \
+		tests/integration/test_save_retry_gcs.py tests/integration/test_gcs_faults.py
 
 # Side-by-side timings against plain tf.train.CheckpointManager; rewrites docs/benchmarks.md.
 bench: $(VENV)/.installed

@@ -8,7 +8,6 @@ configuration (`backup_points`).
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -35,16 +34,29 @@ class Config:
 def backup_points(config: Config, batches: int) -> list[int]:
     """After how many trained batches a backup is written, up to `batches` (Keras's rule).
 
-    ``save_freq="epoch"``: at each epoch's end. An integer: Keras counts the batches each
-    step trains (``steps_per_execution`` a step) and backs up when the count since the last
-    backup reaches ``save_freq``, across epoch ends.
+    ``save_freq="epoch"``: at each epoch's end. An integer: Keras's own counting
+    (``keras/src/callbacks/backup_and_restore.py``, ``_should_save_on_batch``), step by step:
+    a step's end batch number ``b`` adds ``b + 1`` if it is not above the last one seen
+    (a new epoch), else ``b - last``; a backup when the count reaches ``save_freq`` (the count
+    restarts at 0); at each epoch's end the last batch seen is reset to 0.
     """
     if config.save_freq == "epoch":
-        every = BATCHES_PER_EPOCH
-    else:
-        step = config.steps_per_execution
-        every = math.ceil(int(config.save_freq) / step) * step
-    return list(range(every, batches + 1, every))
+        return list(range(BATCHES_PER_EPOCH, batches + 1, BATCHES_PER_EPOCH))
+    step = config.steps_per_execution
+    points: list[int] = []
+    count = last = trained = 0
+    while trained < batches:
+        for begin in range(0, BATCHES_PER_EPOCH, step):
+            end = begin + step - 1
+            count += end + 1 if end <= last else end - last
+            last = end
+            trained += step
+            if count >= int(config.save_freq):
+                count = 0
+                if trained <= batches:
+                    points.append(trained)
+        last = 0
+    return points
 
 
 @dataclass

@@ -1,10 +1,10 @@
-"""A child process for tests/integration/test_keras_resume.py: one scenario, three fits.
+"""A child process for tests/integration/test_keras_resume.py: scenarios of three fits each.
 
-``python _keras_resume_child.py SCENARIO DIR`` runs, under op determinism: an uninterrupted
-``fit``; the same ``fit`` interrupted (an exception raised by a callback after a backup);
-and the resumed ``fit``. It prints one JSON line of what each run did, for the test to
-compare. Nothing here reads safeckpt's files: what the runs did is recorded by callbacks
-and a layer of their own.
+``python _keras_resume_child.py SCENARIO[,SCENARIO...] DIR`` runs for each scenario, under op
+determinism: an uninterrupted ``fit``; the same ``fit`` interrupted (an exception raised by
+a callback after a backup); and the resumed ``fit``. It prints one JSON line per scenario of
+what each run did, for the test to compare. Nothing here reads safeckpt's files: what the
+runs did is recorded by callbacks and a layer of their own.
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ import tensorflow as tf
 from safeckpt.keras import BackupAndRestore
 
 tf.config.experimental.enable_op_determinism()
-SCENARIO, ROOT = sys.argv[1], sys.argv[2]
+SCENARIOS, BASE = sys.argv[1].split(","), sys.argv[2]
+SCENARIO, ROOT = SCENARIOS[0], BASE  # rebound for each scenario below
 RNG = np.random.default_rng(0)
 IDS = np.arange(40, dtype="float32")[:, None]
 X = np.concatenate([IDS, RNG.random((40, 3), dtype=np.float32)], axis=1)
@@ -139,11 +140,14 @@ def run(name: str, interrupt: Interrupt | None, built: bool = True) -> dict[str,
     }
 
 
-built = SCENARIO != "unbuilt"
-full = run("full", None, built)
-if SCENARIO in MID_EPOCH:
-    first = run("first", Interrupt(batches=23), built)  # epoch 4 after 3 of its 5 batches
-else:
-    first = run("first", Interrupt(epoch=4), built)  # a plateau: every counter is running
-resumed = run("resumed", None, built)
-print(json.dumps({"full": full, "first": first, "resumed": resumed}))
+for SCENARIO in SCENARIOS:  # one process for all: TensorFlow is imported once
+    ROOT = os.path.join(BASE, SCENARIO)
+    built = SCENARIO != "unbuilt"
+    full = run("full", None, built)
+    if SCENARIO in MID_EPOCH:
+        first = run("first", Interrupt(batches=23), built)  # epoch 4 after 3 of its 5 batches
+    else:
+        first = run("first", Interrupt(epoch=4), built)  # a plateau: every counter is running
+    resumed = run("resumed", None, built)
+    result = {"scenario": SCENARIO, "full": full, "first": first, "resumed": resumed}
+    print(json.dumps(result), flush=True)

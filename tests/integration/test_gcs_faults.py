@@ -324,7 +324,11 @@ def test_503_on_every_read_of_the_newest_raises(gcs: _gcs.GcsEmulator, gcs_dir: 
     _assert_kept(before, _snapshot(gcs, gcs_dir))
 
 
-@pytest.mark.parametrize("seed", [5, 6, 7])
+#: Seeds 5 and 6 (about 20 s each) run in make stress.
+@pytest.mark.parametrize(
+    "seed",
+    [pytest.param(5, marks=pytest.mark.stress), pytest.param(6, marks=pytest.mark.stress), 7],
+)
 def test_503_storm_during_saves_loses_nothing(
     gcs: _gcs.GcsEmulator, gcs_dir: str, seed: int, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -25,12 +25,23 @@ ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "SAFECKPT_ALLOW_EPHEMERAL": "1
 BACKED_UP = 21
 
 
-def scenario(name: str, tmp_path: Path) -> dict[str, Any]:
-    done = subprocess.run([sys.executable, str(CHILD), name, str(tmp_path)],
-                          capture_output=True, text=True, env=ENV, timeout=600)  # fmt: skip
+SCENARIOS = ("epoch", "reversed", "unbuilt", "batch", "dataset", "pydataset")
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
+    """Every scenario, run by one child process (TensorFlow is imported once)."""
+    folder = tmp_path_factory.mktemp("keras-resume")
+    done = subprocess.run([sys.executable, str(CHILD), ",".join(SCENARIOS), str(folder)],
+                          capture_output=True, text=True, env=ENV, timeout=900)  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
-    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    return result
+    lines = [json.loads(x) for x in done.stdout.splitlines() if x.startswith('{"scenario"')]
+    return {line["scenario"]: line for line in lines}
+
+
+def scenario(name: str, results: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    assert name in results, f"the child did not run {name}"
+    return results[name]
 
 
 def max_difference(a: list[Any], b: list[Any]) -> float:
@@ -53,8 +64,10 @@ def assert_same_fit(full: dict[str, Any], first: dict[str, Any], resumed: dict[s
 
 
 @pytest.mark.parametrize("name", ["epoch", "reversed", "unbuilt"])
-def test_resumed_at_an_epoch_end_is_the_same_fit(name: str, tmp_path: Path) -> None:
-    result = scenario(name, tmp_path)
+def test_resumed_at_an_epoch_end_is_the_same_fit(
+    name: str, results: dict[str, dict[str, Any]]
+) -> None:
+    result = scenario(name, results)
     full, first, resumed = result["full"], result["first"], result["resumed"]
     # Interrupted on a plateau: with the callbacks' state forgotten, ModelCheckpoint would
     # save again (best = inf), EarlyStopping would not stop, the rate would not drop.
@@ -66,8 +79,10 @@ def test_resumed_at_an_epoch_end_is_the_same_fit(name: str, tmp_path: Path) -> N
 
 
 @pytest.mark.parametrize("name", ["batch", "dataset", "pydataset"])
-def test_resumed_in_the_middle_of_an_epoch_sees_every_batch_once(name: str, tmp_path: Path) -> None:
-    result = scenario(name, tmp_path)
+def test_resumed_in_the_middle_of_an_epoch_sees_every_batch_once(
+    name: str, results: dict[str, dict[str, Any]]
+) -> None:
+    result = scenario(name, results)
     full, first, resumed = result["full"], result["first"], result["resumed"]
     assert len(first["seen"]) == BACKED_UP + 2  # two batches trained after the last backup
     assert resumed["epochs"][0] == 4  # 21 batches = 4 epochs of 5, and 1 of epoch 4
