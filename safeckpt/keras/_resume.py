@@ -94,6 +94,8 @@ def random_ops(graph: bytes) -> list[str]:
 def repeatable_input(fit: adapter.KerasFit) -> str | None:
     """None when each epoch of `fit` reads the same batches in the same order; else why not."""
     kind = fit.input_kind
+    if kind in ("ArrayDataAdapter", "PyDatasetAdapter") and fit.shuffle is None:
+        return "this Keras does not tell whether fit shuffles the input"
     if kind == "ArrayDataAdapter":
         return "the arrays are shuffled (fit(..., shuffle=True))" if fit.shuffle else None
     if kind == "PyDatasetAdapter":

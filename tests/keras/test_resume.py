@@ -85,6 +85,8 @@ def test_a_repeatable_input_continues_after_the_backed_up_batches() -> None:
         (POSITION, fit(shuffle=True), 1, "shuffled"),
         (POSITION, fit(shuffle="batch"), 1, "shuffled"),
         (POSITION, fit(input_kind="PyDatasetAdapter", shuffle=True), 1, "shuffled"),
+        (POSITION, fit(shuffle=None), 1, "does not tell"),
+        (POSITION, fit(input_kind="PyDatasetAdapter", shuffle=None), 1, "does not tell"),
         (POSITION, fit(input_kind="GeneratorDataAdapter"), 1, "GeneratorDataAdapter"),
         (POSITION, fit(input_kind="TFDatasetAdapter", dataset=BASE.shuffle(4)), 1, "Shuffle"),
         (POSITION, fit(input_kind="TFDatasetAdapter", dataset=None), 1, "cannot be inspected"),
