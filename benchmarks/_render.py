@@ -17,7 +17,7 @@ from benchmarks._data import BigResult, Measurements, MiB, Profile, Series, pair
 # --- targets (from the issue) ----------------------------------------------------------------
 
 SAVE_MAX = 1.02
-#: ``check_finite=True`` (issue 22): one reduction per variable before TensorFlow's save.
+#: ``check_finite=True`` (issue 22): the variables' sums, the exact test where one is not finite.
 FINITE_MAX = 1.10
 RESTORE_QUICK_MAX = 1.05
 CONSTRUCT_MAX = 1.10

@@ -86,3 +86,58 @@ def test_off_by_default(tmp_path: Path) -> None:
     assert manager.save() == str(tmp_path / "ckpt-1")
     with pytest.raises(TypeError, match="check_finite"):
         SafeCheckpointManager(trainee.checkpoint, tmp_path, max_to_keep=2, check_finite="yes")
+
+
+def _oracle(values: list[float]) -> bool:
+    """Finite, decided element by element in Python (not by a reduction)."""
+    import math
+
+    return all(math.isfinite(float(x)) for x in values)
+
+
+BIG = 3.0e38  # two of them overflow a float32 sum
+
+
+@pytest.mark.parametrize(
+    ("dtype", "values"),
+    [
+        (tf.float32, [BIG, BIG, 1.0]),  # the sum overflows, every value is finite
+        (tf.float32, [BIG, -BIG, BIG]),
+        (tf.float16, [60000.0] * 8),  # a float16 sum would overflow at 65504
+        (tf.bfloat16, [1.0, 2.0]),
+        (tf.float64, [1e308, 1e308]),
+        (tf.float32, [float("inf"), float("-inf")]),  # the sum is NaN
+        (tf.float32, [float("nan"), 0.0]),
+        (tf.float16, [float("inf"), 1.0]),
+        (tf.float64, [1.0, float("-inf")]),
+        (tf.float32, [0.0] * 3 + [float("nan")]),
+    ],
+)
+def test_the_check_agrees_with_an_element_by_element_oracle(
+    tmp_path: Path, dtype: tf.DType, values: list[float]
+) -> None:
+    checkpoint = tf.train.Checkpoint(
+        v=tf.Variable(tf.constant(values, dtype=dtype)), ok=tf.Variable([1.0, 2.0])
+    )
+    manager = SafeCheckpointManager(checkpoint, tmp_path, max_to_keep=2, check_finite=True)
+    if _oracle(values):
+        assert manager.save() == str(tmp_path / "ckpt-1")
+    else:
+        with pytest.raises(SaveError) as info:
+            manager.save()
+        assert info.value.diagnosis is not None
+        assert info.value.diagnosis.evidence[0].startswith("Variable:0: ")
+        assert not list(tmp_path.glob("ckpt-*"))
+
+
+def test_variables_of_a_distribution_strategy_are_checked(tmp_path: Path) -> None:
+    with tf.distribute.MirroredStrategy(["/cpu:0"]).scope():
+        good = tf.Variable([1.0, 2.0])
+        bad = tf.Variable([1.0, float("nan")])
+    manager = SafeCheckpointManager(
+        tf.train.Checkpoint(good=good, bad=bad), tmp_path, max_to_keep=2, check_finite=True
+    )
+    with pytest.raises(SaveError, match="1 of 2 floating-point variables"):
+        manager.save()
+    bad.assign([1.0, 3.0])
+    assert manager.save() == str(tmp_path / "ckpt-1")
