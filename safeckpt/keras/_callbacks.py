@@ -12,8 +12,9 @@ its wait and cooldown). `capture_states` reads the state of each callback that h
 - Any other callback has no state to back up. Keras's `History` is one: the `History` a
   resumed ``fit`` returns holds the epochs it ran, as with Keras's callback.
 
-A callback is known across runs by its `callback_key`: its class and its rank among the
-callbacks of that class in ``fit``'s list (``keras.callbacks.EarlyStopping#0``).
+A callback is known across runs by its `callback_key`: its class name and its rank among the
+callbacks of that name in ``fit``'s list (``EarlyStopping#0``), so a Keras that moves its
+classes between modules still finds them.
 """
 
 from __future__ import annotations
@@ -73,10 +74,11 @@ def is_stateful(callback: Any) -> bool:
 
 
 def callback_key(callback: Any, callbacks: Sequence[Any]) -> str:
-    """``module.Class#rank``: how `callback` is known in a backup of a ``fit`` with `callbacks`."""
-    cls = type(callback)
-    rank = [c for c in callbacks if type(c) is cls].index(callback)
-    return f"{cls.__module__}.{cls.__qualname__}#{rank}"
+    """``Class#rank``: how `callback` is known in a backup of a ``fit`` with `callbacks`."""
+    name = type(callback).__qualname__
+    same = [c for c in callbacks if type(c).__qualname__ == name]
+    rank = next(i for i, c in enumerate(same) if c is callback)
+    return f"{name}#{rank}"
 
 
 def _state_of(callback: Any) -> Mapping[str, Any]:

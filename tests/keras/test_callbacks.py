@@ -40,11 +40,16 @@ def test_which_callbacks_have_a_state() -> None:
     assert is_stateful(keras.callbacks.ModelCheckpoint("m.keras"))
 
 
-def test_keys_are_class_and_rank() -> None:
+def test_keys_are_class_name_and_rank() -> None:
     a, b, plain = Counter(), Counter(), Plain()
     callbacks = [a, plain, b]
-    assert callback_key(a, callbacks) == f"{__name__}.Counter#0"
-    assert callback_key(b, callbacks) == f"{__name__}.Counter#1"
+    assert callback_key(a, callbacks) == "Counter#0"
+    assert callback_key(b, callbacks) == "Counter#1"
+    # Another class of the same name (another module, another Keras): ranked together.
+    other = type("Counter", (Counter,), {})()
+    assert callback_key(other, [a, other]) == "Counter#1"
+    stopping = keras.callbacks.EarlyStopping()
+    assert callback_key(stopping, [stopping]) == "EarlyStopping#0"
 
 
 def test_keras_callbacks_state_comes_back_into_new_instances() -> None:
@@ -79,7 +84,7 @@ def test_a_user_callback_decides_its_own_state() -> None:
     again = Counter()
     apply_states(states, [again])
     assert (again.count, again.history) == (5, [0.5])
-    states[f"{__name__}.Counter#0"]["history"].append(1.0)  # type: ignore[attr-defined]
+    states["Counter#0"]["history"].append(1.0)  # type: ignore[attr-defined]
     assert counter.history == [0.5]  # the state given back is a copy
 
 
@@ -90,7 +95,7 @@ def test_states_without_a_callback_and_callbacks_without_a_state_are_logged(
     states = capture_states([counter], [counter])
     with caplog.at_level(logging.INFO, logger="safeckpt"):
         restored, unknown = apply_states(states, [keras.callbacks.EarlyStopping()])
-    assert restored == [] and unknown == [f"{__name__}.Counter#0"]
+    assert restored == [] and unknown == ["Counter#0"]
     assert "EarlyStopping#0 has no state in the backup" in caplog.text
     assert "callbacks this fit does not have" in caplog.text
 
