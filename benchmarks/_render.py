@@ -82,7 +82,7 @@ SAVE_ROWS = (
     (
         "safe_finite",
         "`SafeCheckpointManager.save()`, `check_finite=True`",
-        "one NaN/Inf reduction per variable first",
+        "the variables' sums first, the exact test where one is not finite",
     ),
     (
         "safe_best",
