@@ -396,9 +396,15 @@ class BackupAndRestore(keras.callbacks.Callback):  # type: ignore[misc]
         skip = self._skip
         if skip is not None and self._restored is not None:
             restored, self._restored = self._restored, None
-            if skip.count < skip.batches_per_epoch:  # a whole epoch needs no reading
-                for _ in range(skip.count):
-                    next(iterator)
+            # A whole epoch needs no reading (its iterator is replaced at its end), but an
+            # unbuilt model needs one batch to be built on.
+            reads = skip.count if skip.count < skip.batches_per_epoch else 0
+            if not self.model.built:
+                reads = max(reads, 1)
+            for i in range(reads):
+                batch = next(iterator)
+                if i == 0 and not self.model.built:
+                    self._build_on(batch)
             self._restore_metrics(restored.metrics, iterator)
         if self._idle_step:
             # Nothing read, nothing trained, no hook called: the epoch's logs so far.
@@ -424,11 +430,22 @@ class BackupAndRestore(keras.callbacks.Callback):  # type: ignore[misc]
         match_or_raise(self._backup_checkpoint, prefix, self._match, ())
         return logs
 
+    def _build_on(self, batch: Any) -> None:
+        """Build an unbuilt model by calling it on a batch, eagerly, in inference mode.
+
+        Each variable it creates takes its backed-up value as it is created (TensorFlow's
+        restore-on-create needs an eager creation; Keras's symbolic build cannot take it).
+        """
+        inputs = batch[0] if isinstance(batch, (tuple, list)) else batch
+        self.model(inputs, training=False)
+
     def _restore_metrics(self, values: Sequence[np.ndarray], iterator: Any) -> None:
         """Give the metrics the values they had at the backup, in the middle of its epoch."""
         spec = getattr(iterator, "element_spec", None)
         if len(self.model.metrics_variables) != len(values) and spec is not None:
-            adapter.build_from_spec(self.model, spec)  # compiled metrics exist from then on
+            # Compiled metrics are built with the first step; build them now, from shapes
+            # (the model is built: nothing of the backup is created here).
+            adapter.build_from_spec(self.model, spec)
         variables = list(self.model.metrics_variables)
         if len(variables) != len(values) or any(
             tuple(v.shape) != tuple(a.shape) for v, a in zip(variables, values, strict=True)

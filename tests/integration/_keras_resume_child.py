@@ -30,7 +30,7 @@ X = np.concatenate([IDS, RNG.random((40, 3), dtype=np.float32)], axis=1)
 Y = RNG.random((40, 1), dtype=np.float32)
 VAL = (np.concatenate([IDS[:8], RNG.random((8, 3), dtype=np.float32)], axis=1),
        RNG.random((8, 1), dtype=np.float32))  # fmt: skip
-MID_EPOCH = ("batch", "dataset", "pydataset")  # interrupted in the middle of an epoch
+MID_EPOCH = ("batch", "dataset", "pydataset", "unbuilt_batch")  # interrupted in the middle of an epoch
 SEEN: list[list[int]] = []  # the sample ids of every batch trained, in order
 
 
@@ -142,7 +142,7 @@ def run(name: str, interrupt: Interrupt | None, built: bool = True) -> dict[str,
 
 for SCENARIO in SCENARIOS:  # one process for all: TensorFlow is imported once
     ROOT = os.path.join(BASE, SCENARIO)
-    built = SCENARIO != "unbuilt"
+    built = not SCENARIO.startswith("unbuilt")
     full = run("full", None, built)
     if SCENARIO in MID_EPOCH:
         first = run("first", Interrupt(batches=23), built)  # epoch 4 after 3 of its 5 batches

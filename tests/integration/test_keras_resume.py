@@ -25,7 +25,7 @@ ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "SAFECKPT_ALLOW_EPHEMERAL": "1
 BACKED_UP = 21
 
 
-SCENARIOS = ("epoch", "reversed", "unbuilt", "batch", "dataset", "pydataset")
+SCENARIOS = ("epoch", "reversed", "unbuilt", "batch", "dataset", "pydataset", "unbuilt_batch")
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +78,7 @@ def test_resumed_at_an_epoch_end_is_the_same_fit(
     assert_same_fit(full, first, resumed)
 
 
-@pytest.mark.parametrize("name", ["batch", "dataset", "pydataset"])
+@pytest.mark.parametrize("name", ["batch", "dataset", "pydataset", "unbuilt_batch"])
 def test_resumed_in_the_middle_of_an_epoch_sees_every_batch_once(
     name: str, results: dict[str, dict[str, Any]]
 ) -> None:
