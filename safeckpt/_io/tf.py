@@ -447,7 +447,11 @@ def dataset_graph(dataset: Any) -> bytes | None:
 
 
 def build_from_spec(model: Any, spec: Any) -> None:
-    """Build an unbuilt Keras model, its compiled metrics and optimizer from `spec`'s shapes."""
+    """Build what of a Keras model is unbuilt (compiled metrics, loss) from `spec`'s shapes.
+
+    Called on a built model: variables an unbuilt model would create here, in Keras's scratch
+    graph, could not take restore-on-create values.
+    """
     model._symbolic_build(data_batch=spec)
 
 
