@@ -30,7 +30,8 @@ X = np.concatenate([IDS, RNG.random((40, 3), dtype=np.float32)], axis=1)
 Y = RNG.random((40, 1), dtype=np.float32)
 VAL = (np.concatenate([IDS[:8], RNG.random((8, 3), dtype=np.float32)], axis=1),
        RNG.random((8, 1), dtype=np.float32))  # fmt: skip
-MID_EPOCH = ("batch", "dataset", "pydataset", "unbuilt_batch")  # interrupted in the middle of an epoch
+#: Interrupted in the middle of an epoch.
+MID_EPOCH = ("batch", "dataset", "pydataset", "unbuilt_batch")
 SEEN: list[list[int]] = []  # the sample ids of every batch trained, in order
 
 
