@@ -156,13 +156,20 @@ def _management() -> Any:
 
 
 @functools.cache
-def manager_takes_last_checkpoint_step() -> bool:
+def manager_takes_last_checkpoint_step(cls: Any = None) -> bool:
     """TensorFlow 2.20 added ``last_checkpoint_step`` to `tf.train.CheckpointManager`.
 
     2.16-2.19 lack it, and a subclass then sets the attribute the keyword would have set.
+    The constructor inspected is TensorFlow's own, found in `cls`'s bases (by default
+    ``tf.train.CheckpointManager``'s): a program that put `SafeCheckpointManager` in place of
+    ``tf.train.CheckpointManager`` (tf_keras's ``BackupAndRestore`` is used that way) must
+    not make safeckpt read its own signature.
     """
-    init = tf.train.CheckpointManager.__init__
-    return "last_checkpoint_step" in inspect.signature(init).parameters
+    for base in (cls or tf.train.CheckpointManager).__mro__:
+        init = vars(base).get("__init__")
+        if base.__module__.startswith("tensorflow.") and init is not None:
+            return "last_checkpoint_step" in inspect.signature(init).parameters
+    return False
 
 
 def now() -> float:
@@ -325,7 +332,9 @@ def init_manager(
     does not exist, where it reads and creates nothing, and the manager is then pointed at
     `directory` (`relocate`) as TF leaves it without a state file.
     """
-    if manager_takes_last_checkpoint_step():
+    cls: Any = type(manager)
+    takes_step = manager_takes_last_checkpoint_step(cls)
+    if takes_step:
         kwargs["last_checkpoint_step"] = last_checkpoint_step
     where = directory if read_state else os.path.join(directory, f".safeckpt-{uuid.uuid4().hex}")
     try:
@@ -344,7 +353,7 @@ def init_manager(
             exc,
         )
         finish_without_state(manager)
-    if not manager_takes_last_checkpoint_step() and manager._checkpoint_interval is not None:
+    if not takes_step and manager._checkpoint_interval is not None:
         manager._last_checkpoint_step = last_checkpoint_step
 
 

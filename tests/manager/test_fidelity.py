@@ -830,3 +830,51 @@ def test_values_tf_accepts(tmp_path: pathlib.Path, kwargs: dict[str, Any]) -> No
     safe_paths = [safe_manager.save() for _ in range(3)]
     assert safe_manager.checkpoints == safe_paths[1:]
     assert files_in(safe_dir) == files_in(tf_dir)
+
+
+def test_last_checkpoint_step_with_safeckpt_put_in_place_of_tf_manager(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # tf_keras's BackupAndRestore is used with `tf.train.CheckpointManager = SafeCheckpointManager`
+    # (docs/keras.md). On TF 2.16-2.19 safeckpt then read its own signature for TF's and passed
+    # `last_checkpoint_step` to a constructor that has none (TypeError, found by make matrix).
+    monkeypatch.setattr(tf.train, "CheckpointManager", SafeCheckpointManager)
+    step = tf.Variable(4)
+    manager = tf.train.CheckpointManager(
+        tf.train.Checkpoint(step=step), str(tmp_path), 2, step_counter=step,
+        checkpoint_interval=3, last_checkpoint_step=4,
+    )  # fmt: skip
+    assert isinstance(manager, SafeCheckpointManager)
+    assert manager.save() is None  # step 4 == last_checkpoint_step
+    step.assign(7)
+    assert manager.save() == str(tmp_path / "ckpt-1")
+
+
+def test_which_constructor_is_asked_about_last_checkpoint_step() -> None:
+    from safeckpt._io.tf import manager_takes_last_checkpoint_step
+
+    class Old:  # a TensorFlow manager without the keyword (2.16-2.19)
+        __module__ = "tensorflow.python.checkpoint.checkpoint_management"
+
+        def __init__(self, checkpoint: object, directory: str) -> None: ...
+
+    class New(Old):  # and with it (2.20+)
+        __module__ = "tensorflow.python.checkpoint.checkpoint_management"
+
+        def __init__(self, checkpoint: object, directory: str, last_checkpoint_step: int = 0):
+            super().__init__(checkpoint, directory)
+
+    class Safe(Old):  # a subclass of ours that takes it on every version
+        def __init__(self, checkpoint: object, directory: str, last_checkpoint_step: int = 0):
+            super().__init__(checkpoint, directory)
+
+    class SafeNew(New):
+        def __init__(self, checkpoint: object, directory: str, last_checkpoint_step: int = 0):
+            super().__init__(checkpoint, directory, last_checkpoint_step)
+
+    assert manager_takes_last_checkpoint_step(Safe) is False
+    assert manager_takes_last_checkpoint_step(SafeNew) is True
+    assert manager_takes_last_checkpoint_step(SafeCheckpointManager) is (
+        "last_checkpoint_step"
+        in inspect.signature(checkpoint_management.CheckpointManager.__init__).parameters
+    )
